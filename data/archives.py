@@ -1,0 +1,110 @@
+"""Offline preparation: tfds builds a dataset from its official archives.
+
+tfds normally downloads each dataset's archives; here they come from a local
+folder instead. ``archive_dir`` holds one subfolder per dataset (``mnist/``,
+``fashion_mnist/``, ...) with that dataset's original files, and the subfolder
+is handed to tfds as its *manual download directory*: tfds then uses the local
+files, verifies them against its registered SHA-256 checksums, and prepares
+the dataset into ``tfds_data_dir`` exactly as if it had downloaded them.
+
+TensorFlow and tfds are imported only here, and only when a dataset must be
+prepared or read for the first time (importing them costs seconds).
+"""
+
+import os
+
+ARCHIVE_DIR_ENV = "PERCEPTRAX_ARCHIVE_DIR"
+
+# The original files tfds registers for each dataset, as named by their source.
+ARCHIVES = {
+    "mnist": (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ),
+    "fashion_mnist": (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ),
+    "cifar10": ("cifar-10-binary.tar.gz",),
+}
+
+
+class DataError(Exception):
+  """A dataset cannot be prepared or read; the message says what to do."""
+
+
+def resolve_archive_dir(archive_dir: str | None) -> str | None:
+  """Returns ``archive_dir``, else ``$PERCEPTRAX_ARCHIVE_DIR``, else None."""
+  return archive_dir or os.environ.get(ARCHIVE_DIR_ENV) or None
+
+
+def resolve_tfds_data_dir(tfds_data_dir: str | None) -> str:
+  """tfds's own convention: the argument, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
+  path = tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+  return os.path.expanduser(path)
+
+
+def missing_archives_message(name: str, archive_dir: str | None) -> str:
+  where = (
+      os.path.join(archive_dir, name)
+      if archive_dir
+      else f"<archive_dir>/{name} and pass --archive_dir (or set ${ARCHIVE_DIR_ENV})"
+  )
+  return (
+      f"{name} is not prepared and cannot be downloaded: put "
+      f"{', '.join(ARCHIVES[name])} in {where}"
+  )
+
+
+def _tfds():
+  """Imports tfds with TensorFlow kept off any GPU (JAX owns the accelerator)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
+  return tfds, download_manager.NonMatchingChecksumError
+
+
+def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
+  """Prepares ``name`` with tfds if needed and returns its splits as NumPy.
+
+  Returns:
+    (arrays, version): ``arrays`` maps ``{train,test}_{images,labels}`` to
+    uint8 images (N, H, W, C) and int32 labels (N,); ``version`` is the tfds
+    dataset version.
+
+  Raises:
+    DataError: the archives are missing or do not match tfds's checksums.
+  """
+  tfds, checksum_error = _tfds()
+  builder = tfds.builder(name, data_dir=tfds_data_dir)
+  if not builder.is_prepared():
+    manual_dir = os.path.join(archive_dir, name) if archive_dir else None
+    if manual_dir is not None:
+      missing = [f for f in ARCHIVES[name] if not os.path.isfile(os.path.join(manual_dir, f))]
+      if missing:
+        raise DataError(missing_archives_message(name, archive_dir))
+    try:
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+      )
+    except checksum_error as e:
+      raise DataError(
+          f"an archive of {name} in {manual_dir} does not match the checksum "
+          "tfds registers for it (corrupted or a different file): replace it "
+          "with the original"
+      ) from e
+    except Exception as e:  # No archives and no network: say what to do.
+      if manual_dir is not None:
+        raise
+      raise DataError(missing_archives_message(name, archive_dir)) from e
+  arrays = {}
+  for split in ("train", "test"):
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    arrays[f"{split}_images"] = data["image"].astype("uint8")
+    arrays[f"{split}_labels"] = data["label"].astype("int32")
+  return arrays, str(builder.info.version)

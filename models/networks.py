@@ -1,0 +1,99 @@
+"""The networks, as Flax Linen modules, and a registry that builds them by name.
+
+A module is pure: ``params = model.init(rng, x)["params"]`` and
+``logits = model.apply({"params": params}, x, train=..., rngs=...)``;
+``init_params(model, rng, input_shape)`` wraps the first. Inputs are images
+(N, H, W, C); outputs are K logits per example.
+"""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from models import activations
+from models import conv
+
+
+class MLP(nn.Module):
+  """Multilayer perceptron: x -> [Dense(h) -> act]* -> Dense(K).
+
+  Each hidden layer computes a(W x + b); the default is 784-512-512-10 ReLU.
+  """
+
+  num_classes: int = 10
+  hidden_sizes: Sequence[int] = (512, 512)
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    act = activations.get_activation(self.activation)
+    x = x.reshape((x.shape[0], -1))
+    for width in self.hidden_sizes:
+      x = act(nn.Dense(width)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+def _conv(features: int, size: int) -> nn.Conv:
+  return nn.Conv(
+      features, (size, size), padding="SAME", conv_general_dilated=conv.conv_general_dilated
+  )
+
+
+class CNN(nn.Module):
+  """The classic MNIST ConvNet.
+
+  conv 5x5x32 -> ReLU -> maxpool 2x2 -> conv 5x5x64 -> ReLU -> maxpool 2x2
+  -> dense 1024 -> ReLU -> dropout -> dense K. 'SAME' padding, so a 28x28
+  input leaves 7x7x64 = 3136 features for the dense layer.
+  """
+
+  num_classes: int = 10
+  dropout_rate: float = 0.5
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    for features in (32, 64):
+      x = nn.relu(_conv(features, 5)(x))
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(1024)(x))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes)(x)
+
+
+class CNNSmall(nn.Module):
+  """The Flax-example MNIST CNN (a fast baseline).
+
+  conv 3x3x32 -> ReLU -> avgpool 2x2 -> conv 3x3x64 -> ReLU -> avgpool 2x2
+  -> dense 256 -> ReLU -> dense K.
+  """
+
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    for features in (32, 64):
+      x = nn.relu(_conv(features, 3)(x))
+      x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(256)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall}
+
+
+def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+  """Builds the model ``name`` from ``MODELS`` with its keyword settings."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+  return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def init_params(model: nn.Module, rng: jax.Array, input_shape: Sequence[int]):
+  """Returns the parameters of ``model`` for inputs of shape (H, W, C)."""
+  return model.init(rng, jnp.zeros((1, *input_shape), jnp.float32))["params"]
