@@ -12,6 +12,10 @@ prepared or read for the first time (importing them costs seconds).
 """
 
 import os
+import socket
+import urllib.parse
+
+import numpy as np
 
 ARCHIVE_DIR_ENV = "PERCEPTRAX_ARCHIVE_DIR"
 
@@ -69,6 +73,22 @@ def _tfds():
   return tfds, download_manager.NonMatchingChecksumError
 
 
+def _reachable(urls, timeout: float = 5.0) -> bool:
+  """Whether every host serving ``urls`` accepts a connection within ``timeout`` s.
+
+  Asked before a download so that, offline, the user learns at once what to do
+  instead of after minutes of tfds's download retries.
+  """
+  for url in urls:
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+      socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError:
+      return False
+  return True
+
+
 def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
   """Prepares ``name`` with tfds if needed and returns its splits as NumPy.
 
@@ -88,6 +108,8 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
       missing = [f for f in ARCHIVES[name] if not os.path.isfile(os.path.join(manual_dir, f))]
       if missing:
         raise DataError(missing_archives_message(name, archive_dir))
+    elif not _reachable(builder.url_infos or ()):
+      raise DataError(missing_archives_message(name, archive_dir))
     try:
       builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
@@ -104,7 +126,9 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
       raise DataError(missing_archives_message(name, archive_dir)) from e
   arrays = {}
   for split in ("train", "test"):
-    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    arrays[f"{split}_images"] = data["image"].astype("uint8")
-    arrays[f"{split}_labels"] = data["label"].astype("int32")
+    # Batches of 10k rather than batch_size=-1, which crashes TensorFlow on
+    # tfds's mock data (used by the unit tests).
+    batches = list(tfds.as_numpy(builder.as_dataset(split=split).batch(10_000)))
+    arrays[f"{split}_images"] = np.concatenate([b["image"] for b in batches]).astype(np.uint8)
+    arrays[f"{split}_labels"] = np.concatenate([b["label"] for b in batches]).astype(np.int32)
   return arrays, str(builder.info.version)

@@ -49,11 +49,10 @@ def _conv2d_bwd(padding, residuals, g):
       (k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip((kh, kw), padding)
   )
   dx = _conv(g, flipped, dx_padding)
-  # Read x as (C, H, W, N) "images" and g as an (H', W', N, F) kernel: the
-  # convolution sums over n and the output positions, leaving (kh, kw, C, F).
-  dw = lax.conv_general_dilated(
-      x, g, (1, 1), padding, dimension_numbers=("CHWN", "IHWO", "HWNC")
-  )
+  # Transpose x to (C, H, W, N) "images" and g to an (H', W', N, F) kernel:
+  # a plain NHWC convolution then sums over n and the output positions,
+  # leaving (C, kh, kw, F).
+  dw = _conv(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), padding).transpose(1, 2, 0, 3)
   return dx, dw
 
 

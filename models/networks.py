@@ -36,10 +36,10 @@ class MLP(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
-def _conv(features: int, size: int) -> nn.Conv:
-  return nn.Conv(
-      features, (size, size), padding="SAME", conv_general_dilated=conv.conv_general_dilated
-  )
+def _conv(features: int, size: int, custom_vjp: bool) -> nn.Conv:
+  """A 'SAME' convolution; ``custom_vjp`` selects the CPU-fast backward (models/conv.py)."""
+  conv_fn = conv.conv_general_dilated if custom_vjp else jax.lax.conv_general_dilated
+  return nn.Conv(features, (size, size), padding="SAME", conv_general_dilated=conv_fn)
 
 
 class CNN(nn.Module):
@@ -52,11 +52,12 @@ class CNN(nn.Module):
 
   num_classes: int = 10
   dropout_rate: float = 0.5
+  custom_conv_vjp: bool = True
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     for features in (32, 64):
-      x = nn.relu(_conv(features, 5)(x))
+      x = nn.relu(_conv(features, 5, self.custom_conv_vjp)(x))
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(1024)(x))
@@ -72,12 +73,13 @@ class CNNSmall(nn.Module):
   """
 
   num_classes: int = 10
+  custom_conv_vjp: bool = True
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
     for features in (32, 64):
-      x = nn.relu(_conv(features, 3)(x))
+      x = nn.relu(_conv(features, 3, self.custom_conv_vjp)(x))
       x = nn.avg_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(256)(x))
