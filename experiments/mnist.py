@@ -49,7 +49,8 @@ def main(argv):
   try:
     hidden_sizes = tuple(int(h) for h in FLAGS.hidden_sizes)
   except ValueError as e:
-    raise config_lib.ConfigError(f"hidden_sizes must be integers, got {FLAGS.hidden_sizes}") from e
+    raise config_lib.ConfigError(
+        f"hidden_sizes must be integers, got {','.join(FLAGS.hidden_sizes)}") from e
   config = config_lib.TrainConfig(
       dataset=FLAGS.dataset,
       model=FLAGS.model,

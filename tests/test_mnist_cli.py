@@ -1,0 +1,76 @@
+"""experiments/mnist.py as users run it: one-line errors and a real training run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*flags, env=None):
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.mnist", "--noprogress", *flags],
+      cwd=ROOT, capture_output=True, text=True, timeout=600,
+      env={**os.environ, **(env or {})},
+  )
+
+
+@pytest.mark.parametrize(
+    "flag,message",
+    [
+        ("--optimizer=lbfgs", "unknown optimizer 'lbfgs'; choose one of sgd, momentum, adagrad, adadelta, rmsprop, adam"),
+        ("--model=resnet", "unknown model 'resnet'; choose one of mlp, cnn, cnn_small"),
+        ("--dataset=svhn", "unknown dataset 'svhn'; choose one of mnist, fashion_mnist, cifar10"),
+        ("--learning_rate=-0.1", "learning_rate must be > 0, got -0.1"),
+        ("--batch_size=0", "batch_size must be >= 1, got 0"),
+        ("--num_epochs=0", "num_epochs must be >= 1, got 0"),
+        ("--hidden_sizes=64,x", "hidden_sizes must be integers, got 64,x"),
+    ],
+)
+def test_invalid_flags_exit_with_one_line(flag, message, tmp_path):
+  result = _run(flag, f"--workdir={tmp_path}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [f"error: {message}"]
+  assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_missing_archives_exit_with_one_line_naming_the_files(tmp_path):
+  (tmp_path / "archives" / "mnist").mkdir(parents=True)
+  result = _run(
+      f"--archive_dir={tmp_path / 'archives'}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+      f"--workdir={tmp_path / 'work'}",
+  )
+  assert result.returncode == 1
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: mnist is not prepared")
+  assert "t10k-labels-idx1-ubyte.gz" in last
+
+
+def test_archive_dir_comes_from_the_environment_when_the_flag_is_absent(tmp_path):
+  (tmp_path / "archives" / "mnist").mkdir(parents=True)
+  result = _run(
+      f"--tfds_data_dir={tmp_path / 'tfds'}", f"--workdir={tmp_path / 'work'}",
+      env={"PERCEPTRAX_ARCHIVE_DIR": str(tmp_path / "archives")},
+  )
+  assert result.returncode == 1
+  assert os.path.join(str(tmp_path / "archives"), "mnist") in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_real_run_writes_the_summary(mnist_data_dir, tmp_path):
+  result = _run(
+      "--model=mlp", "--hidden_sizes=32", "--optimizer=sgd", "--num_epochs=1",
+      f"--tfds_data_dir={mnist_data_dir}", f"--workdir={tmp_path}",
+      f"--compilation_cache_dir={tmp_path / 'cache'}",
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["dataset"] == "mnist" and summary["model"] == "mlp"
+  assert summary["optimizer"] == "sgd" and summary["learning_rate"] == 0.1
+  assert summary["num_epochs"] == 1 and summary["batch_size"] == 128
+  assert summary["test_accuracy"] > 0.9
+  assert summary["train_images_per_second"] > 0 and summary["compile_seconds"] > 0
+  assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
