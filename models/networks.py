@@ -19,7 +19,8 @@ from models import conv
 class MLP(nn.Module):
   """Multilayer perceptron: x -> [Dense(h) -> act]* -> Dense(K).
 
-  Each hidden layer computes a(W x + b); the default is 784-512-512-10 ReLU.
+  Each hidden layer computes a(W x + b), with ``a`` any name of the activation
+  table (models/activations.py); the default is 784-512-512-10 ReLU.
   """
 
   num_classes: int = 10
@@ -29,10 +30,14 @@ class MLP(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
-    act = activations.get_activation(self.activation)
     x = x.reshape((x.shape[0], -1))
-    for width in self.hidden_sizes:
-      x = act(nn.Dense(width)(x))
+    for i, width in enumerate(self.hidden_sizes):
+      x = nn.Dense(width)(x)
+      if self.activation == "prelu":  # PReLU learns one α per layer, from 0.25
+        alpha = self.param(f"prelu_alpha_{i}", nn.initializers.constant(activations.PRELU_ALPHA), ())
+        x = activations.prelu(x, alpha)
+      else:
+        x = activations.get_activation(self.activation).fn(x)
     return nn.Dense(self.num_classes)(x)
 
 
