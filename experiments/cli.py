@@ -5,6 +5,7 @@ library, and ``run`` turns the errors users can cause into one line on stderr
 and exit status 1 (no traceback).
 """
 
+import logging
 import os
 import sys
 
@@ -44,6 +45,8 @@ def configure_xla() -> None:
 
 
 configure_xla()
+# JAX logs at INFO that it found no TPU on every start: noise on CPU and GPU.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 # Errors a user can cause with flags or files: reported as one line.
 USER_ERRORS = (config_lib.ConfigError, archives.DataError, train.TrainingDiverged, ValueError)

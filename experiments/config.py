@@ -20,6 +20,7 @@ class TrainConfig:
   model: str = "cnn"
   optimizer: str = "adam"
   learning_rate: float | None = None  # None: the optimizer table's default.
+  schedule: str = "cosine"  # of the learning rate over all steps: constant | cosine
   batch_size: int = 128
   num_epochs: int = 10
   seed: int = 0
@@ -53,6 +54,7 @@ class TrainConfig:
     _choice("model", self.model, networks.MODELS)
     _choice("optimizer", self.optimizer, optimizers.OPTIMIZERS)
     _choice("activation", self.activation, activations.ACTIVATIONS)
+    _choice("schedule", self.schedule, optimizers.SCHEDULES)
     if self.learning_rate is not None and not self.learning_rate > 0:
       raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
     for name in ("batch_size", "num_epochs", "eval_batch_size"):

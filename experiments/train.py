@@ -70,16 +70,17 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   init_key, dropout_key, shuffle_key = jax.random.split(jax.random.key(config.seed), 3)
   model = networks.create_model(config.model, data.num_classes, **config.model_kwargs())
   params = networks.init_params(model, init_key, data.train.images.shape[1:])
-  tx = optimizers.create_optimizer(config.optimizer, config.learning_rate)
-  state = steps.create_train_state(model, params, tx, dropout_key)
-  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-
   num_examples = len(data.train.labels)
   num_batches = num_examples // config.batch_size
   if num_batches == 0:
     raise ValueError(
         f"batch_size {config.batch_size} exceeds the {num_examples} training examples"
     )
+  tx = optimizers.create_optimizer(
+      config.optimizer, config.learning_rate, config.schedule, config.num_epochs * num_batches
+  )
+  state = steps.create_train_state(model, params, tx, dropout_key)
+  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
   block = progress_block_size(num_batches)
   make_batches = jax.jit(steps.epoch_batches, static_argnums=(1, 2))
 
@@ -150,6 +151,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       "model": config.model,
       "optimizer": config.optimizer,
       "learning_rate": config.resolved_learning_rate,
+      "schedule": config.schedule,
       "batch_size": config.batch_size,
       "num_epochs": config.num_epochs,
       "seed": config.seed,

@@ -100,7 +100,7 @@ ACTIVATIONS = {
     "gelu": Activation(
         _gelu_tanh, _gelu_tanh_derivative,
         r"$\frac{x}{2}(1 + \tanh(\sqrt{2/\pi}(x + 0.044715x^3)))$",
-        r"$\frac{1+t}{2} + \frac{x}{2}(1-t^2)\sqrt{2/\pi}(1 + 0.134145x^2)$"),
+        r"$\frac{1+t}{2} + \frac{x}{2}(1-t^2)\sqrt{2/\pi}(1 + 0.134145x^2)$, $t$ = the tanh"),
     "gelu_exact": Activation(
         lambda x: x * _normal_cdf(x), lambda x: _normal_cdf(x) + x * _normal_pdf(x),
         r"$x\,\Phi(x)$", r"$\Phi(x) + x\,\varphi(x)$"),

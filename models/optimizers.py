@@ -45,10 +45,32 @@ def default_learning_rate(name: str) -> float:
   return _spec(name).default_learning_rate
 
 
-def create_optimizer(name: str, learning_rate: float | None = None) -> optax.GradientTransformation:
-  """The optimizer ``name`` with ``learning_rate`` (the table's default when None)."""
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_schedule(name: str, peak: float, total_steps: int) -> optax.Schedule:
+  """The step size α_t at step t.
+
+  constant: α_t = α.  cosine: α_t = α (1 + cos(π t / T)) / 2, from α at t = 0
+  to 0 at the last step T (``optax.cosine_decay_schedule``).
+  """
+  if name == "constant":
+    return optax.constant_schedule(peak)
+  if name == "cosine":
+    return optax.cosine_decay_schedule(peak, total_steps)
+  raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+def create_optimizer(
+    name: str,
+    learning_rate: float | None = None,
+    schedule: str = "constant",
+    total_steps: int = 1,
+) -> optax.GradientTransformation:
+  """The optimizer ``name`` with peak step size ``learning_rate`` (the table's default when None)."""
   spec = _spec(name)
-  return spec.make(spec.default_learning_rate if learning_rate is None else learning_rate)
+  peak = spec.default_learning_rate if learning_rate is None else learning_rate
+  return spec.make(learning_rate_schedule(schedule, peak, total_steps))
 
 
 def _spec(name: str) -> OptimizerSpec:

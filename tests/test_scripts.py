@@ -1,0 +1,41 @@
+"""The worked backprop example and the activation-table figure, run as users run them."""
+
+import os
+import subprocess
+import sys
+
+from scripts import activation_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module, *flags):
+  return subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_backprop_example_checks_itself_and_converges():
+  result = _run("experiments.backprop_example")
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = result.stdout
+  assert "max |hand - jax.grad| = 0.00e+00" in out
+  # The first iteration's numbers, by hand: s_1(1) = 0.1 + 2*0.3 + (-1)*(-0.2) = 0.9.
+  assert "s(k=1)                          +0.900000  +0.500000" in out
+  assert "converged after" in out
+  final_output = float(out.strip().splitlines()[-2].split()[1])
+  assert final_output > 0.98
+
+
+def test_backprop_example_rejects_bad_weights_in_one_line():
+  result = _run("experiments.backprop_example", "--w2=1,2")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == ["error: --w2 needs 3 numbers, got 2"]
+
+
+def test_activation_table_renders_every_function(tmp_path):
+  path = str(tmp_path / "table.png")
+  errors = activation_table.render(path)
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert set(errors) == set(activation_table.activations.ACTIVATIONS) - {"swish"}
+  assert max(errors.values()) < 1e-5  # hand derivatives vs jax.grad, float32
