@@ -69,7 +69,7 @@ def test_a_real_run_writes_the_summary(mnist_data_dir, tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["dataset"] == "mnist" and summary["model"] == "mlp"
-  assert summary["optimizer"] == "sgd" and summary["learning_rate"] == 0.3
+  assert summary["optimizer"] == "sgd" and summary["learning_rate"] == 0.5
   assert summary["num_epochs"] == 1 and summary["batch_size"] == 128
   assert summary["test_accuracy"] > 0.9
   assert summary["train_images_per_second"] > 0 and summary["compile_seconds"] > 0
