@@ -1,0 +1,173 @@
+"""Single-layer rules: convergence facts, closed forms, per-node equivalence, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data import toy
+from models import classic
+
+
+def _gate(name):
+  split = toy.logic_gate(name)
+  return jnp.asarray(split.images), jnp.asarray(split.labels, jnp.float32)
+
+
+def test_mcculloch_pitts_threshold_equals_bias_form():
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 2, size=(64, 5)), jnp.float32)
+  w = jnp.array([1.0, -2.0, 0.5, 1.5, 1.0])
+  for threshold in (-1.0, 0.0, 0.75, 2.0):
+    np.testing.assert_array_equal(
+        classic.mcculloch_pitts(x, w, threshold), classic.mcculloch_pitts_bias_form(x, w, threshold)
+    )
+  # AND of two inputs: weights 1, 1 and threshold 1.5.
+  np.testing.assert_array_equal(
+      classic.mcculloch_pitts(jnp.asarray(toy.INPUTS), jnp.array([1.0, 1.0]), 1.5), [0, 0, 0, 1]
+  )
+
+
+@pytest.mark.parametrize("gate", ["and", "or"])
+def test_perceptron_separates_a_separable_set_after_finitely_many_mistakes(gate):
+  x, d = _gate(gate)
+  result = classic.perceptron(x, d, 1.0, max_passes=100)
+  assert bool(result.converged) and int(result.passes) < 100
+  assert int(result.updates) > 0
+  np.testing.assert_array_equal(classic.predict(result.weights, x, 0.0), d)
+
+
+def test_perceptron_on_separable_blobs():
+  split = toy.blobs(200, seed=0)
+  result = classic.perceptron(jnp.asarray(split.images), jnp.asarray(split.labels, jnp.float32), 1.0)
+  assert bool(result.converged)
+  np.testing.assert_array_equal(classic.predict(result.weights, jnp.asarray(split.images), 0.0),
+                                split.labels)
+
+
+def test_perceptron_cannot_learn_xor():
+  x, d = _gate("xor")
+  result = classic.perceptron(x, d, 1.0, max_passes=1000)
+  assert not bool(result.converged) and int(result.passes) == 1000
+  assert int(jnp.sum(classic.predict(result.weights, x, 0.0) == d)) <= 3
+
+
+def _regression_problem(seed=0, n=40, m=3, k=None):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, m)).astype(np.float32)
+  shape = (n,) if k is None else (n, k)
+  d = rng.uniform(size=shape).astype(np.float32)
+  return jnp.asarray(x), jnp.asarray(d)
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_least_squares_matches_numpy_lstsq(k):
+  x, d = _regression_problem(k=k)
+  expected, *_ = np.linalg.lstsq(np.c_[np.ones(40), np.asarray(x)].astype(np.float64),
+                                 np.asarray(d, np.float64), rcond=None)
+  # float32 SVD vs float64 LAPACK on a well-conditioned 40x4 system.
+  np.testing.assert_allclose(classic.least_squares(x, d), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_least_squares_is_the_minimum_norm_solution_when_singular():
+  x, d = _regression_problem()
+  x = jnp.concatenate([x, x[:, :1]], axis=1)  # a repeated column: XᵀX is singular
+  expected, *_ = np.linalg.lstsq(np.c_[np.ones(40), np.asarray(x)], np.asarray(d), rcond=None)
+  np.testing.assert_allclose(classic.least_squares(x, d), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sdm_converges_to_least_squares():
+  x, d = _regression_problem()
+  result = classic.steepest_descent(x, d, 0.2, tol=1e-7, max_passes=5000)
+  assert bool(result.converged)
+  # Stopping when steps fall below 1e-7 leaves ~1e-6 of distance on this problem.
+  np.testing.assert_allclose(result.weights, classic.least_squares(x, d), atol=1e-5)
+
+
+def test_lms_with_small_c_converges_to_least_squares():
+  """Sequential LMS settles within O(c) of the least-squares weights (a limit cycle)."""
+  x, d = _regression_problem()
+  w_ls = classic.least_squares(x, d)
+  errors = []
+  for c in (0.02, 0.002):
+    result = classic.lms(x, d, c, tol=1e-7, max_passes=5000)
+    assert bool(result.converged)
+    errors.append(float(jnp.max(jnp.abs(result.weights - w_ls))))
+  # measured: 8.5e-3 at c = 0.02 and 6.9e-4 at c = 0.002, about linear in c.
+  assert errors[1] < 2e-3
+  assert errors[1] < errors[0] / 5
+
+
+@pytest.mark.parametrize("rule", ["perceptron", "lms", "sdm"])
+def test_multi_node_rule_equals_single_node_rule_per_output(rule):
+  x, _ = _regression_problem(n=30)
+  d = jnp.asarray(np.random.default_rng(1).integers(0, 2, size=(30, 3)), jnp.float32)
+  fit = {
+      "perceptron": lambda d: classic.perceptron(x, d, 0.5, max_passes=7).weights,
+      "lms": lambda d: classic.lms(x, d, 0.01, tol=-1.0, max_passes=7).weights,
+      "sdm": lambda d: classic.steepest_descent(x, d, 0.1, tol=-1.0, max_passes=7).weights,
+  }[rule]
+  together = fit(d)
+  for j in range(3):
+    np.testing.assert_allclose(together[:, j], fit(d[:, j]), rtol=1e-6, atol=1e-6)
+
+
+def test_step_sizes_vmap_into_one_program():
+  x, d = _regression_problem()
+  cs = jnp.array([0.001, 0.01, 0.05])
+  batched = jax.vmap(lambda c: classic.lms(x, d, c, tol=1e-6, max_passes=50))(cs)
+  for i, c in enumerate(cs):
+    alone = classic.lms(x, d, float(c), tol=1e-6, max_passes=50)
+    np.testing.assert_allclose(batched.weights[i], alone.weights, rtol=1e-5, atol=1e-6)
+    assert int(batched.passes[i]) == int(alone.passes)
+
+
+def test_bad_input_is_refused():
+  x, d = _regression_problem()
+  with pytest.raises(ValueError, match="observations"):
+    classic.lms(x, d[:10], 0.1)
+  with pytest.raises(ValueError, match="c must be > 0"):
+    classic.perceptron(x, d, 0.0)
+  with pytest.raises(ValueError, match=r"\(N, M\)"):
+    classic.least_squares(x[0], d)
+
+
+def _run_classic(*flags):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return subprocess.run([sys.executable, "-m", "experiments.classic", *flags], cwd=root,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_experiment_on_xor_says_it_cannot_be_learned_and_writes_outputs(tmp_path):
+  result = _run_classic("--algorithm=perceptron", "--dataset=xor", f"--workdir={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "xor is not linearly separable" in result.stdout
+  assert "learned truth table" in result.stdout
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["converged"] is False and summary["train_accuracy"] < 1.0
+  assert (tmp_path / "decision.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_experiment_vmaps_several_step_sizes(tmp_path):
+  result = _run_classic("--algorithm=lms", "--dataset=blobs", "--c=0.01,0.1",
+                        f"--workdir={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  runs = json.loads((tmp_path / "summary.json").read_text())["runs"]
+  assert [r["c"] for r in runs] == [0.01, 0.1]
+  assert all(r["test_accuracy"] > 0.95 for r in runs)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--algorithm=adaline", "unknown algorithm 'adaline'"),
+    ("--dataset=nand", "unknown dataset 'nand'"),
+    ("--c=-1", "step sizes c must be > 0"),
+])
+def test_experiment_rejects_bad_flags_in_one_line(flag, message, tmp_path):
+  result = _run_classic(flag, f"--workdir={tmp_path}")
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0]
