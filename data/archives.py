@@ -111,8 +111,16 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
     elif not _reachable(builder.url_infos or ()):
       raise DataError(missing_archives_message(name, archive_dir))
     try:
+      # tfds names an extracted file after its archive only, and MNIST and
+      # Fashion-MNIST share file names: with tfds's shared extract dir the second
+      # dataset prepared would silently reuse the first one's extracted files
+      # (seen: Fashion-MNIST prepared as a copy of MNIST). A per-dataset
+      # extract dir keeps them apart.
       builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+          download_config=tfds.download.DownloadConfig(
+              manual_dir=manual_dir,
+              extract_dir=os.path.join(tfds_data_dir, "downloads", "extracted", name),
+          )
       )
     except checksum_error as e:
       raise DataError(

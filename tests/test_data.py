@@ -127,3 +127,12 @@ def test_a_second_start_reads_the_cache_without_tensorflow(mnist_data_dir):
       [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
   )
   assert result.stdout.strip() == "False"
+
+
+def test_fashion_mnist_prepared_beside_mnist_is_fashion_mnist(archive_dir, mnist_data_dir):
+  """MNIST and Fashion-MNIST archives share file names; preparing one must not feed the other."""
+  fashion = datasets.load_arrays("fashion_mnist", archive_dir, mnist_data_dir)
+  mnist = datasets.load_arrays("mnist", tfds_data_dir=mnist_data_dir)
+  assert fashion["test_images"].shape == (10000, 28, 28, 1)
+  np.testing.assert_array_equal(np.bincount(fashion["test_labels"]), [1000] * 10)
+  assert not np.array_equal(fashion["test_images"], mnist["test_images"])
