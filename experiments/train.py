@@ -160,7 +160,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       "train_seconds": train_seconds,
       "train_images_per_second": config.num_epochs * num_batches * config.batch_size / train_seconds,
       "compile_seconds": compile_seconds,
+      # Measured when the first compiled block of steps has finished.
       "seconds_to_first_step": seconds_to_first_step,
+      "steps_in_first_block": block,
       "device": jax.devices()[0].device_kind,
       "jax_version": jax.__version__,
   }
