@@ -21,6 +21,7 @@ from absl import flags
 from experiments import cli
 from experiments import config as config_lib
 from models import backprop
+from models import classic
 
 flags.DEFINE_list("x", ["2", "-1"], "The observation x_1(0), x_2(0).")
 flags.DEFINE_float("d", 1.0, "The target output d_1.")
@@ -50,7 +51,7 @@ def _row(label: str, values) -> str:
 def explain_iteration(weights, x, d, c):
   """Prints one iteration of the algorithm; returns the hand gradients and the new weights."""
   outputs = backprop.forward(weights, x)
-  sums = [backprop.with_bias(outputs[k]) @ weights[k] for k in range(len(weights))]
+  sums = [classic.with_bias(outputs[k]) @ weights[k] for k in range(len(weights))]
   deltas = backprop.deltas(weights, outputs, d)
   grads = backprop.gradients(weights, x, d)
   updated = backprop.update(weights, x, d, c)

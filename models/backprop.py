@@ -27,6 +27,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from models.classic import with_bias  # the bias node x_0 = 1, as for single layers
+
 
 class TrainResult(NamedTuple):
   weights: list
@@ -41,11 +43,6 @@ def init_weights(key: jax.Array, sizes, scale: float = 0.1) -> list:
       jax.random.uniform(k, (n_in + 1, n_out), jnp.float32, -scale, scale)
       for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
   ]
-
-
-def with_bias(x: jax.Array) -> jax.Array:
-  """Prepends the bias node x_0 = 1: (N, n) -> (N, n + 1)."""
-  return jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x], axis=1)
 
 
 def forward(weights: list, x: jax.Array) -> list:
