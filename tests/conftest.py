@@ -7,6 +7,8 @@ data dir, so the tests never touch ``~/tensorflow_datasets``.
 """
 
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -41,3 +43,17 @@ def mnist_data_dir(archive_dir, tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   datasets.load_arrays("mnist", archive_dir, data_dir)
   return data_dir
+
+
+@pytest.fixture
+def run_module():
+  """Runs ``python -m MODULE FLAGS...`` from the repository root, as users do."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def run(module, *flags, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", module, *flags], cwd=root, capture_output=True, text=True,
+        timeout=600, env={**os.environ, **(env or {})},
+    )
+
+  return run

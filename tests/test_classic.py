@@ -1,9 +1,6 @@
 """Single-layer rules: convergence facts, closed forms, per-node equivalence, errors."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -136,14 +133,8 @@ def test_bad_input_is_refused():
     classic.least_squares(x[0], d)
 
 
-def _run_classic(*flags):
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return subprocess.run([sys.executable, "-m", "experiments.classic", *flags], cwd=root,
-                        capture_output=True, text=True, timeout=300)
-
-
-def test_experiment_on_xor_says_it_cannot_be_learned_and_writes_outputs(tmp_path):
-  result = _run_classic("--algorithm=perceptron", "--dataset=xor", f"--workdir={tmp_path}")
+def test_experiment_on_xor_says_it_cannot_be_learned_and_writes_outputs(run_module, tmp_path):
+  result = run_module("experiments.classic", "--algorithm=perceptron", "--dataset=xor", f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "xor is not linearly separable" in result.stdout
   assert "learned truth table" in result.stdout
@@ -152,8 +143,8 @@ def test_experiment_on_xor_says_it_cannot_be_learned_and_writes_outputs(tmp_path
   assert (tmp_path / "decision.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_experiment_vmaps_several_step_sizes(tmp_path):
-  result = _run_classic("--algorithm=lms", "--dataset=blobs", "--c=0.01,0.1",
+def test_experiment_vmaps_several_step_sizes(run_module, tmp_path):
+  result = run_module("experiments.classic", "--algorithm=lms", "--dataset=blobs", "--c=0.01,0.1",
                         f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-2000:]
   runs = json.loads((tmp_path / "summary.json").read_text())["runs"]
@@ -166,8 +157,8 @@ def test_experiment_vmaps_several_step_sizes(tmp_path):
     ("--dataset=nand", "unknown dataset 'nand'"),
     ("--c=-1", "step sizes c must be > 0"),
 ])
-def test_experiment_rejects_bad_flags_in_one_line(flag, message, tmp_path):
-  result = _run_classic(flag, f"--workdir={tmp_path}")
+def test_experiment_rejects_bad_flags_in_one_line(run_module, flag, message, tmp_path):
+  result = run_module("experiments.classic", flag, f"--workdir={tmp_path}")
   assert result.returncode == 1
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0]

@@ -1,21 +1,15 @@
 """experiments/mnist.py as users run it: one-line errors and a real training run."""
 
+import functools
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _run(*flags, env=None):
-  return subprocess.run(
-      [sys.executable, "-m", "experiments.mnist", "--noprogress", *flags],
-      cwd=ROOT, capture_output=True, text=True, timeout=600,
-      env={**os.environ, **(env or {})},
-  )
+@pytest.fixture
+def run_mnist(run_module):
+  return functools.partial(run_module, "experiments.mnist", "--noprogress")
 
 
 @pytest.mark.parametrize(
@@ -30,16 +24,16 @@ def _run(*flags, env=None):
         ("--hidden_sizes=64,x", "hidden_sizes must be integers, got 64,x"),
     ],
 )
-def test_invalid_flags_exit_with_one_line(flag, message, tmp_path):
-  result = _run(flag, f"--workdir={tmp_path}")
+def test_invalid_flags_exit_with_one_line(run_mnist, flag, message, tmp_path):
+  result = run_mnist(flag, f"--workdir={tmp_path}")
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [f"error: {message}"]
   assert not os.listdir(tmp_path)  # nothing written
 
 
-def test_missing_archives_exit_with_one_line_naming_the_files(tmp_path):
+def test_missing_archives_exit_with_one_line_naming_the_files(run_mnist, tmp_path):
   (tmp_path / "archives" / "mnist").mkdir(parents=True)
-  result = _run(
+  result = run_mnist(
       f"--archive_dir={tmp_path / 'archives'}", f"--tfds_data_dir={tmp_path / 'tfds'}",
       f"--workdir={tmp_path / 'work'}",
   )
@@ -50,9 +44,9 @@ def test_missing_archives_exit_with_one_line_naming_the_files(tmp_path):
   assert "t10k-labels-idx1-ubyte.gz" in last
 
 
-def test_archive_dir_comes_from_the_environment_when_the_flag_is_absent(tmp_path):
+def test_archive_dir_comes_from_the_environment_when_the_flag_is_absent(run_mnist, tmp_path):
   (tmp_path / "archives" / "mnist").mkdir(parents=True)
-  result = _run(
+  result = run_mnist(
       f"--tfds_data_dir={tmp_path / 'tfds'}", f"--workdir={tmp_path / 'work'}",
       env={"PERCEPTRAX_ARCHIVE_DIR": str(tmp_path / "archives")},
   )
@@ -60,8 +54,8 @@ def test_archive_dir_comes_from_the_environment_when_the_flag_is_absent(tmp_path
   assert os.path.join(str(tmp_path / "archives"), "mnist") in result.stderr.strip().splitlines()[-1]
 
 
-def test_a_real_run_writes_the_summary(mnist_data_dir, tmp_path):
-  result = _run(
+def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
+  result = run_mnist(
       "--model=mlp", "--hidden_sizes=32", "--optimizer=sgd", "--num_epochs=1",
       f"--tfds_data_dir={mnist_data_dir}", f"--workdir={tmp_path}",
       f"--compilation_cache_dir={tmp_path / 'cache'}",

@@ -1,21 +1,10 @@
 """The worked backprop example and the activation-table figure, run as users run them."""
 
-import os
-import subprocess
-import sys
-
 from scripts import activation_table
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _run(module, *flags):
-  return subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300)
-
-
-def test_backprop_example_checks_itself_and_converges():
-  result = _run("experiments.backprop_example")
+def test_backprop_example_checks_itself_and_converges(run_module):
+  result = run_module("experiments.backprop_example")
   assert result.returncode == 0, result.stderr[-2000:]
   out = result.stdout
   assert "max |hand - jax.grad| = 0.00e+00" in out
@@ -26,8 +15,8 @@ def test_backprop_example_checks_itself_and_converges():
   assert final_output > 0.98
 
 
-def test_backprop_example_rejects_bad_weights_in_one_line():
-  result = _run("experiments.backprop_example", "--w2=1,2")
+def test_backprop_example_rejects_bad_weights_in_one_line(run_module):
+  result = run_module("experiments.backprop_example", "--w2=1,2")
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == ["error: --w2 needs 3 numbers, got 2"]
 
