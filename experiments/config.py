@@ -3,9 +3,11 @@
 import dataclasses
 
 from data import datasets
+from experiments import steps
 from models import activations
 from models import networks
 from models import optimizers
+from models import schedules
 
 
 class ConfigError(ValueError):
@@ -19,9 +21,20 @@ class TrainConfig:
   dataset: str = "mnist"
   model: str = "cnn"
   optimizer: str = "adam"
-  learning_rate: float | None = None  # None: the optimizer table's default.
-  schedule: str = "cosine"  # of the learning rate over all steps: constant | cosine
-  batch_size: int = 128
+  optimizer_form: str = "optax"  # optax | textbook
+  learning_rate: float | None = None  # None: the optimizer table's default for the form.
+  # Optimizer hyperparameters; None: the form's default (models/optimizers.py).
+  momentum: float | None = None
+  b1: float | None = None
+  b2: float | None = None
+  eps: float | None = None
+  initial_accumulator: float | None = None
+  clip_norm: float | None = None  # clip gradients to this global norm
+  schedule: str = "cosine"  # of the learning rate: constant | step | cosine | warmup_cosine
+  warmup_epochs: float = 1.0  # warmup_cosine only
+  step_decay_rate: float = 0.1  # step only: α times this at 1/2 and 3/4 of training
+  gd_mode: str = "minibatch"  # minibatch | stochastic (B = 1) | full_batch (B = N)
+  batch_size: int = 128  # minibatch only
   num_epochs: int = 10
   seed: int = 0
   validation_size: int = 5000
@@ -29,7 +42,7 @@ class TrainConfig:
   hidden_sizes: tuple[int, ...] = (512, 512)  # mlp only
   activation: str = "relu"  # mlp only
   dropout_rate: float = 0.5  # cnn only
-  eval_batch_size: int = 1000
+  chunk_size: int = 1000  # most examples per forward pass: evaluation, full-batch gradients
   archive_dir: str | None = None
   tfds_data_dir: str | None = None
   progress: bool = True
@@ -37,8 +50,13 @@ class TrainConfig:
   @property
   def resolved_learning_rate(self) -> float:
     if self.learning_rate is None:
-      return optimizers.default_learning_rate(self.optimizer)
+      return optimizers.form(self.optimizer, self.optimizer_form).default_learning_rate
     return self.learning_rate
+
+  def optimizer_hyperparameters(self) -> dict[str, float]:
+    """The form's hyperparameters: its defaults overridden by the ones set here."""
+    given = {name: getattr(self, name) for name in optimizers.SYMBOLS}
+    return optimizers.resolve_hyperparameters(self.optimizer, self.optimizer_form, given)
 
   def model_kwargs(self) -> dict:
     """The settings the chosen model takes."""
@@ -53,11 +71,24 @@ class TrainConfig:
     _choice("dataset", self.dataset, datasets.DATASETS)
     _choice("model", self.model, networks.MODELS)
     _choice("optimizer", self.optimizer, optimizers.OPTIMIZERS)
+    _choice("optimizer_form", self.optimizer_form, optimizers.FORMS)
     _choice("activation", self.activation, activations.ACTIVATIONS)
-    _choice("schedule", self.schedule, optimizers.SCHEDULES)
+    _choice("schedule", self.schedule, schedules.SCHEDULES)
+    _choice("gd_mode", self.gd_mode, steps.GD_MODES)
     if self.learning_rate is not None and not self.learning_rate > 0:
       raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-    for name in ("batch_size", "num_epochs", "eval_batch_size"):
+    try:
+      self.optimizer_hyperparameters()
+    except ValueError as e:
+      raise ConfigError(str(e)) from e
+    if self.clip_norm is not None and not self.clip_norm > 0:
+      raise ConfigError(f"clip_norm must be > 0, got {self.clip_norm}")
+    if self.schedule == "warmup_cosine" and not 0 < self.warmup_epochs < self.num_epochs:
+      raise ConfigError(
+          f"warmup_epochs must be in (0, num_epochs = {self.num_epochs}), got {self.warmup_epochs}")
+    if self.schedule == "step" and not 0 < self.step_decay_rate <= 1:
+      raise ConfigError(f"step_decay_rate must be in (0, 1], got {self.step_decay_rate}")
+    for name in ("batch_size", "num_epochs", "chunk_size"):
       if getattr(self, name) < 1:
         raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.validation_size < 0:

@@ -24,6 +24,7 @@ from experiments import workdir as workdir_lib
 from experiments.config import TrainConfig
 from models import networks
 from models import optimizers
+from models import schedules
 
 
 class TrainingDiverged(RuntimeError):
@@ -71,13 +72,27 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   model = networks.create_model(config.model, data.num_classes, **config.model_kwargs())
   params = networks.init_params(model, init_key, data.train.images.shape[1:])
   num_examples = len(data.train.labels)
-  num_batches = num_examples // config.batch_size
+  batch_size = steps.update_batch_size(config.gd_mode, config.batch_size, num_examples)
+  num_batches = num_examples // batch_size
   if num_batches == 0:
     raise ValueError(
-        f"batch_size {config.batch_size} exceeds the {num_examples} training examples"
+        f"batch_size {batch_size} exceeds the {num_examples} training examples"
     )
+  total_steps = config.num_epochs * num_batches
+  learning_rate = schedules.learning_rate_schedule(
+      config.schedule, config.resolved_learning_rate, total_steps,
+      warmup_steps=max(1, round(config.warmup_epochs * num_batches)),
+      decay_rate=config.step_decay_rate,
+  )
+  hyperparameters = config.optimizer_hyperparameters()
   tx = optimizers.create_optimizer(
-      config.optimizer, config.learning_rate, config.schedule, config.num_epochs * num_batches
+      config.optimizer, config.optimizer_form, learning_rate, hyperparameters, config.clip_norm
+  )
+  logging.info(
+      "optimizer %s; α = %g (%s schedule over %d updates)%s",
+      optimizers.describe(config.optimizer, config.optimizer_form, hyperparameters),
+      config.resolved_learning_rate, config.schedule, total_steps,
+      f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "",
   )
   state = steps.create_train_state(model, params, tx, dropout_key)
   num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
@@ -85,32 +100,33 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   make_batches = jax.jit(steps.epoch_batches, static_argnums=(1, 2))
 
   compile_start = time.perf_counter()
-  index_block = jax.ShapeDtypeStruct((block, config.batch_size), jnp.int32)
+  index_block = jax.ShapeDtypeStruct((block, batch_size), jnp.int32)
   run_block = (
-      jax.jit(steps.train_steps, donate_argnums=0)
-      .lower(state, train_images, train_labels, index_block)
+      jax.jit(steps.train_steps, donate_argnums=0, static_argnums=4)
+      .lower(state, train_images, train_labels, index_block, config.chunk_size)
       .compile()
   )
   evaluators = {
       name: jax.jit(steps.evaluate, static_argnums=(1, 4))
-      .lower(state.params, state.apply_fn, *arrays, config.eval_batch_size)
+      .lower(state.params, state.apply_fn, *arrays, config.chunk_size)
       .compile()
       for name, arrays in eval_splits.items()
   }
   compile_seconds = time.perf_counter() - compile_start
   logging.info(
-      "%s on %s: %d parameters, %d batches of %d per epoch, compiled in %.2fs on %s",
-      config.model, config.dataset, num_params, num_batches, config.batch_size,
+      "%s on %s: %d parameters, %s descent: %d updates of %d examples per epoch, "
+      "compiled in %.2fs on %s",
+      config.model, config.dataset, num_params, config.gd_mode, num_batches, batch_size,
       compile_seconds, jax.devices()[0].device_kind,
   )
 
   history, train_seconds, seconds_to_first_step = [], 0.0, None
   for epoch in range(1, config.num_epochs + 1):
-    batches = make_batches(jax.random.fold_in(shuffle_key, epoch), num_examples, config.batch_size)
-    batches = batches.reshape(num_batches // block, block, config.batch_size)
+    batches = make_batches(jax.random.fold_in(shuffle_key, epoch), num_examples, batch_size)
+    batches = batches.reshape(num_batches // block, block, batch_size)
     totals = None
     epoch_start = time.perf_counter()
-    with tqdm(total=num_batches, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch",
+    with tqdm(total=num_batches, desc=f"epoch {epoch}/{config.num_epochs}", unit="update",
               leave=False, disable=not config.progress) as bar:
       for indices in batches:
         state, counts = run_block(state, train_images, train_labels, indices)
@@ -127,7 +143,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
     for name, evaluator in evaluators.items():
       result = evaluator(state.params, *eval_splits[name]).compute()
       row.update({f"{name}_{k}": v for k, v in result.items()})
-    row["images_per_second"] = num_batches * config.batch_size / epoch_seconds
+    row["images_per_second"] = num_batches * batch_size / epoch_seconds
     row["epoch_seconds"] = epoch_seconds
     if not math.isfinite(row["train_loss"]):
       raise TrainingDiverged(
@@ -150,15 +166,21 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       "dataset": config.dataset,
       "model": config.model,
       "optimizer": config.optimizer,
+      "optimizer_form": config.optimizer_form,
+      "optimizer_rule": optimizers.describe(config.optimizer, config.optimizer_form, hyperparameters),
+      "hyperparameters": hyperparameters,
       "learning_rate": config.resolved_learning_rate,
       "schedule": config.schedule,
-      "batch_size": config.batch_size,
+      "clip_norm": config.clip_norm,
+      "gd_mode": config.gd_mode,
+      "batch_size": batch_size,
+      "updates_per_epoch": num_batches,
       "num_epochs": config.num_epochs,
       "seed": config.seed,
       "num_params": num_params,
       **{k: v for k, v in final.items() if k.endswith(("_loss", "_accuracy"))},
       "train_seconds": train_seconds,
-      "train_images_per_second": config.num_epochs * num_batches * config.batch_size / train_seconds,
+      "train_images_per_second": total_steps * batch_size / train_seconds,
       "compile_seconds": compile_seconds,
       # Measured when the first compiled block of steps has finished.
       "seconds_to_first_step": seconds_to_first_step,

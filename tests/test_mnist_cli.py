@@ -22,6 +22,9 @@ def run_mnist(run_module):
         ("--batch_size=0", "batch_size must be >= 1, got 0"),
         ("--num_epochs=0", "num_epochs must be >= 1, got 0"),
         ("--hidden_sizes=64,x", "hidden_sizes must be integers, got 64,x"),
+        ("--momentum=0.9", "adam (optax form) does not take --momentum; it takes: --b1, --b2, --eps"),
+        ("--optimizer_form=paper", "unknown optimizer_form 'paper'; choose one of optax, textbook"),
+        ("--gd_mode=online", "unknown gd_mode 'online'; choose one of minibatch, stochastic, full_batch"),
     ],
 )
 def test_invalid_flags_exit_with_one_line(run_mnist, flag, message, tmp_path):

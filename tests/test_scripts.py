@@ -1,6 +1,11 @@
-"""The worked backprop example and the activation-table figure, run as users run them."""
+"""The worked backprop example and the activation and optimizer tables, run as users run them."""
+
+import os
 
 from scripts import activation_table
+from scripts import optimizer_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_backprop_example_checks_itself_and_converges(run_module):
@@ -28,3 +33,25 @@ def test_activation_table_renders_every_function(tmp_path):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   assert set(errors) == set(activation_table.activations.ACTIVATIONS) - {"swish"}
   assert max(errors.values()) < 1e-5  # hand derivatives vs jax.grad, float32
+
+
+def test_readme_optimizer_table_is_generated_from_the_code():
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  table = optimizer_table.render()
+  assert table in readme, "README.md is out of date: run python -m scripts.optimizer_table"
+  for name, spec in optimizer_table.optimizers.OPTIMIZERS.items():
+    assert f"| `{name}` | {spec.textbook.rule} |" in table
+
+
+def test_optimizer_table_check_fails_on_a_stale_readme(run_module, tmp_path):
+  stale = tmp_path / "README.md"
+  stale.write_text(f"intro\n{optimizer_table.BEGIN}\n| old |\n{optimizer_table.END}\nrest\n")
+  result = run_module("scripts.optimizer_table", f"--readme={stale}", "--check")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].endswith("run python -m scripts.optimizer_table")
+  result = run_module("scripts.optimizer_table", f"--readme={stale}")
+  assert result.returncode == 0
+  text = stale.read_text()
+  assert text.startswith("intro\n") and text.endswith("rest\n") and "| old |" not in text
+  assert run_module("scripts.optimizer_table", f"--readme={stale}", "--check").returncode == 0

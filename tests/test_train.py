@@ -52,6 +52,24 @@ def test_scanned_steps_equal_steps_one_by_one():
   assert float(scanned_counts.count) == float(total.count) == 64
 
 
+def test_a_chunked_full_batch_gradient_equals_the_direct_one():
+  images, labels = _data(n=64)
+  direct, direct_counts = jax.jit(steps.train_step)(_state(hidden_sizes=(32,)), images, labels)
+  chunked, chunked_counts = jax.jit(steps.train_step, static_argnums=3)(
+      _state(hidden_sizes=(32,)), images, labels, 10)  # 7 chunks, the last padded by 6
+  for a, b in zip(jax.tree.leaves(direct.params), jax.tree.leaves(chunked.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float32 sums in another order
+  assert float(chunked_counts.count) == 64
+  np.testing.assert_allclose(chunked_counts.loss_sum, direct_counts.loss_sum, rtol=1e-5)
+  assert int(chunked.step) == 1
+
+
+@pytest.mark.parametrize(
+    "mode,expected", [("minibatch", 128), ("stochastic", 1), ("full_batch", 1000)])
+def test_examples_per_update_follow_the_gd_mode(mode, expected):
+  assert steps.update_batch_size(mode, 128, 1000) == expected
+
+
 def test_dropout_key_changes_every_step_and_is_reproducible():
   images, labels = _data()
   batches = jnp.zeros((2, 16), jnp.int32)  # the same batch twice
@@ -87,6 +105,14 @@ def test_progress_block_size_divides_the_epoch(num_batches, expected):
         ({"num_epochs": -1}, "num_epochs must be >= 1"),
         ({"validation_size": -5}, "validation_size must be >= 0"),
         ({"dropout_rate": 1.0}, "dropout_rate must be in"),
+        ({"optimizer_form": "paper"}, "choose one of optax, textbook"),
+        ({"gd_mode": "batch"}, "choose one of minibatch, stochastic, full_batch"),
+        ({"schedule": "linear"}, "constant, step, cosine, warmup_cosine"),
+        ({"optimizer": "sgd", "b1": 0.9}, r"sgd \(optax form\) does not take --b1"),
+        ({"optimizer": "adam", "b2": 1.0}, r"b2 must be in \[0, 1\)"),
+        ({"clip_norm": 0.0}, "clip_norm must be > 0"),
+        ({"schedule": "warmup_cosine", "warmup_epochs": 10.0}, r"warmup_epochs must be in \(0, "),
+        ({"schedule": "step", "step_decay_rate": 2.0}, r"step_decay_rate must be in \(0, 1\]"),
     ],
 )
 def test_invalid_configs_are_refused_with_the_valid_choices(change, message):
@@ -117,3 +143,20 @@ def test_train_and_evaluate_on_real_mnist(mnist_data_dir, tmp_path):
 
   again = train.train_and_evaluate(config, str(tmp_path / "again"))
   assert again["test_loss"] == summary["test_loss"]  # deterministic for a seed
+
+
+@pytest.mark.parametrize(
+    "mode,learning_rate,updates,min_accuracy",
+    [("full_batch", 0.5, 1, 0.30), ("stochastic", 0.01, 59_000, 0.90)],  # measured: 0.47, 0.95
+)
+def test_gradient_descent_modes_on_real_mnist(mnist_data_dir, tmp_path, mode, learning_rate,
+                                              updates, min_accuracy):
+  config = TrainConfig(
+      model="mlp", hidden_sizes=(32,), optimizer="sgd", learning_rate=learning_rate,
+      schedule="constant", gd_mode=mode, num_epochs=2 if mode == "full_batch" else 1,
+      validation_size=1000, tfds_data_dir=mnist_data_dir, progress=False,
+  ).validate()
+  summary = train.train_and_evaluate(config, str(tmp_path))
+  assert summary["updates_per_epoch"] == updates
+  assert summary["batch_size"] == 59_000 // updates
+  assert summary["test_accuracy"] > min_accuracy
