@@ -93,7 +93,7 @@ class TrainConfig:
         raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.validation_size < 0:
       raise ConfigError(f"validation_size must be >= 0, got {self.validation_size}")
-    if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+    if min(self.hidden_sizes, default=1) < 1:
       raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
     if not 0 <= self.dropout_rate < 1:
       raise ConfigError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")

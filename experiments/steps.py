@@ -33,6 +33,12 @@ class TrainState(train_state.TrainState):
   dropout_key: jax.Array
 
 
+def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The (initialization, dropout, shuffling) keys a run derives from its seed."""
+  init_key, dropout_key, shuffle_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, dropout_key, shuffle_key
+
+
 def create_train_state(
     model: nn.Module, params: Any, tx: optax.GradientTransformation, dropout_key: jax.Array
 ) -> TrainState:

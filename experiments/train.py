@@ -68,7 +68,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   eval_splits = {"validation": data.validation, "test": data.test}
   eval_splits = {k: jax.device_put(tuple(v)) for k, v in eval_splits.items() if len(v.labels)}
 
-  init_key, dropout_key, shuffle_key = jax.random.split(jax.random.key(config.seed), 3)
+  init_key, dropout_key, shuffle_key = steps.seed_keys(config.seed)
   model = networks.create_model(config.model, data.num_classes, **config.model_kwargs())
   params = networks.init_params(model, init_key, data.train.images.shape[1:])
   num_examples = len(data.train.labels)
@@ -79,14 +79,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
         f"batch_size {batch_size} exceeds the {num_examples} training examples"
     )
   total_steps = config.num_epochs * num_batches
-  learning_rate = schedules.learning_rate_schedule(
-      config.schedule, config.resolved_learning_rate, total_steps,
+  schedule = schedules.learning_rate_schedule(
+      config.schedule, 1.0, total_steps,
       warmup_steps=max(1, round(config.warmup_epochs * num_batches)),
       decay_rate=config.step_decay_rate,
   )
   hyperparameters = config.optimizer_hyperparameters()
   tx = optimizers.create_optimizer(
-      config.optimizer, config.optimizer_form, learning_rate, hyperparameters, config.clip_norm
+      config.optimizer, config.optimizer_form, config.resolved_learning_rate, hyperparameters,
+      schedule, config.clip_norm,
   )
   logging.info(
       "optimizer %s; α = %g (%s schedule over %d updates)%s",

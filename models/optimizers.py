@@ -208,24 +208,34 @@ def resolve_hyperparameters(
 def create_optimizer(
     name: str,
     form_name: str = "optax",
-    learning_rate: float | optax.Schedule | None = None,
+    learning_rate: float | None = None,
     hyperparameters: Mapping[str, float | None] | None = None,
+    schedule: optax.Schedule | None = None,
     clip_norm: float | None = None,
 ) -> optax.GradientTransformation:
-  """Optimizer ``name`` in form ``form_name``, optionally after clipping by global norm.
+  """Optimizer ``name`` in form ``form_name``, stepping by α_t = α s(t).
+
+  α and the hyperparameters are wrapped by ``optax.inject_hyperparams``: they
+  live in the optimizer state as arrays, so models trained together under
+  ``jax.vmap`` can each have their own, and ``opt_state.hyperparams`` shows
+  them. The schedule s (peak 1) multiplies the update last, which equals
+  scheduling α itself because every form ends in ``scale_by_learning_rate``.
 
   Args:
     name: a key of OPTIMIZERS.
     form_name: "optax" or "textbook".
-    learning_rate: α, a float or a schedule of the step count; None: the form's default.
+    learning_rate: the peak α; None: the form's default.
     hyperparameters: overrides of the form's defaults (None values are ignored).
+    schedule: s(t) with s(0) = 1 at its peak (models/schedules.py); None: s = 1.
     clip_norm: if set, g is first rescaled to g · min(1, c / ||g||), with ||g|| the
       global norm over all parameters (``optax.clip_by_global_norm``).
   """
   spec = form(name, form_name)
   values = resolve_hyperparameters(name, form_name, hyperparameters or {})
   learning_rate = spec.default_learning_rate if learning_rate is None else learning_rate
-  tx = spec.make(learning_rate, **values)
+  tx = optax.inject_hyperparams(spec.make)(learning_rate, **values)
+  if schedule is not None:
+    tx = optax.chain(tx, optax.scale_by_schedule(schedule))
   if clip_norm is not None:
     tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
   return tx

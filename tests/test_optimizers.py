@@ -17,6 +17,7 @@ import pytest
 from experiments import train
 from experiments.config import TrainConfig
 from models import optimizers
+from models import schedules
 
 CURVATURE = np.array([0.5, 2.0, 10.0, 1.0])
 THETA0 = np.array([1.0, -2.0, 0.3, 0.0])
@@ -168,11 +169,11 @@ def test_the_forms_differ_where_the_table_says(name, textbook_hp, optax_hp):
 def test_clipping_rescales_the_gradient_to_the_global_norm():
   tx = optimizers.create_optimizer("sgd", "textbook", 1.0, clip_norm=0.5)
   grads = {"w": jnp.array([3.0, 0.0]), "b": jnp.array([4.0])}  # global norm 5
-  updates, _ = tx.update(grads, tx.init(grads))
+  updates, _ = tx.update(grads, tx.init(grads), grads)
   np.testing.assert_allclose(updates["w"], [-0.3, 0.0], rtol=1e-6)
   np.testing.assert_allclose(updates["b"], [-0.4], rtol=1e-6)
   small = {"w": jnp.array([0.3, 0.0]), "b": jnp.array([0.0])}  # under the norm: unchanged
-  updates, _ = tx.update(small, tx.init(small))
+  updates, _ = tx.update(small, tx.init(small), small)
   np.testing.assert_allclose(updates["w"], [-0.3, 0.0], rtol=1e-6)
 
 
@@ -222,3 +223,15 @@ def test_every_optimizer_trains_the_mlp_on_real_mnist_with_its_defaults(
   # measured (seed 0): optax 96.98 96.70 97.26 97.35 97.58 97.38,
   # textbook 96.98 96.75 97.07 97.33 97.58 97.35 (sgd ... adam)
   assert summary["test_accuracy"] > 0.95
+
+
+def test_the_schedule_scales_the_step_and_hyperparameters_are_state():
+  schedule = schedules.learning_rate_schedule("cosine", 1.0, 4)
+  tx = optimizers.create_optimizer("sgd", "textbook", 0.3, schedule=schedule)
+  params = jnp.zeros(2)
+  state = tx.init(params)
+  for t in range(4):
+    updates, state = tx.update(jnp.ones(2), state, params)
+    np.testing.assert_allclose(updates, -0.3 * schedule(t) * np.ones(2), rtol=1e-6)
+  inject_state = state[0]
+  np.testing.assert_allclose(inject_state.hyperparams["learning_rate"], 0.3)
