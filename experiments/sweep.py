@@ -90,7 +90,8 @@ def make_groups(
   groups = []
   for name in optimizer_names:
     spec = optimizers.form(name, base.optimizer_form)
-    rates = learning_rates or [spec.default_learning_rate * m for m in learning_rate_multipliers]
+    rates = learning_rates or [  # rounded so that 0.05 x 3 reads 0.15
+        float(f"{spec.default_learning_rate * m:.12g}") for m in learning_rate_multipliers]
     own = {k: v for k, v in grids.items() if k in spec.hyperparameters}
     members = []
     for rate, values, seed in itertools.product(

@@ -19,6 +19,7 @@ from absl import logging
 from tqdm import tqdm
 
 from data import datasets
+from experiments import sharding
 from experiments import steps
 from experiments import workdir as workdir_lib
 from experiments.config import TrainConfig
@@ -96,12 +97,18 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "",
   )
   state = steps.create_train_state(model, params, tx, dropout_key)
+  index_sharding, mesh = None, None
+  if sharding.can_split(batch_size):  # data parallel: batch split, everything else replicated
+    mesh = sharding.local_mesh("data")
+    state, train_images, train_labels, eval_splits = sharding.replicate(
+        (state, train_images, train_labels, eval_splits), mesh)
+    index_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
   num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
   block = progress_block_size(num_batches)
   make_batches = jax.jit(steps.epoch_batches, static_argnums=(1, 2))
 
   compile_start = time.perf_counter()
-  index_block = jax.ShapeDtypeStruct((block, batch_size), jnp.int32)
+  index_block = jax.ShapeDtypeStruct((block, batch_size), jnp.int32, sharding=index_sharding)
   run_block = (
       jax.jit(steps.train_steps, donate_argnums=0, static_argnums=4)
       .lower(state, train_images, train_labels, index_block, config.chunk_size)
@@ -116,15 +123,18 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   compile_seconds = time.perf_counter() - compile_start
   logging.info(
       "%s on %s: %d parameters, %s descent: %d updates of %d examples per epoch, "
-      "compiled in %.2fs on %s",
+      "compiled in %.2fs on %s%s",
       config.model, config.dataset, num_params, config.gd_mode, num_batches, batch_size,
       compile_seconds, jax.devices()[0].device_kind,
+      f", data parallel over {mesh.size} devices" if mesh else "",
   )
 
   history, train_seconds, seconds_to_first_step = [], 0.0, None
   for epoch in range(1, config.num_epochs + 1):
     batches = make_batches(jax.random.fold_in(shuffle_key, epoch), num_examples, batch_size)
     batches = batches.reshape(num_batches // block, block, batch_size)
+    if mesh:
+      batches = sharding.split(batches, mesh, dim=2)
     totals = None
     epoch_start = time.perf_counter()
     with tqdm(total=num_batches, desc=f"epoch {epoch}/{config.num_epochs}", unit="update",
@@ -187,6 +197,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       "seconds_to_first_step": seconds_to_first_step,
       "steps_in_first_block": block,
       "device": jax.devices()[0].device_kind,
+      "devices": mesh.size if mesh else 1,
       "jax_version": jax.__version__,
   }
   workdir_lib.write_json(os.path.join(workdir, "summary.json"), summary)
