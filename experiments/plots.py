@@ -27,6 +27,7 @@ def loss_curves(rows: list[dict], best_by_optimizer: dict[str, float], path: str
       ax.plot(epochs, curve, marker="o", label=f"{optimizer} (α = {learning_rate:g})")
   for ax, split in zip(axes, ("train", "validation")):
     ax.set(title=f"{split} loss (mean over seeds)", xlabel="epoch", yscale="log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
   axes[0].set_ylabel("softmax cross-entropy")
   axes[1].legend(fontsize=8)

@@ -12,17 +12,23 @@ a train step does not depend on pixel values.
 
 --conv=both also times the CNNs with the convolution gradients JAX's autodiff
 emits, to show what models/conv.py's custom VJP buys inside lax.scan.
-Prints a Markdown table and writes --output (JSON).
+
+--mode=sweep times K models trained together (experiments/vmapped.py, one
+compiled program) against the same K trained one after another in this
+process, for K in --ks and three MLP sizes: softmax regression 784-10,
+784-64-10 and 784-512-512-10; it reports aggregate images/s of both and
+their ratio. Prints a Markdown table and writes --output (JSON).
 """
 
+import math
 import statistics
 import time
 
-from absl import app
 from absl import flags
 
 from experiments import cli
 from experiments import steps
+from experiments import vmapped
 from experiments import workdir
 
 import jax  # pylint: disable=g-bad-import-order
@@ -31,7 +37,10 @@ import optax
 
 from models import networks
 
-flags.DEFINE_list("models", ["mlp", "cnn_small", "cnn"], "Models to time.")
+flags.DEFINE_enum("mode", "models", ["models", "sweep"],
+                  "models: each model's images/s; sweep: K vmapped models vs K sequential.")
+flags.DEFINE_list("models", ["mlp", "cnn_small", "cnn"], "Models to time (mode=models).")
+flags.DEFINE_list("ks", ["1", "4", "8", "16"], "Numbers of models K (mode=sweep).")
 flags.DEFINE_integer("batch_size", 128, "Training batch size.")
 flags.DEFINE_integer("steps", 50, "Train steps per timed block (one lax.scan).")
 flags.DEFINE_integer("repeats", 5, "Timed blocks per model; the median is reported.")
@@ -106,8 +115,73 @@ def benchmark_model(name: str, custom_conv_vjp: bool, batch_size: int, num_steps
   }
 
 
+SWEEP_SIZES = {"softmax 784-10": (), "mlp 784-64-10": (64,), "mlp 784-512-512-10": (512, 512)}
+
+
+def benchmark_sweep(hidden_sizes: tuple[int, ...], ks: list[int], batch_size: int,
+                    num_steps: int, repeats: int) -> list[dict]:
+  """Aggregate images/s of K vmapped models vs K sequential runs of one, per K."""
+  model = networks.create_model("mlp", 10, hidden_sizes=hidden_sizes)
+  num_examples = batch_size * num_steps
+  key = jax.random.key(0)
+  images = jax.random.uniform(key, (num_examples, *_INPUT_SHAPE), jnp.float32)
+  labels = jax.random.randint(key, (num_examples,), 0, 10)
+  batches = jnp.arange(num_examples).reshape(num_steps, batch_size)
+  make_tx = vmapped.optimizer_factory("adam", "optax", None, None)
+
+  def program(k):
+    members = [vmapped.Member(seed, 1e-3, {"b1": 0.9, "b2": 0.999, "eps": 1e-8})
+               for seed in range(k)]
+    state = vmapped.init_states(model, _INPUT_SHAPE, members, make_tx)
+    run = jax.jit(vmapped.train_steps).lower(state, images, labels, batches).compile()
+    return lambda: run(state, images, labels, batches)
+
+  # One model alone: the plain, un-vmapped program a single run uses.
+  state = vmapped.init_states(model, _INPUT_SHAPE, [vmapped.Member(0, 1e-3, {})], make_tx)
+  state = jax.tree.map(lambda a: a[0], state)
+  single = jax.jit(steps.train_steps).lower(state, images, labels, batches).compile()
+  one = lambda: single(state, images, labels, batches)  # pylint: disable=unnecessary-lambda-assignment
+  # Small models finish a block in milliseconds: time enough blocks for >= 0.2 s.
+  calls = max(1, math.ceil(0.2 / _median_seconds(one, repeats)))
+  rows = []
+  for k in ks:
+    run_k = program(k)
+    together = _median_seconds(lambda: [run_k() for _ in range(calls)], repeats)  # pylint: disable=cell-var-from-loop
+    sequential = _median_seconds(lambda: [one() for _ in range(k * calls)], repeats)  # pylint: disable=cell-var-from-loop
+    rows.append({
+        "hidden_sizes": list(hidden_sizes), "k": k,
+        "vmapped_images_per_second": calls * k * num_examples / together,
+        "sequential_images_per_second": calls * k * num_examples / sequential,
+        "speedup": sequential / together,
+    })
+  return rows
+
+
+def sweep_main():
+  ks = [int(k) for k in FLAGS.ks]
+  if not ks or min(ks) < 1:
+    raise ValueError(f"--ks must be positive integers, got {','.join(FLAGS.ks)}")
+  rows = []
+  print("| model | K | vmapped images/s | sequential images/s | vmapped / sequential |")
+  print("|---|---:|---:|---:|---:|")
+  for label, hidden in SWEEP_SIZES.items():
+    for r in benchmark_sweep(hidden, ks, FLAGS.batch_size, FLAGS.steps, FLAGS.repeats):
+      r["model"] = label
+      rows.append(r)
+      print(f"| {label} | {r['k']} | {r['vmapped_images_per_second']:.0f} | "
+            f"{r['sequential_images_per_second']:.0f} | {r['speedup']:.2f}x |", flush=True)
+  workdir.write_json(FLAGS.output, {
+      "device": jax.devices()[0].device_kind, "jax_version": jax.__version__,
+      "batch_size": FLAGS.batch_size, "steps": FLAGS.steps, "results": rows,
+  })
+  print(f"\nwritten to {FLAGS.output}")
+
+
 def main(argv):
   del argv
+  if FLAGS.mode == "sweep":
+    sweep_main()
+    return
   unknown = [m for m in FLAGS.models if m not in networks.MODELS]
   if unknown:
     raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(networks.MODELS)}")

@@ -1,6 +1,9 @@
 """The worked backprop example and the activation and optimizer tables, run as users run them."""
 
+import json
 import os
+
+import pytest
 
 from scripts import activation_table
 from scripts import optimizer_table
@@ -55,3 +58,17 @@ def test_optimizer_table_check_fails_on_a_stale_readme(run_module, tmp_path):
   text = stale.read_text()
   assert text.startswith("intro\n") and text.endswith("rest\n") and "| old |" not in text
   assert run_module("scripts.optimizer_table", f"--readme={stale}", "--check").returncode == 0
+
+
+def test_benchmark_sweep_mode_compares_vmapped_and_sequential(run_module, tmp_path):
+  output = tmp_path / "bench.json"
+  result = run_module("scripts.benchmark", "--mode=sweep", "--ks=2", "--steps=2", "--repeats=1",
+                      f"--output={output}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = json.loads(output.read_text())["results"]
+  assert [r["hidden_sizes"] for r in rows] == [[], [64], [512, 512]]
+  for r in rows:
+    assert r["k"] == 2 and r["vmapped_images_per_second"] > 0
+    assert r["speedup"] == pytest.approx(
+        r["vmapped_images_per_second"] / r["sequential_images_per_second"])
+  assert "| softmax 784-10 | 2 |" in result.stdout
