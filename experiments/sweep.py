@@ -21,7 +21,6 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from data import datasets
 from experiments import sharding
 from experiments import steps
 from experiments import train
@@ -30,7 +29,6 @@ from experiments.config import ConfigError
 from experiments.config import TrainConfig
 from models import networks
 from models import optimizers
-from models import schedules
 
 STRATEGIES = ("auto", "vmapped", "sequential")
 GRID_HYPERPARAMETERS = ("momentum", "b1", "b2", "eps")
@@ -147,9 +145,8 @@ def _gib(n: int) -> str:
 
 
 class _Program(NamedTuple):
-  """The compiled block and evaluators for chunks of ``size`` members."""
+  """The compiled block and evaluators for chunks of one size."""
 
-  size: int
   run_block: object
   evaluators: dict
 
@@ -184,21 +181,8 @@ def run_sweep(
     raise ConfigError("a sweep selects on the validation split: validation_size must be >= 1")
   if models_per_program < 0:
     raise ConfigError(f"models_per_program must be >= 0, got {models_per_program}")
-  data = datasets.get_datasets(
-      base.dataset, archive_dir=base.archive_dir, tfds_data_dir=base.tfds_data_dir,
-      validation_size=base.validation_size, seed=base.seed, standardize=base.standardize,
-  )
-  num_examples = len(data.train.labels)
-  batch_size = steps.update_batch_size(base.gd_mode, base.batch_size, num_examples)
-  num_batches = num_examples // batch_size
-  if num_batches == 0:
-    raise ConfigError(f"batch_size {batch_size} exceeds the {num_examples} training examples")
-  total_steps = base.num_epochs * num_batches
-  schedule = schedules.learning_rate_schedule(
-      base.schedule, 1.0, total_steps,
-      warmup_steps=max(1, round(base.warmup_epochs * num_batches)),
-      decay_rate=base.step_decay_rate,
-  )
+  data = train.load_datasets(base)
+  batch_size, num_batches, total_steps, schedule = train.plan_updates(base, len(data.train.labels))
   model = networks.create_model(base.model, data.num_classes, **base.model_kwargs())
   input_shape = data.train.images.shape[1:]
 
@@ -290,7 +274,7 @@ class _GroupTrainer:
           .compile()
           for name in ("validation", "test")
       }
-      self.programs[key] = _Program(size, run_block, evaluators)
+      self.programs[key] = _Program(run_block, evaluators)
     return self.programs[key]
 
   def _epoch_blocks(self, members, epoch):

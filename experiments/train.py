@@ -11,10 +11,12 @@ import dataclasses
 import math
 import os
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import logging
 from tqdm import tqdm
 
@@ -22,6 +24,7 @@ from data import datasets
 from experiments import sharding
 from experiments import steps
 from experiments import workdir as workdir_lib
+from experiments.config import ConfigError
 from experiments.config import TrainConfig
 from models import networks
 from models import optimizers
@@ -41,6 +44,42 @@ def progress_block_size(num_batches: int, updates_per_epoch: int = 10) -> int:
   return max(d for d in range(1, limit + 1) if num_batches % d == 0)
 
 
+def load_datasets(config: TrainConfig) -> datasets.Datasets:
+  """The config's dataset as float32 splits, its validation split seeded by ``config.seed``."""
+  return datasets.get_datasets(
+      config.dataset,
+      archive_dir=config.archive_dir,
+      tfds_data_dir=config.tfds_data_dir,
+      validation_size=config.validation_size,
+      seed=config.seed,
+      standardize=config.standardize,
+  )
+
+
+class UpdatePlan(NamedTuple):
+  """How a run's updates are laid out: B examples each, per epoch, in all; and s(t)."""
+
+  batch_size: int
+  updates_per_epoch: int
+  total_steps: int
+  schedule: optax.Schedule  # the learning-rate schedule with peak 1
+
+
+def plan_updates(config: TrainConfig, num_examples: int) -> UpdatePlan:
+  """The updates of ``config`` over ``num_examples`` training examples; ConfigError if none fit."""
+  batch_size = steps.update_batch_size(config.gd_mode, config.batch_size, num_examples)
+  num_batches = num_examples // batch_size
+  if num_batches == 0:
+    raise ConfigError(f"batch_size {batch_size} exceeds the {num_examples} training examples")
+  total_steps = config.num_epochs * num_batches
+  schedule = schedules.learning_rate_schedule(
+      config.schedule, 1.0, total_steps,
+      warmup_steps=max(1, round(config.warmup_epochs * num_batches)),
+      decay_rate=config.step_decay_rate,
+  )
+  return UpdatePlan(batch_size, num_batches, total_steps, schedule)
+
+
 def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | None = None) -> dict:
   """Trains ``config``'s model, evaluates every epoch, writes results to ``workdir``.
 
@@ -57,14 +96,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   os.makedirs(workdir, exist_ok=True)
   workdir_lib.write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(config))
 
-  data = datasets.get_datasets(
-      config.dataset,
-      archive_dir=config.archive_dir,
-      tfds_data_dir=config.tfds_data_dir,
-      validation_size=config.validation_size,
-      seed=config.seed,
-      standardize=config.standardize,
-  )
+  data = load_datasets(config)
   train_images, train_labels = jax.device_put(tuple(data.train))
   eval_splits = {"validation": data.validation, "test": data.test}
   eval_splits = {k: jax.device_put(tuple(v)) for k, v in eval_splits.items() if len(v.labels)}
@@ -73,18 +105,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   model = networks.create_model(config.model, data.num_classes, **config.model_kwargs())
   params = networks.init_params(model, init_key, data.train.images.shape[1:])
   num_examples = len(data.train.labels)
-  batch_size = steps.update_batch_size(config.gd_mode, config.batch_size, num_examples)
-  num_batches = num_examples // batch_size
-  if num_batches == 0:
-    raise ValueError(
-        f"batch_size {batch_size} exceeds the {num_examples} training examples"
-    )
-  total_steps = config.num_epochs * num_batches
-  schedule = schedules.learning_rate_schedule(
-      config.schedule, 1.0, total_steps,
-      warmup_steps=max(1, round(config.warmup_epochs * num_batches)),
-      decay_rate=config.step_decay_rate,
-  )
+  batch_size, num_batches, total_steps, schedule = plan_updates(config, num_examples)
   hyperparameters = config.optimizer_hyperparameters()
   tx = optimizers.create_optimizer(
       config.optimizer, config.optimizer_form, config.resolved_learning_rate, hyperparameters,
