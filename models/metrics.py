@@ -1,8 +1,9 @@
 """Exact classification metrics: sum per-example counts, divide once.
 
 Per-batch means of unequal batches do not average to the dataset mean, so
-evaluation accumulates sums (``loss_sum``, ``correct``, ``count``) over all
-batches, masked where a batch was padded, and divides at the end.
+training accumulates sums (``loss_sum``, ``correct``, ``count``) over all
+batches and divides at the end. The confusion matrix gives the rest:
+per-class precision, recall and F1 and their macro averages.
 """
 
 from typing import NamedTuple
@@ -41,3 +42,40 @@ def counts(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) 
   losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
   return Counts(jnp.sum(losses * mask), jnp.sum(correct * mask), jnp.sum(mask))
+
+
+def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int) -> jax.Array:
+  """C[i, j] = #{n : y_n = i and ŷ_n = j}: rows are true classes, columns predicted ones."""
+  return jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, predictions].add(1)
+
+
+def classification_report(confusion: jax.Array) -> dict[str, jax.Array]:
+  """Accuracy, per-class and macro precision, recall and F1 from a confusion matrix C.
+
+  precision_k = C_kk / Σ_i C_ik (of the examples predicted k, the fraction that
+  are k), recall_k = C_kk / Σ_j C_kj (of the examples of class k, the fraction
+  found), F1_k = 2 P_k R_k / (P_k + R_k); a ratio with a zero denominator is 0
+  (scikit-learn's ``zero_division=0``). Macro averages are unweighted means
+  over the K classes; accuracy = Σ_k C_kk / Σ C; support_k = Σ_j C_kj.
+  """
+  confusion = confusion.astype(jnp.float32)
+  hits = jnp.diag(confusion)
+  predicted = confusion.sum(axis=0)
+  support = confusion.sum(axis=1)
+
+  def ratio(a, b):
+    return jnp.where(b > 0, a / jnp.where(b > 0, b, 1.0), 0.0)
+
+  precision = ratio(hits, predicted)
+  recall = ratio(hits, support)
+  f1 = ratio(2 * precision * recall, precision + recall)
+  return {
+      "accuracy": hits.sum() / confusion.sum(),
+      "precision": precision,
+      "recall": recall,
+      "f1": f1,
+      "support": support,
+      "macro_precision": precision.mean(),
+      "macro_recall": recall.mean(),
+      "macro_f1": f1.mean(),
+  }

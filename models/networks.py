@@ -1,9 +1,21 @@
 """The networks, as Flax Linen modules, and a registry that builds them by name.
 
-A module is pure: ``params = model.init(rng, x)["params"]`` and
-``logits = model.apply({"params": params}, x, train=..., rngs=...)``;
-``init_params(model, rng, input_shape)`` wraps the first. Inputs are images
+A module is pure: ``variables = model.init(rng, x)`` and
+``logits = model.apply(variables, x, train=..., rngs=...)``;
+``init_variables(model, rng, input_shape)`` wraps the first. ``variables``
+holds "params" and, with batch normalization, "batch_stats" (the running
+mean and variance, state rather than parameters). Inputs are images
 (N, H, W, C); outputs are K logits per example.
+
+Every model takes ``dropout`` (the rate p of inverted dropout: in training
+each unit is zeroed with probability p and the rest scaled by 1/(1-p); at
+evaluation it is the identity) and ``batch_norm``. Batch normalization
+(Ioffe & Szegedy 2015) normalizes each feature over the batch in training,
+ŷ = γ (x - μ_B) / sqrt(σ²_B + ε) + β, and keeps running averages
+m ← 0.9 m + 0.1 μ_B and v ← 0.9 v + 0.1 σ²_B (biased σ²_B) that replace μ_B,
+σ²_B at evaluation, so a prediction never depends on the rest of its batch.
+It sits between a layer's linear map and its activation; that layer's bias
+is dropped (β takes its place).
 """
 
 from collections.abc import Sequence
@@ -16,8 +28,18 @@ from models import activations
 from models import conv
 
 
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def _maybe_batch_norm(x, batch_norm: bool, train: bool):
+  """Batch normalization (train: batch statistics; eval: running ones), or nothing."""
+  if not batch_norm:
+    return x
+  return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
+
+
 class MLP(nn.Module):
-  """Multilayer perceptron: x -> [Dense(h) -> act]* -> Dense(K).
+  """Multilayer perceptron: x -> [Dense(h) -> (BN) -> act -> (dropout)]* -> Dense(K).
 
   Each hidden layer computes a(W x + b), with ``a`` any name of the activation
   table (models/activations.py); the default is 784-512-512-10 ReLU.
@@ -26,72 +48,98 @@ class MLP(nn.Module):
   num_classes: int = 10
   hidden_sizes: Sequence[int] = (512, 512)
   activation: str = "relu"
+  dropout: float = 0.0
+  batch_norm: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    del train
     x = x.reshape((x.shape[0], -1))
     for i, width in enumerate(self.hidden_sizes):
-      x = nn.Dense(width)(x)
+      x = nn.Dense(width, use_bias=not self.batch_norm)(x)
+      x = _maybe_batch_norm(x, self.batch_norm, train)
       if self.activation == "prelu":  # PReLU learns one α per layer, from 0.25
         alpha = self.param(f"prelu_alpha_{i}", nn.initializers.constant(activations.PRELU_ALPHA), ())
         x = activations.prelu(x, alpha)
       else:
         x = activations.get_activation(self.activation).fn(x)
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes)(x)
 
 
-def _conv(features: int, size: int, custom_vjp: bool) -> nn.Conv:
+def _conv(features: int, size: int, custom_vjp: bool, use_bias: bool = True) -> nn.Conv:
   """A 'SAME' convolution; ``custom_vjp`` selects the CPU-fast backward (models/conv.py)."""
   conv_fn = conv.conv_general_dilated if custom_vjp else jax.lax.conv_general_dilated
-  return nn.Conv(features, (size, size), padding="SAME", conv_general_dilated=conv_fn)
+  return nn.Conv(features, (size, size), padding="SAME", use_bias=use_bias,
+                 conv_general_dilated=conv_fn)
 
 
-class CNN(nn.Module):
-  """The classic MNIST ConvNet.
+class _ConvNet(nn.Module):
+  """[conv k x k x f -> (BN) -> ReLU -> pool 2x2]* -> [dense h -> (BN) -> ReLU]* -> dropout -> dense K.
 
-  conv 5x5x32 -> ReLU -> maxpool 2x2 -> conv 5x5x64 -> ReLU -> maxpool 2x2
-  -> dense 1024 -> ReLU -> dropout -> dense K. 'SAME' padding, so a 28x28
-  input leaves 7x7x64 = 3136 features for the dense layer.
+  The convolutions are 'SAME', so each stage halves H and W only by pooling.
+  Subclasses fix the layers; all of them share this forward pass.
   """
 
   num_classes: int = 10
-  dropout_rate: float = 0.5
+  dropout: float = 0.0
+  batch_norm: bool = False
   custom_conv_vjp: bool = True
+  kernel_size: int = 3
+  conv_features: Sequence[int] = ()
+  dense_sizes: Sequence[int] = ()
+  pool: str = "max"  # max | avg
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    for features in (32, 64):
-      x = nn.relu(_conv(features, 5, self.custom_conv_vjp)(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    pool = nn.max_pool if self.pool == "max" else nn.avg_pool
+    for features in self.conv_features:
+      x = _conv(features, self.kernel_size, self.custom_conv_vjp, use_bias=not self.batch_norm)(x)
+      x = pool(nn.relu(_maybe_batch_norm(x, self.batch_norm, train)), (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(1024)(x))
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    for width in self.dense_sizes:
+      x = nn.Dense(width, use_bias=not self.batch_norm)(x)
+      x = nn.relu(_maybe_batch_norm(x, self.batch_norm, train))
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes)(x)
 
 
-class CNNSmall(nn.Module):
+class CNN(_ConvNet):
+  """The classic MNIST ConvNet.
+
+  conv 5x5x32 -> ReLU -> maxpool 2x2 -> conv 5x5x64 -> ReLU -> maxpool 2x2
+  -> dense 1024 -> ReLU -> dropout (0.5) -> dense K. A 28x28 input leaves
+  7x7x64 = 3136 features for the dense layer.
+  """
+
+  dropout: float = 0.5
+  kernel_size: int = 5
+  conv_features: Sequence[int] = (32, 64)
+  dense_sizes: Sequence[int] = (1024,)
+
+
+class CNNSmall(_ConvNet):
   """The Flax-example MNIST CNN (a fast baseline).
 
   conv 3x3x32 -> ReLU -> avgpool 2x2 -> conv 3x3x64 -> ReLU -> avgpool 2x2
   -> dense 256 -> ReLU -> dense K.
   """
 
-  num_classes: int = 10
-  custom_conv_vjp: bool = True
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    del train
-    for features in (32, 64):
-      x = nn.relu(_conv(features, 3, self.custom_conv_vjp)(x))
-      x = nn.avg_pool(x, (2, 2), strides=(2, 2))
-    x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(256)(x))
-    return nn.Dense(self.num_classes)(x)
+  conv_features: Sequence[int] = (32, 64)
+  dense_sizes: Sequence[int] = (256,)
+  pool: str = "avg"
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall}
+class CifarConvNet(_ConvNet):
+  """The course's CIFAR-10 ConvNet: INPUT -> CONV 3x3x12 -> RELU -> POOL 2x2 -> FC K.
+
+  On 32x32x3 CIFAR-10 images: 32x32x3 -> 32x32x12 -> 16x16x12 (3072 features)
+  -> 10 class scores. Any H x W x C input works (28x28x1 gives 14x14x12).
+  """
+
+  conv_features: Sequence[int] = (12,)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet}
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
@@ -101,6 +149,6 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
   return MODELS[name](num_classes=num_classes, **kwargs)
 
 
-def init_params(model: nn.Module, rng: jax.Array, input_shape: Sequence[int]):
-  """Returns the parameters of ``model`` for inputs of shape (H, W, C)."""
-  return model.init(rng, jnp.zeros((1, *input_shape), jnp.float32))["params"]
+def init_variables(model: nn.Module, rng: jax.Array, input_shape: Sequence[int]) -> dict:
+  """The variables of ``model`` for inputs of shape (H, W, C): {"params"[, "batch_stats"]}."""
+  return dict(model.init(rng, jnp.zeros((1, *input_shape), jnp.float32)))

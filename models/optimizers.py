@@ -25,12 +25,15 @@ instead of summing, hence α = 0.5 where Optax's heavy ball has 0.05.
 the exact differences) into the README from this module.
 """
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from models import regularizers
 
 FORMS = ("optax", "textbook")
 
@@ -212,6 +215,7 @@ def create_optimizer(
     hyperparameters: Mapping[str, float | None] | None = None,
     schedule: optax.Schedule | None = None,
     clip_norm: float | None = None,
+    weight_decay: float | None = None,
 ) -> optax.GradientTransformation:
   """Optimizer ``name`` in form ``form_name``, stepping by α_t = α s(t).
 
@@ -229,11 +233,31 @@ def create_optimizer(
     schedule: s(t) with s(0) = 1 at its peak (models/schedules.py); None: s = 1.
     clip_norm: if set, g is first rescaled to g · min(1, c / ||g||), with ||g|| the
       global norm over all parameters (``optax.clip_by_global_norm``).
+    weight_decay: λ of decoupled weight decay (Loshchilov & Hutter's AdamW
+      rule for any optimizer): Δθ_t = -α_t (d_t + λ θ_{t-1}) on the weights
+      (models/regularizers.py), d_t the optimizer's own direction. Unlike an
+      L2 penalty, λ θ bypasses the optimizer's scaling; with plain SGD the
+      two coincide. λ is injected like α (``opt_state.hyperparams``).
   """
   spec = form(name, form_name)
   values = resolve_hyperparameters(name, form_name, hyperparameters or {})
   learning_rate = spec.default_learning_rate if learning_rate is None else learning_rate
-  tx = optax.inject_hyperparams(spec.make)(learning_rate, **values)
+  if weight_decay is None:
+    tx = optax.inject_hyperparams(spec.make)(learning_rate, **values)
+  else:
+    if not weight_decay >= 0:
+      raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+
+    def decayed(learning_rate, weight_decay, **hyperparameters):
+      return optax.chain(
+          spec.make(learning_rate, **hyperparameters),
+          optax.add_decayed_weights(-learning_rate * weight_decay, regularizers.weight_mask))
+
+    # inject_hyperparams finds the hyperparameters by name in the signature.
+    decayed.__signature__ = inspect.Signature(
+        [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+         for k in ("learning_rate", "weight_decay", *values)])
+    tx = optax.inject_hyperparams(decayed)(learning_rate, weight_decay, **values)
   if schedule is not None:
     tx = optax.chain(tx, optax.scale_by_schedule(schedule))
   if clip_norm is not None:

@@ -16,17 +16,19 @@ def _num_params(params):
 #   mlp:       785*512 + 513*512 + 513*10
 #   cnn:       (25*1+1)*32 + (25*32+1)*64 + (7*7*64+1)*1024 + 1025*10
 #   cnn_small: (9*1+1)*32 + (9*32+1)*64 + (7*7*64+1)*256 + 257*10
+#   cifar_convnet on 28x28x1: (9*1+1)*12 + (14*14*12+1)*10
 @pytest.mark.parametrize(
     "name,expected",
     [
         ("mlp", 785 * 512 + 513 * 512 + 513 * 10),
         ("cnn", 26 * 32 + 801 * 64 + 3137 * 1024 + 1025 * 10),
         ("cnn_small", 10 * 32 + 289 * 64 + 3137 * 256 + 257 * 10),
+        ("cifar_convnet", 10 * 12 + (14 * 14 * 12 + 1) * 10),
     ],
 )
 def test_parameter_counts_and_output_shape(name, expected):
   model = networks.create_model(name, num_classes=10)
-  params = networks.init_params(model, jax.random.key(0), (28, 28, 1))
+  params = networks.init_variables(model, jax.random.key(0), (28, 28, 1))["params"]
   assert _num_params(params) == expected
   logits = model.apply({"params": params}, jnp.zeros((3, 28, 28, 1)))
   assert logits.shape == (3, 10)
@@ -35,7 +37,7 @@ def test_parameter_counts_and_output_shape(name, expected):
 
 def test_mlp_hidden_sizes_and_activation_are_configurable():
   model = networks.create_model("mlp", 4, hidden_sizes=(7,), activation="tanh")
-  params = networks.init_params(model, jax.random.key(0), (2, 3, 1))
+  params = networks.init_variables(model, jax.random.key(0), (2, 3, 1))["params"]
   assert _num_params(params) == 7 * 7 + 8 * 4
   x = jax.random.normal(jax.random.key(1), (5, 2, 3, 1))
   hidden = jnp.tanh(x.reshape(5, 6) @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"][None])
@@ -45,7 +47,7 @@ def test_mlp_hidden_sizes_and_activation_are_configurable():
 
 def test_cnn_dropout_is_active_only_in_training_and_keyed():
   model = networks.create_model("cnn", 10)
-  params = networks.init_params(model, jax.random.key(0), (28, 28, 1))
+  params = networks.init_variables(model, jax.random.key(0), (28, 28, 1))["params"]
   x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1))
   evaluate = model.apply({"params": params}, x, train=False)
   np.testing.assert_array_equal(evaluate, model.apply({"params": params}, x, train=False))
@@ -65,7 +67,7 @@ def test_custom_conv_vjp_gives_autodiff_gradients(name):
   grads = []
   for custom in (True, False):
     model = networks.create_model(name, 10, custom_conv_vjp=custom)
-    params = networks.init_params(model, jax.random.key(0), (28, 28, 1))
+    params = networks.init_variables(model, jax.random.key(0), (28, 28, 1))["params"]
 
     def loss(p, model=model):
       logits = model.apply({"params": p}, x, train=False)
@@ -77,5 +79,81 @@ def test_custom_conv_vjp_gives_autodiff_gradients(name):
 
 
 def test_unknown_model_names_the_choices():
-  with pytest.raises(ValueError, match="mlp, cnn, cnn_small"):
+  with pytest.raises(ValueError, match="mlp, cnn, cnn_small, cifar_convnet"):
     networks.create_model("resnet", 10)
+
+
+def test_cifar_convnet_layer_shapes_on_32x32x3():
+  """INPUT 32x32x3 -> CONV 12 -> RELU -> POOL 2x2 -> FC 10, shape by shape."""
+  model = networks.create_model("cifar_convnet", 10)
+  x = jax.random.uniform(jax.random.key(1), (5, 32, 32, 3))
+  variables = networks.init_variables(model, jax.random.key(0), (32, 32, 3))
+  params = variables["params"]
+  assert params["Conv_0"]["kernel"].shape == (3, 3, 3, 12)
+  assert params["Dense_0"]["kernel"].shape == (16 * 16 * 12, 10)
+  logits, state = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+  captured = state["intermediates"]
+  assert captured["Conv_0"]["__call__"][0].shape == (5, 32, 32, 12)
+  assert captured["Dense_0"]["__call__"][0].shape == (5, 10)
+  assert logits.shape == (5, 10)
+  # The same computation written out: conv, ReLU, 2x2 max pool, flatten, dense.
+  z = jax.lax.conv_general_dilated(x, params["Conv_0"]["kernel"], (1, 1), "SAME",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  a = jax.nn.relu(z + params["Conv_0"]["bias"][None, None, None])
+  pooled = a.reshape(5, 16, 2, 16, 2, 12).max(axis=(2, 4))
+  expected = pooled.reshape(5, -1) @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"][None]
+  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_small", "cifar_convnet"])
+def test_batch_norm_layers_and_running_statistics(name):
+  """Train mode normalizes with the batch and updates m <- 0.9 m + 0.1 μ_B; eval uses m, v."""
+  model = networks.create_model(name, 10, batch_norm=True, dropout=0.0)
+  variables = networks.init_variables(model, jax.random.key(0), (28, 28, 1))
+  stats = variables["batch_stats"]
+  first = stats["BatchNorm_0"]
+  np.testing.assert_array_equal(first["mean"], 0.0)
+  np.testing.assert_array_equal(first["var"], 1.0)
+  # A normalized layer has no bias: β of the batch norm takes its place.
+  layer = "Dense_0" if name == "mlp" else "Conv_0"
+  assert "bias" not in variables["params"][layer]
+
+  x = 3.0 + 2.0 * jax.random.normal(jax.random.key(1), (16, 28, 28, 1))
+  _, state = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"],
+                         capture_intermediates=True)
+  pre = np.asarray(state["intermediates"][layer]["__call__"][0], np.float64)
+  pre = pre.reshape(-1, pre.shape[-1])  # every position of every example is a sample
+  new = state["batch_stats"]["BatchNorm_0"]
+  np.testing.assert_allclose(new["mean"], 0.1 * pre.mean(0), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(new["var"], 0.9 + 0.1 * pre.var(0), rtol=1e-4, atol=1e-6)
+  normalized = np.asarray(state["intermediates"]["BatchNorm_0"]["__call__"][0], np.float64)
+  normalized = normalized.reshape(-1, normalized.shape[-1])  # γ = 1, β = 0 at initialization
+  np.testing.assert_allclose(normalized.mean(0), 0.0, atol=1e-4)
+  np.testing.assert_allclose(normalized.var(0), pre.var(0) / (pre.var(0) + 1e-5), rtol=1e-3)
+
+  # Eval mode: each example's logits do not depend on the rest of the batch.
+  trained = {**variables, "batch_stats": state["batch_stats"]}
+  together = model.apply(trained, x, train=False)
+  alone = jnp.concatenate([model.apply(trained, x[i:i + 1], train=False) for i in range(4)])
+  np.testing.assert_allclose(together[:4], alone, rtol=1e-5, atol=1e-5)
+  # Train mode: they do, through μ_B and σ²_B.
+  batch = model.apply(variables, x, train=True, mutable=["batch_stats"])[0]
+  half = model.apply(variables, x[:8], train=True, mutable=["batch_stats"])[0]
+  assert not np.allclose(batch[:8], half, atol=1e-3)
+
+
+def test_mlp_dropout_zeroes_hidden_units_and_rescales_the_rest():
+  """Inverted dropout: each hidden unit is 0 with probability p, else scaled by 1/(1-p)."""
+  model = networks.create_model("mlp", 10, hidden_sizes=(2000,), dropout=0.25)
+  variables = networks.init_variables(model, jax.random.key(0), (4, 4, 1))
+  x = jax.random.uniform(jax.random.key(1), (3, 4, 4, 1))
+  _, state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+                         capture_intermediates=True, mutable=["intermediates"])
+  hidden = np.asarray(state["intermediates"]["Dense_0"]["__call__"][0])
+  kept = np.asarray(state["intermediates"]["Dropout_0"]["__call__"][0])
+  relu = np.maximum(hidden, 0)
+  live = relu > 0
+  zeroed = (kept == 0) & live
+  assert abs(zeroed.sum() / live.sum() - 0.25) < 0.02  # ~3000 live units: 4 std ≈ 0.03
+  np.testing.assert_allclose(kept[~zeroed & live], relu[~zeroed & live] / 0.75, rtol=1e-6)
+  np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x, train=False))
