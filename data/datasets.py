@@ -44,6 +44,8 @@ class Datasets(NamedTuple):
   validation: Split  # N = 0 when no validation split is carved.
   test: Split
   num_classes: int
+  pixel_mean: float = 0.0  # images are (x/255 - pixel_mean) / pixel_std
+  pixel_std: float = 1.0
 
 
 def cache_path(name: str, tfds_data_dir: str | None) -> str:
@@ -132,7 +134,12 @@ def get_datasets(
     mean, std = pixels.mean(), pixels.std()
 
   def to_float(split: Split) -> Split:
-    images = (split.images.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
-    return Split(images, split.labels.astype(np.int32))
+    return Split(to_model_input(split.images, mean, std), split.labels.astype(np.int32))
 
-  return Datasets(to_float(train), to_float(validation), to_float(test), NUM_CLASSES[name])
+  return Datasets(to_float(train), to_float(validation), to_float(test), NUM_CLASSES[name],
+                  float(mean), float(std))
+
+
+def to_model_input(pixels: np.ndarray, pixel_mean: float, pixel_std: float) -> np.ndarray:
+  """uint8 pixels (..., H, W, C) as the model sees them: (x/255 - mean) / std, float32."""
+  return (pixels.astype(np.float32) / 255.0 - np.float32(pixel_mean)) / np.float32(pixel_std)

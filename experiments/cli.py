@@ -47,6 +47,9 @@ def configure_xla() -> None:
 configure_xla()
 # JAX logs at INFO that it found no TPU on every start: noise on CPU and GPU.
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+# Orbax logs each step of every checkpoint write at INFO through absl's logger.
+logging.getLogger("absl").addFilter(
+    lambda record: record.levelno >= logging.WARNING or "orbax" not in record.pathname)
 
 # Errors a user can cause with flags or files: reported as one line.
 USER_ERRORS = (config_lib.ConfigError, archives.DataError, train.TrainingDiverged, ValueError)

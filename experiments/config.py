@@ -7,6 +7,7 @@ from experiments import steps
 from models import activations
 from models import networks
 from models import optimizers
+from models import regularizers
 from models import schedules
 
 
@@ -41,8 +42,17 @@ class TrainConfig:
   standardize: bool = False
   hidden_sizes: tuple[int, ...] = (512, 512)  # mlp only
   activation: str = "relu"  # mlp only
-  dropout_rate: float = 0.5  # cnn only
+  # Regularization and normalization (models/regularizers.py, models/networks.py).
+  dropout: float | None = None  # None: the model's own (0.5 for cnn, 0 for the others)
+  batch_norm: bool = False
+  l1: float = 0.0  # λ1 of the penalty λ1 Σ|w| added to the loss
+  l2: float = 0.0  # λ2 of the penalty (λ2/2) Σ w² added to the loss
+  weight_decay: float = 0.0  # λ of decoupled weight decay, -α λ θ per step
+  patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
   chunk_size: int = 1000  # most examples per forward pass: evaluation, full-batch gradients
+  # Outputs: settings that do not change the trained model.
+  checkpoint_every_epoch: bool = False  # else only at the end (and when stopping early)
+  plots: bool = True
   archive_dir: str | None = None
   tfds_data_dir: str | None = None
   progress: bool = True
@@ -60,11 +70,21 @@ class TrainConfig:
 
   def model_kwargs(self) -> dict:
     """The settings the chosen model takes."""
+    kwargs = {"batch_norm": self.batch_norm}
+    if self.dropout is not None:
+      kwargs["dropout"] = self.dropout
     if self.model == "mlp":
-      return {"hidden_sizes": self.hidden_sizes, "activation": self.activation}
-    if self.model == "cnn":
-      return {"dropout_rate": self.dropout_rate}
-    return {}
+      kwargs.update(hidden_sizes=self.hidden_sizes, activation=self.activation)
+    return kwargs
+
+  @property
+  def penalty(self) -> regularizers.Penalty:
+    return regularizers.Penalty(self.l1, self.l2)
+
+  def differs_in_training(self, other: "TrainConfig") -> list[str]:
+    """The fields, other than the output settings, whose values differ from ``other``'s."""
+    return [f.name for f in dataclasses.fields(self)
+            if f.name not in OUTPUT_SETTINGS and getattr(self, f.name) != getattr(other, f.name)]
 
   def validate(self) -> "TrainConfig":
     """Returns self, or raises ConfigError on the first invalid setting."""
@@ -95,9 +115,24 @@ class TrainConfig:
       raise ConfigError(f"validation_size must be >= 0, got {self.validation_size}")
     if min(self.hidden_sizes, default=1) < 1:
       raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
-    if not 0 <= self.dropout_rate < 1:
-      raise ConfigError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+    if self.dropout is not None and not 0 <= self.dropout < 1:
+      raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+    for name in ("l1", "l2", "weight_decay", "patience"):
+      if not getattr(self, name) >= 0:
+        raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+    if self.patience and not self.validation_size:
+      raise ConfigError("patience needs a validation split: set --validation_size > 0")
+    if self.batch_norm and not (
+        self.gd_mode == "minibatch" and 2 <= self.batch_size <= self.chunk_size):
+      raise ConfigError(
+          "batch_norm needs minibatch descent with 2 <= batch_size <= chunk_size "
+          f"(got {self.gd_mode}, batch_size {self.batch_size}, chunk_size {self.chunk_size}): "
+          "its statistics are over one update's whole batch")
     return self
+
+
+# Fields that change what a run writes, not what it trains (a resumed run may change them).
+OUTPUT_SETTINGS = ("checkpoint_every_epoch", "plots", "archive_dir", "tfds_data_dir", "progress")
 
 
 def _choice(name, value, choices):

@@ -1,4 +1,8 @@
-"""PNG figures of sweep results, drawn with matplotlib's non-interactive Agg backend."""
+"""PNG figures of sweeps and of a training run, drawn with matplotlib's Agg backend.
+
+Images are shown as stored, rescaled per image to [0, 1] (grayscale for one
+channel, RGB for three).
+"""
 
 import matplotlib
 
@@ -55,4 +59,120 @@ def accuracy_vs_learning_rate(table: list[dict], path: str) -> None:
          title="accuracy vs learning rate (diverged runs left out)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+  _save(fig, path)
+
+
+def training_curves(history: list[dict], path: str) -> None:
+  """Loss and accuracy per epoch for each split in ``history`` (train, validation, test)."""
+  epochs = [row["epoch"] for row in history]
+  splits = [s for s in ("train", "validation", "test") if f"{s}_loss" in history[0]]
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for split in splits:
+    axes[0].plot(epochs, [row[f"{split}_loss"] for row in history], marker="o", label=split)
+    axes[1].plot(epochs, [100 * row[f"{split}_accuracy"] for row in history], marker="o",
+                 label=split)
+  axes[0].set(title="loss", xlabel="epoch", ylabel="softmax cross-entropy", yscale="log")
+  axes[1].set(title="accuracy", xlabel="epoch", ylabel="accuracy (%)")
+  for ax in axes:
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  _save(fig, path)
+
+
+def confusion_matrix(confusion: np.ndarray, class_names, path: str) -> None:
+  """The confusion matrix C[true, predicted] as counts, shaded by row (recall) fractions."""
+  confusion = np.asarray(confusion)
+  k = len(class_names)
+  fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+  fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.6 + 0.6 * k))
+  ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+  for i in range(k):
+    for j in range(k):
+      ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+              color="white" if fractions[i, j] > 0.5 else "black")
+  ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+  ax.set_yticks(range(k), class_names, fontsize=8)
+  ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test)")
+  _save(fig, path)
+
+
+def weight_histograms(params, path: str) -> None:
+  """A histogram of each layer's parameters (kernel, and bias when it has one)."""
+  layers = {name: leaves for name, leaves in params.items() if isinstance(leaves, dict)}
+  fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3), squeeze=False)
+  for ax, (name, leaves) in zip(axes[0], layers.items()):
+    for kind, values in sorted(leaves.items()):
+      values = np.asarray(values).ravel()
+      ax.hist(values, bins=int(np.clip(values.size // 4, 10, 60)), alpha=0.6, density=True,
+              label=f"{kind} ({values.size}; std {values.std():.3g})")
+    ax.set(title=name, xlabel="value")
+    ax.legend(fontsize=6)
+  _save(fig, path)
+
+
+def _show(ax, image: np.ndarray) -> None:
+  image = np.asarray(image, np.float64)
+  image = (image - image.min()) / max(image.max() - image.min(), 1e-12)
+  if image.ndim == 3 and image.shape[-1] == 1:
+    image = image[..., 0]
+  ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
+def _grid(n: int, columns: int):
+  rows = -(-n // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.5 * rows), squeeze=False)
+  for ax in axes.ravel()[n:]:
+    ax.axis("off")
+  return fig, axes.ravel()
+
+
+def first_layer(kernel: np.ndarray, input_shape: tuple[int, ...], path: str, limit: int = 64):
+  """The first layer's weights as images: a conv kernel's filters, or an MLP unit's weights.
+
+  A conv kernel (kh, kw, C, F) gives F filters of kh x kw x C; a dense kernel
+  (H W C, F) gives each unit's incoming weights reshaped to the input image.
+  """
+  kernel = np.asarray(kernel)
+  if kernel.ndim == 4:
+    images = [kernel[..., f] for f in range(kernel.shape[-1])]
+    title = f"first-layer filters ({kernel.shape[0]}x{kernel.shape[1]})"
+  else:
+    images = [kernel[:, f].reshape(input_shape) for f in range(kernel.shape[-1])]
+    title = "first-layer weights of each hidden unit"
+  images = images[:limit]
+  fig, axes = _grid(len(images), 8)
+  for ax, image in zip(axes, images):
+    _show(ax, image)
+  fig.suptitle(title + (f", first {limit}" if len(images) == limit else ""), fontsize=9)
+  _save(fig, path)
+
+
+def saliency(images, maps, labels, predictions, class_names, path: str) -> None:
+  """Each image above its saliency map |∂z_ŷ/∂x|, with true and predicted labels."""
+  n = len(images)
+  fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+  for i in range(n):
+    _show(axes[0, i], images[i])
+    axes[0, i].set_title(f"true {class_names[labels[i]]}\npred {class_names[predictions[i]]}",
+                         fontsize=7, color="black" if labels[i] == predictions[i] else "red")
+    axes[1, i].imshow(np.asarray(maps[i]), cmap="hot")
+    axes[1, i].set_xticks([])
+    axes[1, i].set_yticks([])
+  axes[1, 0].set_ylabel("|∂z_pred/∂x|", fontsize=8)
+  _save(fig, path)
+
+
+def misclassified(images, labels, predictions, probabilities, class_names, path: str) -> None:
+  """A grid of misclassified images: true label, predicted label and its probability."""
+  n = max(len(images), 1)
+  fig, axes = _grid(n, 8)
+  for ax, image, y, p, prob in zip(axes, images, labels, predictions, probabilities):
+    _show(ax, image)
+    ax.set_title(f"{class_names[y]} -> {class_names[p]}\n({prob:.2f})", fontsize=6)
+  if not len(images):
+    axes[0].set_title("no misclassified images", fontsize=8)
+  fig.suptitle("misclassified test images: true -> predicted (probability)", fontsize=9)
   _save(fig, path)

@@ -18,19 +18,33 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 from flax.training import train_state
 
 from models import metrics
+from models import regularizers
 
 
 class TrainState(train_state.TrainState):
-  """Flax's TrainState (step, params, opt_state) plus the dropout key.
+  """Flax's TrainState (step, params, opt_state) plus batch statistics, dropout key, penalty.
 
-  The dropout key of step t is fold_in(dropout_key, t): every step gets a
-  fresh, reproducible key without carrying a key chain.
+  ``batch_stats`` holds batch normalization's running means and variances
+  (empty without batch norm): state updated by each training step, not by
+  the optimizer. The dropout key of step t is fold_in(dropout_key, t): every
+  step gets a fresh, reproducible key without carrying a key chain.
+  ``penalty`` is the weight penalty added to the training loss.
   """
 
+  batch_stats: Any
   dropout_key: jax.Array
+  penalty: regularizers.Penalty = struct.field(pytree_node=False, default=regularizers.Penalty())
+
+  @property
+  def variables(self) -> dict:
+    """What ``apply_fn`` takes: {"params"[, "batch_stats"]}."""
+    if self.batch_stats:
+      return {"params": self.params, "batch_stats": self.batch_stats}
+    return {"params": self.params}
 
 
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -40,9 +54,16 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def create_train_state(
-    model: nn.Module, params: Any, tx: optax.GradientTransformation, dropout_key: jax.Array
+    model: nn.Module,
+    variables: dict,
+    tx: optax.GradientTransformation,
+    dropout_key: jax.Array,
+    penalty: regularizers.Penalty = regularizers.Penalty(),
 ) -> TrainState:
-  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, dropout_key=dropout_key)
+  """The state at step 0 from ``networks.init_variables``' {"params"[, "batch_stats"]}."""
+  return TrainState.create(
+      apply_fn=model.apply, params=variables["params"], tx=tx,
+      batch_stats=variables.get("batch_stats", {}), dropout_key=dropout_key, penalty=penalty)
 
 
 GD_MODES = ("minibatch", "stochastic", "full_batch")
@@ -62,27 +83,46 @@ def update_batch_size(gd_mode: str, batch_size: int, num_examples: int) -> int:
 def train_step(
     state: TrainState, images: jax.Array, labels: jax.Array, chunk_size: int | None = None
 ) -> tuple[TrainState, metrics.Counts]:
-  """One update on the mean softmax cross-entropy of a batch of B examples.
+  """One update on the mean softmax cross-entropy of a batch of B examples, plus R(θ).
 
-  The gradient is (1/B) Σ_n ∇ℓ_n. When B > ``chunk_size`` (full-batch
-  descent), it is summed over chunks of ``chunk_size`` examples in a
-  ``lax.scan``, the last chunk zero-padded and masked, so memory stays bounded
-  and the result is the same sum. Returns the new state and the batch's counts
-  (measured with the parameters before the update).
+  The gradient is (1/B) Σ_n ∇ℓ_n + ∇R(θ), R the state's weight penalty. When
+  B > ``chunk_size`` (full-batch descent), the first term is summed over
+  chunks of ``chunk_size`` examples in a ``lax.scan``, the last chunk
+  zero-padded and masked, so memory stays bounded and the result is the same
+  sum (not with batch norm, whose statistics would be per chunk). Returns the
+  new state and the batch's cross-entropy counts (measured with the
+  parameters before the update).
   """
   step_key = jax.random.fold_in(state.dropout_key, state.step)
   batch_size = labels.shape[0]
 
   def loss_fn(params, x, y, mask, key):
-    logits = state.apply_fn({"params": params}, x, train=True, rngs={"dropout": key})
+    variables = {"params": params}
+    if state.batch_stats:
+      variables["batch_stats"] = state.batch_stats
+      logits, updated = state.apply_fn(
+          variables, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+    else:
+      logits, updated = state.apply_fn(variables, x, train=True, rngs={"dropout": key}), {}
     counts = metrics.counts(logits, y, mask)
-    return counts.loss_sum / batch_size, counts
+    return counts.loss_sum / batch_size, (counts, updated.get("batch_stats", {}))
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
   if chunk_size is None or batch_size <= chunk_size:
-    grads, counts = grad_fn(state.params, images, labels, None, step_key)
-    return state.apply_gradients(grads=grads), counts
+    grads, (counts, batch_stats) = grad_fn(state.params, images, labels, None, step_key)
+  elif state.batch_stats:
+    raise ValueError("batch norm needs the whole batch in one pass: raise chunk_size")
+  else:
+    grads, counts = _chunked_gradient(grad_fn, state.params, images, labels, chunk_size, step_key)
+    batch_stats = state.batch_stats
+  if state.penalty.l1 or state.penalty.l2:
+    grads = jax.tree.map(jnp.add, grads, jax.grad(state.penalty)(state.params))
+  return state.apply_gradients(grads=grads, batch_stats=batch_stats), counts
 
+
+def _chunked_gradient(grad_fn, params, images, labels, chunk_size, step_key):
+  """Σ over chunks of ``grad_fn``'s gradient and counts; the last chunk padded and masked."""
+  batch_size = labels.shape[0]
   num_chunks = -(-batch_size // chunk_size)
   pad = num_chunks * chunk_size - batch_size
   mask = jnp.ones(batch_size, jnp.float32)  # zero where padded, after the pad below
@@ -94,13 +134,13 @@ def train_step(
 
   def body(total, chunk):
     i, (x, y, m) = chunk
-    grads, counts = grad_fn(state.params, x, y, m, jax.random.fold_in(step_key, i))
+    grads, (counts, _) = grad_fn(params, x, y, m, jax.random.fold_in(step_key, i))
     return jax.tree.map(jnp.add, total, (grads, counts)), None
 
-  shapes = jax.eval_shape(grad_fn, state.params, *(a[0] for a in chunks), step_key)
-  zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  shapes = jax.eval_shape(grad_fn, params, *(a[0] for a in chunks), step_key)
+  zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (shapes[0], shapes[1][0]))
   (grads, counts), _ = jax.lax.scan(body, zero, (jnp.arange(num_chunks), chunks))
-  return state.apply_gradients(grads=grads), counts
+  return grads, counts
 
 
 def train_steps(
@@ -133,29 +173,23 @@ def epoch_batches(key: jax.Array, num_examples: int, batch_size: int) -> jax.Arr
   return order[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
-def evaluate(
-    params: Any, apply_fn, images: jax.Array, labels: jax.Array, batch_size: int
-) -> metrics.Counts:
-  """Exact loss and accuracy counts over every example (eval mode, no dropout).
+def predict(variables: dict, apply_fn, images: jax.Array, batch_size: int) -> jax.Array:
+  """Logits (N, K) of every example in eval mode (no dropout, running batch statistics).
 
-  The split is zero-padded to a multiple of ``batch_size`` and the padding is
-  masked out of the sums, so no example is dropped and none counts twice.
+  The images go through in batches of ``batch_size`` (``lax.map``), the last
+  one zero-padded; the padded rows are cut off.
   """
-  n = labels.shape[0]
+  n = images.shape[0]
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
   images = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
-  labels = jnp.pad(labels, (0, pad))
-  mask = jnp.arange(num_batches * batch_size) < n
+  batched = images.reshape(num_batches, batch_size, *images.shape[1:])
+  logits = jax.lax.map(lambda x: apply_fn(variables, x, train=False), batched)
+  return logits.reshape(num_batches * batch_size, -1)[:n]
 
-  def body(total, batch):
-    x, y, m = batch
-    logits = apply_fn({"params": params}, x, train=False)
-    return total + metrics.counts(logits, y, m), None
 
-  batched = jax.tree.map(
-      lambda a: a.reshape(num_batches, batch_size, *a.shape[1:]), (images, labels, mask)
-  )
-  zero = metrics.Counts(*(jnp.zeros((), jnp.float32) for _ in range(3)))
-  total, _ = jax.lax.scan(body, zero, batched)
-  return total
+def evaluate(
+    variables: dict, apply_fn, images: jax.Array, labels: jax.Array, batch_size: int
+) -> metrics.Counts:
+  """Exact loss and accuracy counts over every example of a split (``predict``'s logits)."""
+  return metrics.counts(predict(variables, apply_fn, images, batch_size), labels)

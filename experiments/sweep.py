@@ -119,11 +119,13 @@ def member_bytes(
   their gradients) over ``examples_per_pass`` examples.
   """
   x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-  params = jax.eval_shape(lambda: networks.init_params(model, jax.random.key(0), input_shape))
+  variables = jax.eval_shape(
+      lambda: networks.init_variables(model, jax.random.key(0), input_shape))
+  params = variables["params"]
   opt_state = jax.eval_shape(tx.init, params)
   _, intermediates = jax.eval_shape(
-      lambda p, x: model.apply({"params": p}, x, train=False, capture_intermediates=True,
-                               mutable=["intermediates"]), params, x)
+      lambda v, x: model.apply(v, x, train=False, capture_intermediates=True,
+                               mutable=["intermediates"]), variables, x)
 
   def size(tree):
     return sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(tree)
@@ -249,11 +251,11 @@ class _GroupTrainer:
 
   def _states(self, group, members):
     make_tx = vmapped.optimizer_factory(group.optimizer, self.base.optimizer_form, self.schedule,
-                                        self.base.clip_norm)
+                                        self.base.clip_norm, self.base.weight_decay)
     if group.optimizer not in self.txs:
       self.txs[group.optimizer] = make_tx(group.members[0])
     state = vmapped.init_states(self.model, self.input_shape, members, make_tx,
-                                self.txs[group.optimizer])
+                                self.txs[group.optimizer], self.base.penalty)
     return sharding.split(state, self.mesh) if sharding.can_split(len(members)) else state
 
   def _program(self, group, size) -> _Program:
@@ -270,7 +272,7 @@ class _GroupTrainer:
       )
       evaluators = {
           name: jax.jit(vmapped.evaluate, static_argnums=(1, 4))
-          .lower(state.params, state.apply_fn, *self.arrays[name], self.base.chunk_size)
+          .lower(state.variables, state.apply_fn, *self.arrays[name], self.base.chunk_size)
           .compile()
           for name in ("validation", "test")
       }
@@ -323,7 +325,7 @@ class _GroupTrainer:
         totals = counts if totals is None else totals + counts
         bar.update(len(members) * self.block)
       results = {"train": totals}
-      results.update({name: evaluate(state.params, *self.arrays[name])
+      results.update({name: evaluate(state.variables, *self.arrays[name])
                       for name, evaluate in program.evaluators.items()})
       for k, rows in enumerate(history):
         row = {"epoch": epoch}

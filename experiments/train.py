@@ -1,13 +1,14 @@
 """train_and_evaluate(config, workdir): the training loop and its outputs.
 
 Data flows one way: config -> arrays on the device -> compiled blocks of
-train steps -> exact evaluation -> ``metrics.jsonl`` / ``summary.json`` in the
-workdir. Compilation happens ahead of time (``jit(...).lower(...).compile()``)
+train steps -> exact evaluation -> ``metrics.jsonl``, Orbax checkpoints,
+``summary.json`` (with per-class test metrics) and PNG figures in the workdir. Compilation happens ahead of time (``jit(...).lower(...).compile()``)
 so its cost is measured separately and ``train_images_per_second`` is the
 steady-state rate.
 """
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -21,6 +22,8 @@ from absl import logging
 from tqdm import tqdm
 
 from data import datasets
+from experiments import checkpoints as checkpoints_lib
+from experiments import report
 from experiments import sharding
 from experiments import steps
 from experiments import workdir as workdir_lib
@@ -80,8 +83,31 @@ def plan_updates(config: TrainConfig, num_examples: int) -> UpdatePlan:
   return UpdatePlan(batch_size, num_batches, total_steps, schedule)
 
 
+def _check_resumable(config: TrainConfig, workdir: str, checkpoints: checkpoints_lib.Checkpoints):
+  """ConfigError if ``workdir`` holds a checkpoint of a run configured differently."""
+  path = os.path.join(workdir, "config.json")
+  if checkpoints.latest_epoch() is None or not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  saved["hidden_sizes"] = tuple(saved.get("hidden_sizes", ()))
+  fields = {f.name for f in dataclasses.fields(TrainConfig)}
+  previous = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+  changed = config.differs_in_training(previous)
+  if changed:
+    what = ", ".join(f"{k} {getattr(previous, k)!r} there, {getattr(config, k)!r} here"
+                     for k in changed)
+    raise ConfigError(
+        f"{workdir} holds a checkpoint of another run ({what}); "
+        f"resume with its settings, or use another --workdir")
+
+
 def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | None = None) -> dict:
   """Trains ``config``'s model, evaluates every epoch, writes results to ``workdir``.
+
+  A workdir with a checkpoint is resumed: training continues from the saved
+  epoch with the saved state (PRNG keys, data order and optimizer state
+  included), so the result equals an uninterrupted run's bit for bit.
 
   Args:
     config: a validated TrainConfig.
@@ -91,40 +117,62 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
 
   Returns:
     The summary dict, also written to ``workdir/summary.json``.
+
+  Raises:
+    TrainingDiverged: a loss became NaN or infinite; the last checkpoint and
+      metrics.jsonl are left as they were after the last good epoch.
   """
   started_at = time.perf_counter() if started_at is None else started_at
   os.makedirs(workdir, exist_ok=True)
+  checkpoints = checkpoints_lib.Checkpoints(workdir)
+  _check_resumable(config, workdir, checkpoints)
   workdir_lib.write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(config))
 
   data = load_datasets(config)
+  class_names = datasets.CLASS_NAMES[config.dataset]
   train_images, train_labels = jax.device_put(tuple(data.train))
   eval_splits = {"validation": data.validation, "test": data.test}
   eval_splits = {k: jax.device_put(tuple(v)) for k, v in eval_splits.items() if len(v.labels)}
 
   init_key, dropout_key, shuffle_key = steps.seed_keys(config.seed)
   model = networks.create_model(config.model, data.num_classes, **config.model_kwargs())
-  params = networks.init_params(model, init_key, data.train.images.shape[1:])
+  input_shape = data.train.images.shape[1:]
+  variables = networks.init_variables(model, init_key, input_shape)
   num_examples = len(data.train.labels)
   batch_size, num_batches, total_steps, schedule = plan_updates(config, num_examples)
   hyperparameters = config.optimizer_hyperparameters()
   tx = optimizers.create_optimizer(
       config.optimizer, config.optimizer_form, config.resolved_learning_rate, hyperparameters,
-      schedule, config.clip_norm,
+      schedule, config.clip_norm, config.weight_decay or None,
   )
   logging.info(
-      "optimizer %s; α = %g (%s schedule over %d updates)%s",
+      "optimizer %s; α = %g (%s schedule over %d updates)%s%s",
       optimizers.describe(config.optimizer, config.optimizer_form, hyperparameters),
       config.resolved_learning_rate, config.schedule, total_steps,
       f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "",
+      f", weight decay λ = {config.weight_decay:g}" if config.weight_decay else "",
   )
-  state = steps.create_train_state(model, params, tx, dropout_key)
+  state = steps.create_train_state(model, variables, tx, dropout_key, config.penalty)
   index_sharding, mesh = None, None
   if sharding.can_split(batch_size):  # data parallel: batch split, everything else replicated
     mesh = sharding.local_mesh("data")
     state, train_images, train_labels, eval_splits = sharding.replicate(
         (state, train_images, train_labels, eval_splits), mesh)
     index_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
-  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+  record = {"history": [], "best_epoch": None, "stopped_early": False,
+            "input_shape": list(input_shape), "pixel_mean": data.pixel_mean,
+            "pixel_std": data.pixel_std}
+  best_variables = state.variables
+  saved = checkpoints.restore(state)
+  if saved:
+    state, best_variables, record = saved.state, saved.model, saved.record
+    logging.info("resuming from the checkpoint of epoch %d in %s", saved.epoch,
+                 checkpoints.directory)
+  history = record["history"]
+  workdir_lib.write_jsonl(os.path.join(workdir, "metrics.jsonl"), history)
+
+  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
   block = progress_block_size(num_batches)
   make_batches = jax.jit(steps.epoch_batches, static_argnums=(1, 2))
 
@@ -137,7 +185,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   )
   evaluators = {
       name: jax.jit(steps.evaluate, static_argnums=(1, 4))
-      .lower(state.params, state.apply_fn, *arrays, config.chunk_size)
+      .lower(state.variables, state.apply_fn, *arrays, config.chunk_size)
       .compile()
       for name, arrays in eval_splits.items()
   }
@@ -150,8 +198,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       f", data parallel over {mesh.size} devices" if mesh else "",
   )
 
-  history, train_seconds, seconds_to_first_step = [], 0.0, None
-  for epoch in range(1, config.num_epochs + 1):
+  train_seconds, seconds_to_first_step = 0.0, None
+  first_epoch = len(history) + 1
+  last_epoch = len(history) if record["stopped_early"] else config.num_epochs
+  for epoch in range(first_epoch, last_epoch + 1):
     batches = make_batches(jax.random.fold_in(shuffle_key, epoch), num_examples, batch_size)
     batches = batches.reshape(num_batches // block, block, batch_size)
     if mesh:
@@ -173,16 +223,30 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
     row = {"epoch": epoch}
     row.update({f"train_{k}": v for k, v in totals.compute().items()})
     for name, evaluator in evaluators.items():
-      result = evaluator(state.params, *eval_splits[name]).compute()
+      result = evaluator(state.variables, *eval_splits[name]).compute()
       row.update({f"{name}_{k}": v for k, v in result.items()})
     row["images_per_second"] = num_batches * batch_size / epoch_seconds
     row["epoch_seconds"] = epoch_seconds
-    if not math.isfinite(row["train_loss"]):
+    bad = [k for k, v in row.items() if k.endswith("_loss") and not math.isfinite(v)]
+    if bad:
+      kept = checkpoints.latest_epoch()
       raise TrainingDiverged(
-          f"training diverged at epoch {epoch} (train loss {row['train_loss']}); "
-          "lower the learning rate"
-      )
+          f"training diverged at epoch {epoch} ({bad[0].replace('_', ' ')} {row[bad[0]]}); "
+          "lower the learning rate; "
+          + (f"the checkpoint of epoch {kept} and " if kept else "")
+          + "metrics.jsonl of the epochs before are kept")
     history.append(row)
+
+    if config.patience:
+      best = record["best_epoch"]
+      if best is None or row["validation_loss"] < history[best - 1]["validation_loss"]:
+        record["best_epoch"] = epoch
+        best_variables = jax.tree.map(jnp.copy, state.variables)  # state's buffers are donated
+      record["stopped_early"] = epoch - record["best_epoch"] >= config.patience
+    else:
+      best_variables = state.variables
+    if config.checkpoint_every_epoch or epoch == config.num_epochs or record["stopped_early"]:
+      checkpoints.save(epoch, state, best_variables, record)
     workdir_lib.write_jsonl(os.path.join(workdir, "metrics.jsonl"), history)
     logging.info(
         "epoch %d: train loss %.4f acc %.4f | %s | %.0f images/s",
@@ -192,8 +256,22 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
         ),
         row["images_per_second"],
     )
+    if record["stopped_early"]:
+      logging.info("early stopping: no lower validation loss for %d epochs; keeping epoch %d",
+                   config.patience, record["best_epoch"])
+      break
 
-  final = history[-1]
+  chosen = history[(record["best_epoch"] or len(history)) - 1]
+  logits = report.predict_split(best_variables, state.apply_fn, data.test, config.chunk_size)
+  test_result = report.test_metrics(jnp.asarray(logits), jnp.asarray(data.test.labels), class_names)
+  logging.info("test metrics of the model of epoch %d:\n%s", chosen["epoch"],
+               report.per_class_table(test_result))
+  figures = []
+  if config.plots:
+    figures = report.write_figures(workdir, history, best_variables, state.apply_fn, data.test,
+                                   logits, class_names, test_result)
+    logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))
+
   summary = {
       "dataset": config.dataset,
       "model": config.model,
@@ -204,15 +282,25 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       "learning_rate": config.resolved_learning_rate,
       "schedule": config.schedule,
       "clip_norm": config.clip_norm,
+      "regularization": {"dropout": model.dropout, "batch_norm": config.batch_norm,
+                         "l1": config.l1, "l2": config.l2, "weight_decay": config.weight_decay},
       "gd_mode": config.gd_mode,
       "batch_size": batch_size,
       "updates_per_epoch": num_batches,
       "num_epochs": config.num_epochs,
+      "epochs_trained": len(history),
+      "epoch": chosen["epoch"],  # of the model the metrics below describe
+      "stopped_early": record["stopped_early"],
       "seed": config.seed,
       "num_params": num_params,
-      **{k: v for k, v in final.items() if k.endswith(("_loss", "_accuracy"))},
+      **{k: v for k, v in chosen.items() if k.endswith(("_loss", "_accuracy"))},
+      "test_metrics": test_result,
+      "figures": [os.path.basename(p) for p in figures],
+      "checkpoint": os.path.join(checkpoints.directory, str(checkpoints.latest_epoch())),
       "train_seconds": train_seconds,
-      "train_images_per_second": total_steps * batch_size / train_seconds,
+      "train_images_per_second": (
+          (len(history) - first_epoch + 1) * num_batches * batch_size / train_seconds
+          if train_seconds else None),
       "compile_seconds": compile_seconds,
       # Measured when the first compiled block of steps has finished.
       "seconds_to_first_step": seconds_to_first_step,

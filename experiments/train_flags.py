@@ -13,7 +13,7 @@ _DEFAULTS = config_lib.TrainConfig()
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("dataset", _DEFAULTS.dataset, "mnist | fashion_mnist | cifar10")
-flags.DEFINE_string("model", _DEFAULTS.model, "mlp | cnn | cnn_small")
+flags.DEFINE_string("model", _DEFAULTS.model, "mlp | cnn | cnn_small | cifar_convnet")
 flags.DEFINE_string("optimizer_form", _DEFAULTS.optimizer_form,
                     "optax (Optax's alias) | textbook (the course's exact rule); see README.")
 flags.DEFINE_float("momentum", None, "γ of momentum; default 0.9.")
@@ -39,7 +39,15 @@ flags.DEFINE_boolean("standardize", _DEFAULTS.standardize,
 flags.DEFINE_list("hidden_sizes", [str(h) for h in _DEFAULTS.hidden_sizes],
                   "MLP hidden layer widths; empty (--hidden_sizes=) is softmax regression.")
 flags.DEFINE_string("activation", _DEFAULTS.activation, "MLP activation function.")
-flags.DEFINE_float("dropout_rate", _DEFAULTS.dropout_rate, "CNN dropout rate.")
+flags.DEFINE_float("dropout", None,
+                   "Dropout rate p before the output layer (and after every MLP hidden layer); "
+                   "default: 0.5 for cnn, 0 for the other models.")
+flags.DEFINE_boolean("batch_norm", _DEFAULTS.batch_norm,
+                     "Batch normalization after each hidden layer's linear map.")
+flags.DEFINE_float("l1", _DEFAULTS.l1, "λ1 of the L1 penalty λ1 Σ|w| on the weights.")
+flags.DEFINE_float("l2", _DEFAULTS.l2, "λ2 of the L2 penalty (λ2/2) Σ w² on the weights.")
+flags.DEFINE_float("weight_decay", _DEFAULTS.weight_decay,
+                   "λ of decoupled weight decay (AdamW style): Δθ -= α λ θ on the weights.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar per epoch.")
 
 
@@ -55,6 +63,7 @@ def train_config(**settings) -> config_lib.TrainConfig:
           "dataset", "model", "optimizer_form", "momentum", "b1", "b2", "eps",
           "initial_accumulator", "clip_norm", "schedule", "warmup_epochs", "step_decay_rate",
           "gd_mode", "batch_size", "num_epochs", "validation_size", "standardize", "activation",
-          "dropout_rate", "archive_dir", "tfds_data_dir", "progress")
+          "dropout", "batch_norm", "l1", "l2", "weight_decay", "archive_dir", "tfds_data_dir",
+          "progress")
   }
   return config_lib.TrainConfig(hidden_sizes=hidden_sizes, **shared, **settings).validate()

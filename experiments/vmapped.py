@@ -23,6 +23,7 @@ from experiments import steps
 from models import metrics
 from models import networks
 from models import optimizers
+from models import regularizers
 
 
 class Member(NamedTuple):
@@ -39,6 +40,7 @@ def init_states(
     members: list[Member],
     make_tx: Callable[[Member], optax.GradientTransformation],
     tx: optax.GradientTransformation | None = None,
+    penalty: regularizers.Penalty = regularizers.Penalty(),
 ) -> steps.TrainState:
   """The members' TrainStates stacked along a leading axis of size K.
 
@@ -50,22 +52,29 @@ def init_states(
   states = []
   for member in members:
     init_key, dropout_key, _ = steps.seed_keys(member.seed)
-    params = networks.init_params(model, init_key, input_shape)
-    states.append(steps.create_train_state(model, params, make_tx(member), dropout_key))
-  leaves = [(s.step, s.params, s.opt_state, s.dropout_key) for s in states]
-  step, params, opt_state, dropout_key = jax.tree.map(lambda *xs: jnp.stack(xs), *leaves)
-  return states[0].replace(step=step, params=params, opt_state=opt_state, dropout_key=dropout_key,
+    variables = networks.init_variables(model, init_key, input_shape)
+    states.append(
+        steps.create_train_state(model, variables, make_tx(member), dropout_key, penalty))
+  leaves = [(s.step, s.params, s.opt_state, s.batch_stats, s.dropout_key) for s in states]
+  step, params, opt_state, batch_stats, dropout_key = jax.tree.map(
+      lambda *xs: jnp.stack(xs), *leaves)
+  return states[0].replace(step=step, params=params, opt_state=opt_state,
+                           batch_stats=batch_stats, dropout_key=dropout_key,
                            tx=tx or states[0].tx)
 
 
 def optimizer_factory(
-    optimizer: str, form_name: str, schedule: optax.Schedule | None, clip_norm: float | None
+    optimizer: str,
+    form_name: str,
+    schedule: optax.Schedule | None,
+    clip_norm: float | None,
+    weight_decay: float | None = None,
 ) -> Callable[[Member], optax.GradientTransformation]:
   """make_tx for ``init_states``: the member's α and hyperparameters in a shared structure."""
 
   def make_tx(member: Member) -> optax.GradientTransformation:
     return optimizers.create_optimizer(optimizer, form_name, member.learning_rate,
-                                       member.hyperparameters, schedule, clip_norm)
+                                       member.hyperparameters, schedule, clip_norm, weight_decay)
 
   return make_tx
 
@@ -93,8 +102,8 @@ def train_steps(
 
 
 def evaluate(
-    params, apply_fn, images: jax.Array, labels: jax.Array, batch_size: int
+    variables: dict, apply_fn, images: jax.Array, labels: jax.Array, batch_size: int
 ) -> metrics.Counts:
-  """``steps.evaluate`` for all K members' stacked params; counts have shape (K,)."""
+  """``steps.evaluate`` for all K members' stacked variables; counts have shape (K,)."""
   one = functools.partial(steps.evaluate, apply_fn=apply_fn, batch_size=batch_size)
-  return jax.vmap(lambda p: one(p, images=images, labels=labels))(params)
+  return jax.vmap(lambda v: one(v, images=images, labels=labels))(variables)

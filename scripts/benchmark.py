@@ -88,8 +88,8 @@ def benchmark_model(name: str, custom_conv_vjp: bool, batch_size: int, num_steps
   kwargs = {} if name == "mlp" else {"custom_conv_vjp": custom_conv_vjp}
   model = networks.create_model(name, 10, **kwargs)
   key = jax.random.key(0)
-  params = networks.init_params(model, key, _INPUT_SHAPE)
-  state = steps.create_train_state(model, params, optax.adam(1e-3), key)
+  variables = networks.init_variables(model, key, _INPUT_SHAPE)
+  state = steps.create_train_state(model, variables, optax.adam(1e-3), key)
   num_examples = batch_size * num_steps
   images = jax.random.uniform(key, (num_examples, *_INPUT_SHAPE), jnp.float32)
   labels = jax.random.randint(key, (num_examples,), 0, 10)

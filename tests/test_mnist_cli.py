@@ -4,7 +4,9 @@ import functools
 import json
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture
@@ -16,7 +18,11 @@ def run_mnist(run_module):
     "flag,message",
     [
         ("--optimizer=lbfgs", "unknown optimizer 'lbfgs'; choose one of sgd, momentum, adagrad, adadelta, rmsprop, adam"),
-        ("--model=resnet", "unknown model 'resnet'; choose one of mlp, cnn, cnn_small"),
+        ("--model=resnet", "unknown model 'resnet'; choose one of mlp, cnn, cnn_small, cifar_convnet"),
+        ("--dropout=1.5", "dropout must be in [0, 1), got 1.5"),
+        ("--batch_norm --gd_mode=full_batch",
+         "batch_norm needs minibatch descent with 2 <= batch_size <= chunk_size (got full_batch, "
+         "batch_size 128, chunk_size 1000): its statistics are over one update's whole batch"),
         ("--dataset=svhn", "unknown dataset 'svhn'; choose one of mnist, fashion_mnist, cifar10"),
         ("--learning_rate=-0.1", "learning_rate must be > 0, got -0.1"),
         ("--batch_size=0", "batch_size must be >= 1, got 0"),
@@ -28,7 +34,7 @@ def run_mnist(run_module):
     ],
 )
 def test_invalid_flags_exit_with_one_line(run_mnist, flag, message, tmp_path):
-  result = run_mnist(flag, f"--workdir={tmp_path}")
+  result = run_mnist(*flag.split(), f"--workdir={tmp_path}")
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [f"error: {message}"]
   assert not os.listdir(tmp_path)  # nothing written
@@ -60,6 +66,7 @@ def test_archive_dir_comes_from_the_environment_when_the_flag_is_absent(run_mnis
 def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
   result = run_mnist(
       "--model=mlp", "--hidden_sizes=32", "--optimizer=sgd", "--num_epochs=1",
+      "--batch_norm", "--dropout=0.1", "--l1=1e-6", "--l2=1e-4", "--weight_decay=1e-4",
       f"--tfds_data_dir={mnist_data_dir}", f"--workdir={tmp_path}",
       f"--compilation_cache_dir={tmp_path / 'cache'}",
   )
@@ -71,3 +78,18 @@ def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
   assert summary["test_accuracy"] > 0.9
   assert summary["train_images_per_second"] > 0 and summary["compile_seconds"] > 0
   assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+  assert summary["regularization"] == {"dropout": 0.1, "batch_norm": True, "l1": 1e-6,
+                                       "l2": 1e-4, "weight_decay": 1e-4}
+  metrics = summary["test_metrics"]
+  assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
+  assert len(metrics["per_class"]) == 10 and np.sum(metrics["confusion_matrix"]) == 10_000
+  assert sum(row["support"] for row in metrics["per_class"]) == 10_000
+  log = result.stderr
+  assert "class  precision  recall      f1  support" in log
+  assert f"macro  {metrics['macro_precision']:9.4f}  {metrics['macro_recall']:6.4f}" in log
+  for name in summary["figures"]:
+    with Image.open(tmp_path / name) as image:  # a real PNG, with something drawn in it
+      assert image.format == "PNG" and image.size[0] > 300
+      assert np.asarray(image.convert("L")).std() > 10
+  assert len(summary["figures"]) == 6
+  assert os.path.isdir(summary["checkpoint"])

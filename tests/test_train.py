@@ -18,8 +18,8 @@ from models import networks
 
 def _state(model_name="mlp", seed=0, **kwargs):
   model = networks.create_model(model_name, 10, **kwargs)
-  params = networks.init_params(model, jax.random.key(seed), (8, 8, 1))
-  return steps.create_train_state(model, params, optax.sgd(0.1), jax.random.key(seed + 1))
+  variables = networks.init_variables(model, jax.random.key(seed), (8, 8, 1))
+  return steps.create_train_state(model, variables, optax.sgd(0.1), jax.random.key(seed + 1))
 
 
 def _data(n=64, seed=0):
@@ -32,9 +32,9 @@ def test_train_steps_lower_the_loss():
   state = _state(hidden_sizes=(32,))
   images, labels = _data()
   batches = jnp.tile(jnp.arange(64).reshape(4, 16), (10, 1))  # 40 steps
-  before = steps.evaluate(state.params, state.apply_fn, images, labels, 64).compute()["loss"]
+  before = steps.evaluate(state.variables, state.apply_fn, images, labels, 64).compute()["loss"]
   state, _ = jax.jit(steps.train_steps)(state, images, labels, batches)
-  after = steps.evaluate(state.params, state.apply_fn, images, labels, 64).compute()["loss"]
+  after = steps.evaluate(state.variables, state.apply_fn, images, labels, 64).compute()["loss"]
   assert int(state.step) == 40
   assert after < 0.9 * before  # measured: 2.34 -> 2.03 (random labels, SGD 0.1)
 
@@ -74,8 +74,8 @@ def test_dropout_key_changes_every_step_and_is_reproducible():
   images, labels = _data()
   batches = jnp.zeros((2, 16), jnp.int32)  # the same batch twice
   run = jax.jit(steps.train_steps)
-  first, _ = run(_state("cnn", dropout_rate=0.5), images, labels, batches)
-  second, _ = run(_state("cnn", dropout_rate=0.5), images, labels, batches)
+  first, _ = run(_state("cnn", dropout=0.5), images, labels, batches)
+  second, _ = run(_state("cnn", dropout=0.5), images, labels, batches)
   for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
     np.testing.assert_array_equal(a, b)
 
@@ -98,13 +98,18 @@ def test_progress_block_size_divides_the_epoch(num_batches, expected):
     "change,message",
     [
         ({"optimizer": "lbfgs"}, "sgd, momentum, adagrad, adadelta, rmsprop, adam"),
-        ({"model": "resnet"}, "mlp, cnn, cnn_small"),
+        ({"model": "resnet"}, "mlp, cnn, cnn_small, cifar_convnet"),
         ({"dataset": "svhn"}, "mnist, fashion_mnist, cifar10"),
         ({"learning_rate": 0.0}, "learning_rate must be > 0"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"num_epochs": -1}, "num_epochs must be >= 1"),
         ({"validation_size": -5}, "validation_size must be >= 0"),
-        ({"dropout_rate": 1.0}, "dropout_rate must be in"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"l2": -1.0}, "l2 must be >= 0"),
+        ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+        ({"patience": 2, "validation_size": 0}, "patience needs a validation split"),
+        ({"batch_norm": True, "gd_mode": "stochastic"}, "batch_norm needs minibatch descent"),
+        ({"batch_norm": True, "batch_size": 2000}, "2 <= batch_size <= chunk_size"),
         ({"optimizer_form": "paper"}, "choose one of optax, textbook"),
         ({"gd_mode": "batch"}, "choose one of minibatch, stochastic, full_batch"),
         ({"schedule": "linear"}, "constant, step, cosine, warmup_cosine"),

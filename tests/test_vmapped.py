@@ -28,17 +28,19 @@ def _data(n=96):
 
 def _solo(model, member, images, labels, batches):
   init_key, dropout_key, _ = steps.seed_keys(member.seed)
-  params = networks.init_params(model, init_key, (8, 8, 1))
+  variables = networks.init_variables(model, init_key, (8, 8, 1))
   tx = optimizers.create_optimizer(
       "momentum", "textbook", member.learning_rate, member.hyperparameters, SCHEDULE)
-  state = steps.create_train_state(model, params, tx, dropout_key)
+  state = steps.create_train_state(model, variables, tx, dropout_key)
   return jax.jit(steps.train_steps)(state, images, labels, batches)
 
 
-@pytest.mark.parametrize("model_name", ["mlp", "cnn"])  # cnn: dropout keys per member too
+# cnn: dropout keys per member too; mlp with batch norm: running statistics per member.
+@pytest.mark.parametrize("model_name,kwargs", [
+    ("mlp", {"hidden_sizes": (32,)}), ("cnn", {"dropout": 0.5}),
+    ("mlp", {"hidden_sizes": (32,), "batch_norm": True})])
 @pytest.mark.parametrize("shared_batches", [True, False])
-def test_vmapped_members_equal_members_trained_alone(model_name, shared_batches):
-  kwargs = {"hidden_sizes": (32,)} if model_name == "mlp" else {"dropout_rate": 0.5}
+def test_vmapped_members_equal_members_trained_alone(model_name, kwargs, shared_batches):
   model = networks.create_model(model_name, 10, **kwargs)
   images, labels = _data()
   keys = jnp.stack([steps.seed_keys(m.seed)[2] for m in MEMBERS])
@@ -52,10 +54,10 @@ def test_vmapped_members_equal_members_trained_alone(model_name, shared_batches)
     solo, solo_counts = _solo(model, member, images, labels,
                               batches if shared_batches else batches[k])
     # float32; vmapped matmuls and convolutions may sum in another order.
-    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(solo.params)):
+    for a, b in zip(jax.tree.leaves(state.variables), jax.tree.leaves(solo.variables)):
       np.testing.assert_allclose(a[k], b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(counts.loss_sum[k], solo_counts.loss_sum, rtol=1e-5)
-  evals = vmapped.evaluate(state.params, state.apply_fn, images, labels, 40)
+  evals = vmapped.evaluate(state.variables, state.apply_fn, images, labels, 40)
   assert evals.count.shape == (3,) and np.all(np.asarray(evals.count) == 96)
 
 

@@ -1,0 +1,120 @@
+"""scripts.predict on a model trained on real MNIST: classes, resizing, and one-line errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data import datasets
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_data_dir, tmp_path_factory):
+  """Two workdirs trained for one epoch: an MLP and the CIFAR-shaped ConvNet (on MNIST)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  workdirs = {}
+  for model in ("mlp", "cifar_convnet"):
+    workdir = tmp_path_factory.mktemp(model)
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.mnist", f"--model={model}", "--hidden_sizes=64",
+         "--num_epochs=1", "--validation_size=1000", "--noplots", "--noprogress",
+         f"--tfds_data_dir={mnist_data_dir}", f"--workdir={workdir}"],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    workdirs[model] = workdir
+  return workdirs
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_data_dir, tmp_path_factory):
+  """The first 20 MNIST test digits as PNG files, some resized or saved as RGB."""
+  arrays = datasets.load_arrays("mnist", tfds_data_dir=mnist_data_dir)
+  folder = tmp_path_factory.mktemp("digits")
+  paths, labels = [], []
+  for i in range(20):
+    image = Image.fromarray(arrays["test_images"][i][..., 0])
+    if i % 4 == 1:
+      image = image.resize((84, 84), Image.Resampling.BILINEAR)  # resized back to 28x28
+    if i % 4 == 2:
+      image = image.convert("RGB")  # converted back to grayscale
+    path = folder / f"digit_{i}.png"
+    image.save(path)
+    paths.append(str(path))
+    labels.append(int(arrays["test_labels"][i]))
+  return paths, labels
+
+
+def _lines(text):
+  """stderr without absl's log lines (I/W + date)."""
+  return [line for line in text.splitlines() if line and line[:1] not in ("I", "W")]
+
+
+def test_predict_prints_class_and_probability_for_each_image(trained, digits, run_module):
+  paths, labels = digits
+  result = run_module("scripts.predict", f"--workdir={trained['mlp']}", *paths)
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = result.stdout.strip().splitlines()
+  assert len(lines) == 20
+  correct = 0
+  for line, path, label in zip(lines, paths, labels):
+    name, rest = line.split(": ")
+    predicted, probability = rest.split(" (")
+    assert name == path and 0.1 <= float(probability.rstrip(")")) <= 1.0
+    correct += predicted == str(label)
+  assert correct >= 18  # one epoch of the MLP: 96% test accuracy, so ~19 of 20 expected
+
+
+def test_bad_images_get_one_line_each_and_the_rest_are_classified(
+    trained, digits, tmp_path, run_module):
+  text = tmp_path / "notes.png"
+  text.write_text("not an image")
+  missing = tmp_path / "missing.png"
+  result = run_module("scripts.predict", f"--workdir={trained['mlp']}", str(missing),
+                      digits[0][0], str(text))
+  assert result.returncode == 1
+  assert _lines(result.stderr) == [f"{missing}: error: no such file",
+                                   f"{text}: error: not a readable image (UnidentifiedImageError)"]
+  assert result.stdout.startswith(f"{digits[0][0]}: ")
+
+
+def test_a_workdir_without_a_usable_checkpoint_is_one_line(trained, digits, tmp_path, run_module):
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  result = run_module("scripts.predict", f"--workdir={empty}", digits[0][0])
+  assert result.returncode == 1
+  assert _lines(result.stderr) == [f"error: no trained model in {empty}: config.json is missing"]
+
+  no_checkpoint = tmp_path / "no_checkpoint"
+  no_checkpoint.mkdir()
+  shutil.copy(trained["mlp"] / "config.json", no_checkpoint)
+  result = run_module("scripts.predict", f"--workdir={no_checkpoint}", digits[0][0])
+  assert result.returncode == 1
+  assert _lines(result.stderr) == [f"error: no checkpoint in {no_checkpoint}/checkpoints"]
+
+  # The ConvNet's checkpoint beside the MLP's config.json: another model's checkpoint.
+  mixed = tmp_path / "mixed"
+  shutil.copytree(trained["cifar_convnet"], mixed)
+  shutil.copy(trained["mlp"] / "config.json", mixed)
+  assert json.loads((mixed / "config.json").read_text())["model"] == "mlp"
+  result = run_module("scripts.predict", f"--workdir={mixed}", digits[0][0])
+  assert result.returncode == 1
+  assert _lines(result.stderr) == [
+      f"error: the checkpoint in {mixed} does not fit the mlp model of its config.json: "
+      "the parameter names or shapes differ"]
+  assert result.stdout == ""
+
+
+def test_the_cifar_shaped_convnet_trains_and_predicts_on_mnist(trained, digits, run_module):
+  summary = json.loads((trained["cifar_convnet"] / "summary.json").read_text())
+  assert summary["num_params"] == 10 * 12 + (14 * 14 * 12 + 1) * 10
+  assert summary["test_accuracy"] > 0.9  # measured: 0.96 after one epoch
+  result = run_module("scripts.predict", f"--workdir={trained['cifar_convnet']}", *digits[0][:5])
+  assert result.returncode == 0
+  assert len(result.stdout.strip().splitlines()) == 5
+  assert np.mean([line.split(": ")[1].startswith(str(label)) for line, label in
+                  zip(result.stdout.splitlines(), digits[1])]) >= 0.8
