@@ -1,6 +1,7 @@
 """The training configuration: a frozen dataclass, validated before any work starts."""
 
 import dataclasses
+import json
 
 from data import datasets
 from experiments import steps
@@ -129,6 +130,15 @@ class TrainConfig:
           f"(got {self.gd_mode}, batch_size {self.batch_size}, chunk_size {self.chunk_size}): "
           "its statistics are over one update's whole batch")
     return self
+
+
+def load_config(path: str) -> TrainConfig:
+  """The TrainConfig a workdir's config.json holds (JSON lists back to tuples)."""
+  with open(path) as f:
+    saved = json.load(f)
+  fields = {f.name for f in dataclasses.fields(TrainConfig)}
+  saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
+  return TrainConfig(**saved)
 
 
 # Fields that change what a run writes, not what it trains (a resumed run may change them).

@@ -8,7 +8,6 @@ steady-state rate.
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -27,6 +26,7 @@ from experiments import report
 from experiments import sharding
 from experiments import steps
 from experiments import workdir as workdir_lib
+from experiments import config as config_lib
 from experiments.config import ConfigError
 from experiments.config import TrainConfig
 from models import networks
@@ -88,11 +88,7 @@ def _check_resumable(config: TrainConfig, workdir: str, checkpoints: checkpoints
   path = os.path.join(workdir, "config.json")
   if checkpoints.latest_epoch() is None or not os.path.exists(path):
     return
-  with open(path) as f:
-    saved = json.load(f)
-  saved["hidden_sizes"] = tuple(saved.get("hidden_sizes", ()))
-  fields = {f.name for f in dataclasses.fields(TrainConfig)}
-  previous = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+  previous = config_lib.load_config(path)
   changed = config.differs_in_training(previous)
   if changed:
     what = ", ".join(f"{k} {getattr(previous, k)!r} there, {getattr(config, k)!r} here"

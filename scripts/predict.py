@@ -13,7 +13,6 @@ A file that cannot be classified gets one error line and the exit status is 1,
 but the other images are still classified.
 """
 
-import json
 import os
 import sys
 
@@ -40,10 +39,7 @@ def load_model(workdir: str):
   config_path = os.path.join(workdir, "config.json")
   if not os.path.exists(config_path):
     raise ValueError(f"no trained model in {workdir}: config.json is missing")
-  with open(config_path) as f:
-    saved = json.load(f)
-  saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
-  config = config_lib.TrainConfig(**saved)
+  config = config_lib.load_config(config_path)
   try:
     variables, record = checkpoints_lib.Checkpoints(workdir, create=False).restore_model()
   except FileNotFoundError as e:
