@@ -93,3 +93,18 @@ def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
       assert np.asarray(image.convert("L")).std() > 10
   assert len(summary["figures"]) == 6
   assert os.path.isdir(summary["checkpoint"])
+
+
+def test_a_diverging_run_exits_with_one_line(run_mnist, mnist_data_dir, tmp_path):
+  """Softmax regression with α = 1e38: the logits overflow float32 and the loss is NaN."""
+  result = run_mnist(
+      "--model=mlp", "--hidden_sizes=", "--optimizer=sgd", "--learning_rate=1e38",
+      "--schedule=constant", "--num_epochs=2", f"--tfds_data_dir={mnist_data_dir}",
+      f"--workdir={tmp_path}", f"--compilation_cache_dir={tmp_path / 'cache'}",
+  )
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: training diverged at epoch 1 (train loss nan); lower the learning rate; "
+      "metrics.jsonl of the epochs before are kept")
+  assert (tmp_path / "metrics.jsonl").read_text() == ""
+  assert not (tmp_path / "summary.json").exists()

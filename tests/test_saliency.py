@@ -22,9 +22,9 @@ def test_a_linear_models_saliency_is_its_class_weights():
 
 
 def test_saliency_equals_the_jacobian_row_of_the_chosen_class():
-  model = networks.create_model("cnn_small", 10)
-  variables = networks.init_variables(model, jax.random.key(0), (8, 8, 1))
-  images = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
+  model = networks.create_model("cifar_convnet", 10)
+  variables = networks.init_variables(model, jax.random.key(0), (8, 8, 3))
+  images = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
   classes = jnp.array([4, 7])
   maps = saliency.saliency_maps(model.apply, variables, images, classes)
   for n, c in enumerate(classes):
