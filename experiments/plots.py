@@ -100,8 +100,12 @@ def confusion_matrix(confusion: np.ndarray, class_names, path: str) -> None:
 def weight_histograms(params, path: str) -> None:
   """A histogram of each layer's parameters (kernel, and bias when it has one)."""
   layers = {name: leaves for name, leaves in params.items() if isinstance(leaves, dict)}
-  fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3), squeeze=False)
-  for ax, (name, leaves) in zip(axes[0], layers.items()):
+  columns = min(len(layers), 4)
+  rows = -(-len(layers) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.8 * rows), squeeze=False)
+  for ax in axes.ravel()[len(layers):]:
+    ax.axis("off")
+  for ax, (name, leaves) in zip(axes.ravel(), layers.items()):
     for kind, values in sorted(leaves.items()):
       values = np.asarray(values).ravel()
       ax.hist(values, bins=int(np.clip(values.size // 4, 10, 60)), alpha=0.6, density=True,
