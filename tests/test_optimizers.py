@@ -215,7 +215,7 @@ def test_every_optimizer_trains_the_mlp_on_real_mnist_with_its_defaults(
     name, form, mnist_data_dir, tmp_path):
   config = TrainConfig(
       model="mlp", optimizer=name, optimizer_form=form, num_epochs=2,
-      tfds_data_dir=mnist_data_dir, progress=False,
+      tfds_data_dir=mnist_data_dir, progress=False, plots=False,
   ).validate()
   summary = train.train_and_evaluate(config, str(tmp_path))
   assert summary["optimizer_form"] == form

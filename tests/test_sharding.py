@@ -19,7 +19,8 @@ import jax
 from experiments import sweep, train
 from experiments.config import TrainConfig
 config = TrainConfig(model="mlp", hidden_sizes=(32,), optimizer="adam", num_epochs=1,
-                     validation_size=1000, tfds_data_dir=sys.argv[1], progress=False).validate()
+                     validation_size=1000, tfds_data_dir=sys.argv[1], progress=False,
+                     plots=False).validate()
 single = train.train_and_evaluate(config, sys.argv[2])
 groups = sweep.make_groups(config, ["momentum"], [0.01, 0.1], [], [0, 1], {})
 rows = sweep.run_sweep(config, groups, strategy="vmapped", shared_batches=False)

@@ -128,8 +128,8 @@ def test_invalid_configs_are_refused_with_the_valid_choices(change, message):
 def test_train_and_evaluate_on_real_mnist(mnist_data_dir, tmp_path):
   config = TrainConfig(
       model="mlp", hidden_sizes=(64,), optimizer="adam", schedule="constant", num_epochs=2,
-      batch_size=256,
-      validation_size=1000, tfds_data_dir=mnist_data_dir, progress=False,
+      batch_size=256, validation_size=1000, tfds_data_dir=mnist_data_dir, progress=False,
+      plots=False,
   ).validate()
   summary = train.train_and_evaluate(config, str(tmp_path))
   on_disk = json.loads((tmp_path / "summary.json").read_text())
@@ -159,7 +159,7 @@ def test_gradient_descent_modes_on_real_mnist(mnist_data_dir, tmp_path, mode, le
   config = TrainConfig(
       model="mlp", hidden_sizes=(32,), optimizer="sgd", learning_rate=learning_rate,
       schedule="constant", gd_mode=mode, num_epochs=2 if mode == "full_batch" else 1,
-      validation_size=1000, tfds_data_dir=mnist_data_dir, progress=False,
+      validation_size=1000, tfds_data_dir=mnist_data_dir, progress=False, plots=False,
   ).validate()
   summary = train.train_and_evaluate(config, str(tmp_path))
   assert summary["updates_per_epoch"] == updates
