@@ -120,17 +120,19 @@ def train_step(
   return state.apply_gradients(grads=grads, batch_stats=batch_stats), counts
 
 
+def _in_chunks(array: jax.Array, chunk_size: int) -> jax.Array:
+  """(N, ...) zero-padded to a multiple of ``chunk_size`` and cut into (chunks, chunk_size, ...)."""
+  num_chunks = -(-array.shape[0] // chunk_size)
+  pad = num_chunks * chunk_size - array.shape[0]
+  padded = jnp.pad(array, [(0, pad)] + [(0, 0)] * (array.ndim - 1))
+  return padded.reshape(num_chunks, chunk_size, *array.shape[1:])
+
+
 def _chunked_gradient(grad_fn, params, images, labels, chunk_size, step_key):
   """Σ over chunks of ``grad_fn``'s gradient and counts; the last chunk padded and masked."""
-  batch_size = labels.shape[0]
-  num_chunks = -(-batch_size // chunk_size)
-  pad = num_chunks * chunk_size - batch_size
-  mask = jnp.ones(batch_size, jnp.float32)  # zero where padded, after the pad below
-  chunks = jax.tree.map(
-      lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(
-          num_chunks, chunk_size, *a.shape[1:]),
-      (images, labels, mask),
-  )
+  mask = jnp.ones(labels.shape[0], jnp.float32)  # zero where padded, once in chunks
+  chunks = jax.tree.map(lambda a: _in_chunks(a, chunk_size), (images, labels, mask))
+  num_chunks = chunks[1].shape[0]
 
   def body(total, chunk):
     i, (x, y, m) = chunk
@@ -179,13 +181,9 @@ def predict(variables: dict, apply_fn, images: jax.Array, batch_size: int) -> ja
   The images go through in batches of ``batch_size`` (``lax.map``), the last
   one zero-padded; the padded rows are cut off.
   """
-  n = images.shape[0]
-  num_batches = -(-n // batch_size)
-  pad = num_batches * batch_size - n
-  images = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
-  batched = images.reshape(num_batches, batch_size, *images.shape[1:])
+  batched = _in_chunks(images, batch_size)
   logits = jax.lax.map(lambda x: apply_fn(variables, x, train=False), batched)
-  return logits.reshape(num_batches * batch_size, -1)[:n]
+  return logits.reshape(-1, logits.shape[-1])[:images.shape[0]]
 
 
 def evaluate(
