@@ -8,7 +8,6 @@ import numpy as np
 
 from data import datasets
 from experiments import plots
-from experiments import steps
 from models import metrics
 from models import saliency
 
@@ -73,8 +72,3 @@ def write_figures(workdir: str, history: list[dict], variables: dict, apply_fn,
                       probabilities[wrong], class_names, paths["misclassified"])
   return list(paths.values())
 
-
-def predict_split(variables: dict, apply_fn, split: datasets.Split, chunk_size: int) -> np.ndarray:
-  """The logits of every example of ``split`` (``steps.predict`` under jit)."""
-  predict = jax.jit(steps.predict, static_argnums=(1, 3))
-  return np.asarray(predict(variables, apply_fn, jnp.asarray(split.images), chunk_size))

@@ -29,6 +29,7 @@ from experiments import workdir as workdir_lib
 from experiments import config as config_lib
 from experiments.config import ConfigError
 from experiments.config import TrainConfig
+from models import metrics
 from models import networks
 from models import optimizers
 from models import schedules
@@ -179,11 +180,12 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       .lower(state, train_images, train_labels, index_block, config.chunk_size)
       .compile()
   )
-  evaluators = {
-      name: jax.jit(steps.evaluate, static_argnums=(1, 4))
-      .lower(state.variables, state.apply_fn, *arrays, config.chunk_size)
+  # Logits of a whole split; the epoch metrics and the final test report both use them.
+  predictors = {
+      name: jax.jit(steps.predict, static_argnums=(1, 3))
+      .lower(state.variables, state.apply_fn, images, config.chunk_size)
       .compile()
-      for name, arrays in eval_splits.items()
+      for name, (images, _) in eval_splits.items()
   }
   compile_seconds = time.perf_counter() - compile_start
   logging.info(
@@ -218,8 +220,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
 
     row = {"epoch": epoch}
     row.update({f"train_{k}": v for k, v in totals.compute().items()})
-    for name, evaluator in evaluators.items():
-      result = evaluator(state.variables, *eval_splits[name]).compute()
+    for name, predict in predictors.items():
+      images, labels = eval_splits[name]
+      result = metrics.counts(predict(state.variables, images), labels).compute()
       row.update({f"{name}_{k}": v for k, v in result.items()})
     row["images_per_second"] = num_batches * batch_size / epoch_seconds
     row["epoch_seconds"] = epoch_seconds
@@ -248,7 +251,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
         "epoch %d: train loss %.4f acc %.4f | %s | %.0f images/s",
         epoch, row["train_loss"], row["train_accuracy"],
         " | ".join(
-            f"{n} loss {row[f'{n}_loss']:.4f} acc {row[f'{n}_accuracy']:.4f}" for n in evaluators
+            f"{n} loss {row[f'{n}_loss']:.4f} acc {row[f'{n}_accuracy']:.4f}" for n in predictors
         ),
         row["images_per_second"],
     )
@@ -258,7 +261,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       break
 
   chosen = history[(record["best_epoch"] or len(history)) - 1]
-  logits = report.predict_split(best_variables, state.apply_fn, data.test, config.chunk_size)
+  logits = np.asarray(predictors["test"](best_variables, eval_splits["test"][0]))
   test_result = report.test_metrics(jnp.asarray(logits), jnp.asarray(data.test.labels), class_names)
   logging.info("test metrics of the model of epoch %d:\n%s", chosen["epoch"],
                report.per_class_table(test_result))
