@@ -17,6 +17,8 @@ import urllib.parse
 
 import numpy as np
 
+from models import registry
+
 ARCHIVE_DIR_ENV = "PERCEPTRAX_ARCHIVE_DIR"
 
 # The original files tfds registers for each dataset, as named by their source.
@@ -37,7 +39,7 @@ ARCHIVES = {
 }
 
 
-class DataError(Exception):
+class DataError(registry.UserError):
   """A dataset cannot be prepared or read; the message says what to do."""
 
 

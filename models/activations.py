@@ -1,6 +1,6 @@
 """The activation table: each function f with its derivative f' written by hand.
 
-``ACTIVATIONS[name]`` is an ``Activation(fn, derivative, formula, derivative_formula)``;
+``ACTIVATIONS.get(name)`` is an ``Activation(fn, derivative, formula, derivative_formula)``;
 the formulas are LaTeX for ``scripts/activation_table.py``. Where f is not
 differentiable (x = 0 for the step, ReLU, PReLU, ELU with α ≠ 1, SELU) the
 derivative takes its right-hand value for x > 0 and left-hand value for x <= 0.
@@ -14,6 +14,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.scipy import special
+
+from models import registry
 
 SELU_LAMBDA = 1.0507009873554804934193349852946
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -70,7 +72,7 @@ def _normal_pdf(x):
   return jnp.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
 
 
-ACTIVATIONS = {
+_TABLE = {
     "identity": Activation(
         lambda x: x, jnp.ones_like, r"$x$", r"$1$"),
     "binary_step": Activation(
@@ -113,10 +115,5 @@ ACTIVATIONS = {
         r"$\lambda x$ if $x > 0$ else $\lambda\alpha(e^x - 1)$",
         r"$\lambda$ if $x > 0$ else $\lambda\alpha e^x$"),
 }
-ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
-
-
-def get_activation(name: str) -> Activation:
-  if name not in ACTIVATIONS:
-    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
-  return ACTIVATIONS[name]
+_TABLE["swish"] = _TABLE["silu"]
+ACTIVATIONS = registry.Registry("activation", _TABLE)

@@ -7,9 +7,13 @@ holds "params" and, with batch normalization, "batch_stats" (the running
 mean and variance, state rather than parameters). Inputs are images
 (N, H, W, C); outputs are K logits per example.
 
-Every model takes ``dropout`` (the rate p of inverted dropout: in training
-each unit is zeroed with probability p and the rest scaled by 1/(1-p); at
-evaluation it is the identity) and ``batch_norm``. Batch normalization
+Dropout is a training setting, not part of the architecture: the forward
+pass takes its rate p, ``model.apply(variables, x, train=True, dropout=p)``
+(a float or, for models trained together under ``jax.vmap``, an array; None
+or evaluation mode: no dropout). In training each unit is zeroed with
+probability p and the rest are scaled by 1/(1-p) (inverted dropout); p = 0
+keeps every unit exactly. ``default_dropout`` is each model's usual rate.
+Every model takes ``batch_norm``. Batch normalization
 (Ioffe & Szegedy 2015) normalizes each feature over the batch in training,
 ŷ = γ (x - μ_B) / sqrt(σ²_B + ε) + β, and keeps running averages
 m ← 0.9 m + 0.1 μ_B and v ← 0.9 v + 0.1 σ²_B (biased σ²_B) that replace μ_B,
@@ -18,7 +22,9 @@ It sits between a layer's linear map and its activation; that layer's bias
 is dropped (β takes its place).
 """
 
+import dataclasses
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -26,9 +32,27 @@ import jax.numpy as jnp
 
 from models import activations
 from models import conv
-
+from models import registry
 
 BATCH_NORM_MOMENTUM = 0.9
+
+
+class Dropout(nn.Module):
+  """Inverted dropout with its rate p given at call time (a float, or an array under vmap).
+
+  In training, x / (1 - p) where a Bernoulli(1 - p) mask keeps the unit, else 0
+  (the mask from the "dropout" PRNG stream); p = 0 keeps every unit exactly.
+  Without a rate, or in evaluation, the identity. (Flax's ``nn.Dropout`` fixes
+  p when the module is built, so models trained together could not differ in it.)
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array, rate, train: bool) -> jax.Array:
+    if rate is None or not train:
+      return x
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
+    return jnp.where(mask, x / keep, 0.0)
 
 
 def _maybe_batch_norm(x, batch_norm: bool, train: bool):
@@ -45,14 +69,14 @@ class MLP(nn.Module):
   table (models/activations.py); the default is 784-512-512-10 ReLU.
   """
 
+  default_dropout: ClassVar[float] = 0.0
   num_classes: int = 10
   hidden_sizes: Sequence[int] = (512, 512)
   activation: str = "relu"
-  dropout: float = 0.0
   batch_norm: bool = False
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, dropout=None):
     x = x.reshape((x.shape[0], -1))
     for i, width in enumerate(self.hidden_sizes):
       x = nn.Dense(width, use_bias=not self.batch_norm)(x)
@@ -61,8 +85,8 @@ class MLP(nn.Module):
         alpha = self.param(f"prelu_alpha_{i}", nn.initializers.constant(activations.PRELU_ALPHA), ())
         x = activations.prelu(x, alpha)
       else:
-        x = activations.get_activation(self.activation).fn(x)
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = activations.ACTIVATIONS.get(self.activation).fn(x)
+      x = Dropout()(x, dropout, train)
     return nn.Dense(self.num_classes)(x)
 
 
@@ -80,8 +104,8 @@ class _ConvNet(nn.Module):
   Subclasses fix the layers; all of them share this forward pass.
   """
 
+  default_dropout: ClassVar[float] = 0.0
   num_classes: int = 10
-  dropout: float = 0.0
   batch_norm: bool = False
   custom_conv_vjp: bool = True
   kernel_size: int = 3
@@ -90,7 +114,7 @@ class _ConvNet(nn.Module):
   pool: str = "max"  # max | avg
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, dropout=None):
     pool = nn.max_pool if self.pool == "max" else nn.avg_pool
     for features in self.conv_features:
       x = _conv(features, self.kernel_size, self.custom_conv_vjp, use_bias=not self.batch_norm)(x)
@@ -99,7 +123,7 @@ class _ConvNet(nn.Module):
     for width in self.dense_sizes:
       x = nn.Dense(width, use_bias=not self.batch_norm)(x)
       x = nn.relu(_maybe_batch_norm(x, self.batch_norm, train))
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = Dropout()(x, dropout, train)
     return nn.Dense(self.num_classes)(x)
 
 
@@ -111,7 +135,7 @@ class CNN(_ConvNet):
   7x7x64 = 3136 features for the dense layer.
   """
 
-  dropout: float = 0.5
+  default_dropout: ClassVar[float] = 0.5
   kernel_size: int = 5
   conv_features: Sequence[int] = (32, 64)
   dense_sizes: Sequence[int] = (1024,)
@@ -139,14 +163,21 @@ class CifarConvNet(_ConvNet):
   conv_features: Sequence[int] = (12,)
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet}
+MODELS = registry.Registry(
+    "model", {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet})
+
+# The architecture settings a user chooses; each model takes some of them.
+ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "batch_norm")
+
+
+def takes(name: str, setting: str) -> bool:
+  """Whether model ``name`` has the architecture ``setting`` (e.g. only the MLP has hidden_sizes)."""
+  return setting in {f.name for f in dataclasses.fields(MODELS.get(name))}
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
   """Builds the model ``name`` from ``MODELS`` with its keyword settings."""
-  if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-  return MODELS[name](num_classes=num_classes, **kwargs)
+  return MODELS.get(name)(num_classes=num_classes, **kwargs)
 
 
 def init_variables(model: nn.Module, rng: jax.Array, input_shape: Sequence[int]) -> dict:

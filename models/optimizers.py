@@ -26,6 +26,7 @@ the exact differences) into the README from this module.
 """
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -33,9 +34,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from models import registry
 from models import regularizers
 
-FORMS = ("optax", "textbook")
+FORMS = registry.Registry("optimizer_form", {"optax": "Optax's alias", "textbook": "the course's rule"})
 
 # Hyperparameter names (as flags) and the symbols the rules use for them.
 SYMBOLS = {"momentum": "γ", "b1": "β1", "b2": "β2", "eps": "ε", "initial_accumulator": "G_0"}
@@ -93,7 +95,7 @@ def _descend(transform: optax.GradientTransformation, learning_rate) -> optax.Gr
   return optax.chain(transform, optax.scale_by_learning_rate(learning_rate))
 
 
-OPTIMIZERS = {
+OPTIMIZERS = registry.Registry("optimizer", {
     "sgd": Optimizer(
         optax=Form(optax.sgd, 0.5, {}, "Δθ = -α g"),
         textbook=Form(
@@ -171,16 +173,13 @@ OPTIMIZERS = {
             "ε sits outside the root in Optax, (v̂^{1/2} + ε)^{-1}, inside in the textbook "
             "form; identical when ε = 0"),
     ),
-}
+})
 
 
 def form(name: str, form_name: str = "optax") -> Form:
-  """The Form ``form_name`` of optimizer ``name``; ValueError if either is unknown."""
-  if name not in OPTIMIZERS:
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-  if form_name not in FORMS:
-    raise ValueError(f"unknown optimizer_form {form_name!r}; choose one of {', '.join(FORMS)}")
-  return getattr(OPTIMIZERS[name], form_name)
+  """The Form ``form_name`` of optimizer ``name``; UserError if either is unknown."""
+  optimizer = OPTIMIZERS.get(name)
+  return getattr(optimizer, FORMS.check(form_name))
 
 
 def resolve_hyperparameters(
@@ -188,24 +187,24 @@ def resolve_hyperparameters(
 ) -> dict[str, float]:
   """The form's hyperparameters: its defaults, overridden by the non-None values in ``given``.
 
-  Raises ValueError on an out-of-range value or on one this form does not take.
+  Raises UserError on an out-of-range value or on one this form does not take.
   """
   spec = form(name, form_name)
   given = {k: v for k, v in given.items() if v is not None}
   unused = sorted(set(given) - set(spec.hyperparameters))
   if unused:
     takes = ", ".join(f"--{k}" for k in spec.hyperparameters) or "none"
-    raise ValueError(
+    raise registry.UserError(
         f"{name} ({form_name} form) does not take --{unused[0]}; it takes: {takes}")
   values = {**spec.hyperparameters, **given}
   for key, value in values.items():
     if key in ("momentum", "b1", "b2") and not 0 <= value < 1:
-      raise ValueError(f"{key} must be in [0, 1), got {value}")
-    if key == "eps" and not value > 0:
-      raise ValueError(f"eps must be > 0, got {value}")
-    if key == "initial_accumulator" and not value >= 0:
-      raise ValueError(f"initial_accumulator must be >= 0, got {value}")
-  return values
+      raise registry.UserError(f"{key} must be in [0, 1), got {value}")
+    if key == "eps" and not 0 < value < math.inf:
+      raise registry.UserError(f"eps must be finite and > 0, got {value}")
+    if key == "initial_accumulator" and not 0 <= value < math.inf:
+      raise registry.UserError(f"initial_accumulator must be finite and >= 0, got {value}")
+  return {k: float(v) for k, v in values.items()}
 
 
 def create_optimizer(
@@ -237,7 +236,9 @@ def create_optimizer(
       rule for any optimizer): Δθ_t = -α_t (d_t + λ θ_{t-1}) on the weights
       (models/regularizers.py), d_t the optimizer's own direction. Unlike an
       L2 penalty, λ θ bypasses the optimizer's scaling; with plain SGD the
-      two coincide. λ is injected like α (``opt_state.hyperparams``).
+      two coincide. λ is injected like α (``opt_state.hyperparams``). None
+      leaves the decay out of the chain; 0.0 keeps it with λ = 0 (for models
+      trained together where some decay and some do not).
   """
   spec = form(name, form_name)
   values = resolve_hyperparameters(name, form_name, hyperparameters or {})
@@ -246,7 +247,7 @@ def create_optimizer(
     tx = optax.inject_hyperparams(spec.make)(learning_rate, **values)
   else:
     if not weight_decay >= 0:
-      raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+      raise registry.UserError(f"weight_decay must be >= 0, got {weight_decay}")
 
     def decayed(learning_rate, weight_decay, **hyperparameters):
       return optax.chain(

@@ -14,7 +14,35 @@ All are Optax schedules (``optax.constant_schedule``,
 
 import optax
 
-SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
+from models import registry
+
+
+def _constant(peak, total_steps, warmup_steps, decay_rate):
+  del total_steps, warmup_steps, decay_rate
+  return optax.constant_schedule(peak)
+
+
+def _step(peak, total_steps, warmup_steps, decay_rate):
+  del warmup_steps
+  boundaries = {total_steps // 2: decay_rate, (3 * total_steps) // 4: decay_rate}
+  return optax.piecewise_constant_schedule(peak, boundaries)
+
+
+def _cosine(peak, total_steps, warmup_steps, decay_rate):
+  del warmup_steps, decay_rate
+  return optax.cosine_decay_schedule(peak, total_steps)
+
+
+def _warmup_cosine(peak, total_steps, warmup_steps, decay_rate):
+  del decay_rate
+  if not 0 < warmup_steps < total_steps:
+    raise registry.UserError(
+        f"warmup must last between 1 and {total_steps - 1} updates, got {warmup_steps}")
+  return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, total_steps)
+
+
+SCHEDULES = registry.Registry("schedule", {
+    "constant": _constant, "step": _step, "cosine": _cosine, "warmup_cosine": _warmup_cosine})
 
 
 def learning_rate_schedule(
@@ -29,16 +57,4 @@ def learning_rate_schedule(
     warmup_steps: W, for warmup_cosine (0 < W < T).
     decay_rate: r, for step.
   """
-  if name == "constant":
-    return optax.constant_schedule(peak)
-  if name == "step":
-    boundaries = {total_steps // 2: decay_rate, (3 * total_steps) // 4: decay_rate}
-    return optax.piecewise_constant_schedule(peak, boundaries)
-  if name == "cosine":
-    return optax.cosine_decay_schedule(peak, total_steps)
-  if name == "warmup_cosine":
-    if not 0 < warmup_steps < total_steps:
-      raise ValueError(
-          f"warmup must last between 1 and {total_steps - 1} updates, got {warmup_steps}")
-    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, total_steps)
-  raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+  return SCHEDULES.get(name)(peak, total_steps, warmup_steps, decay_rate)

@@ -6,12 +6,15 @@ import shutil
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from data import archives
 from data import datasets
+from models.registry import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,56 +28,71 @@ def _placeholder_archives(tmp_path):
   return str(tmp_path / "archives")
 
 
-def test_mock_data_through_tfds_gives_float_images_and_int_labels(tmp_path):
+def test_mock_data_through_tfds_gives_uint8_images_and_int_labels(tmp_path):
   with tfds.testing.mock_data(num_examples=20):
-    data = datasets.get_datasets(
-        "mnist", archive_dir=_placeholder_archives(tmp_path), tfds_data_dir=str(tmp_path),
-        validation_size=5,
-    )
-  assert data.train.images.shape == (15, 28, 28, 1)
-  assert data.validation.images.shape == (5, 28, 28, 1)
-  assert data.test.images.shape == (20, 28, 28, 1)
-  for split in data:
-    if isinstance(split, datasets.Split):
-      assert split.images.dtype == np.float32 and split.labels.dtype == np.int32
-      assert 0.0 <= split.images.min() and split.images.max() <= 1.0
-      assert 0 <= split.labels.min() and split.labels.max() < 10
+    arrays = datasets.load_arrays("mnist", _placeholder_archives(tmp_path), str(tmp_path))
+  assert arrays["train_images"].shape == (20, 28, 28, 1)
+  assert arrays["test_images"].shape == (20, 28, 28, 1)
+  assert arrays["train_images"].dtype == np.uint8 and arrays["train_labels"].dtype == np.int32
+  assert 0 <= arrays["test_labels"].min() and arrays["test_labels"].max() < 10
   assert os.path.exists(datasets.cache_path("mnist", str(tmp_path)))
   # The second load reads the cache (mock_data is off now) and gives the same arrays.
-  again = datasets.get_datasets("mnist", tfds_data_dir=str(tmp_path), validation_size=5)
-  np.testing.assert_array_equal(again.train.images, data.train.images)
-  np.testing.assert_array_equal(again.test.labels, data.test.labels)
+  again = datasets.load_arrays("mnist", tfds_data_dir=str(tmp_path))
+  for key, value in arrays.items():
+    np.testing.assert_array_equal(again[key], value)
 
 
-def test_validation_split_is_seeded_disjoint_and_complete():
-  images = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1)
-  labels = np.arange(100, dtype=np.int32)
-  train, val = datasets.split_validation(images, labels, 30, seed=1)
-  assert len(train.labels) == 70 and len(val.labels) == 30
-  assert sorted(np.concatenate([train.labels, val.labels]).tolist()) == list(range(100))
-  np.testing.assert_array_equal(train.images[:, 0, 0, 0], train.labels)  # pairs stay together
-  same, _ = datasets.split_validation(images, labels, 30, seed=1)
-  other, _ = datasets.split_validation(images, labels, 30, seed=2)
-  np.testing.assert_array_equal(same.labels, train.labels)
-  assert not np.array_equal(other.labels, train.labels)
-  empty_train, empty_val = datasets.split_validation(images, labels, 0, seed=1)
-  assert len(empty_train.labels) == 100 and len(empty_val.labels) == 0
-  with pytest.raises(ValueError, match="validation_size"):
-    datasets.split_validation(images, labels, 100, seed=1)
+def test_a_holdout_split_is_seeded_disjoint_and_complete():
+  train, validation = datasets.split_indices(100, seed=1, validation_size=30)
+  assert len(train) == 70 and len(validation) == 30
+  assert sorted(np.concatenate([train, validation]).tolist()) == list(range(100))
+  assert np.all(np.diff(train) > 0) and np.all(np.diff(validation) > 0)  # sorted
+  same, _ = datasets.split_indices(100, seed=1, validation_size=30)
+  other, _ = datasets.split_indices(100, seed=2, validation_size=30)
+  np.testing.assert_array_equal(same, train)
+  assert not np.array_equal(other, train)
+  everything, none = datasets.split_indices(100, seed=1)
+  assert len(everything) == 100 and len(none) == 0
 
 
-def test_standardize_uses_training_statistics(tmp_path):
-  with tfds.testing.mock_data(num_examples=50):
-    data = datasets.get_datasets(
-        "mnist", archive_dir=_placeholder_archives(tmp_path), tfds_data_dir=str(tmp_path),
-        validation_size=10, standardize=True,
-    )
-  assert abs(float(data.train.images.mean())) < 1e-4
-  assert float(data.train.images.std()) == pytest.approx(1.0, rel=1e-4)
+def test_folds_partition_the_training_split():
+  """k = 7 folds of 103 examples: 14 each, the 5 left over train in every fold."""
+  folds = [datasets.split_indices(103, seed=4, folds=7, fold=j) for j in range(7)]
+  validations = [v for _, v in folds]
+  assert all(len(v) == 14 for v in validations) and all(len(t) == 89 for t, _ in folds)
+  union = np.concatenate(validations)
+  assert len(np.unique(union)) == 98  # disjoint
+  left_over = set(range(103)) - set(union.tolist())
+  assert len(left_over) == 5 and all(left_over <= set(t.tolist()) for t, _ in folds)
+  for train, validation in folds:
+    assert not set(train.tolist()) & set(validation.tolist())
+  # The holdout split of size s is fold 0 of the same permutation.
+  np.testing.assert_array_equal(
+      datasets.split_indices(103, seed=4, validation_size=14)[1], validations[0])
+
+
+def test_pixel_statistics_are_those_of_x_over_255():
+  images = np.random.default_rng(0).integers(0, 256, (50, 6, 6, 1), np.uint8)
+  mean, std = datasets.pixel_statistics(images)
+  pixels = images.astype(np.float64) / 255.0
+  assert mean == pytest.approx(pixels.mean(), rel=1e-12)
+  assert std == pytest.approx(pixels.std(), rel=1e-12)
+
+
+def test_model_input_is_the_same_on_host_and_device():
+  pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1)
+  host = datasets.to_model_input(pixels)
+  assert host.dtype == np.float32 and host.min() == 0.0 and host.max() == 1.0
+  device = jax.jit(datasets.to_model_input)(jnp.asarray(pixels))
+  np.testing.assert_array_equal(host, np.asarray(device))  # bit for bit
+  standardized = jax.jit(datasets.to_model_input)(jnp.asarray(pixels), 0.13, 0.31)
+  # XLA divides by std as a multiplication by 1/std: at most 2 ulp apart.
+  np.testing.assert_allclose(standardized, datasets.to_model_input(pixels, 0.13, 0.31),
+                             rtol=3e-7, atol=3e-7)
 
 
 def test_unknown_dataset_names_the_choices():
-  with pytest.raises(archives.DataError, match="mnist, fashion_mnist, cifar10"):
+  with pytest.raises(UserError, match="mnist, fashion_mnist, cifar10"):
     datasets.load_arrays("imagenet")
 
 
@@ -88,6 +106,7 @@ def test_missing_archives_name_the_four_files_and_the_folder(tmp_path):
   assert os.path.join(str(tmp_path / "archives"), "mnist") in message
 
 
+@pytest.mark.slow
 def test_corrupted_archive_is_reported_as_a_checksum_mismatch(archive_dir, tmp_path):
   corrupted = tmp_path / "archives" / "mnist"
   corrupted.mkdir(parents=True)
@@ -100,6 +119,7 @@ def test_corrupted_archive_is_reported_as_a_checksum_mismatch(archive_dir, tmp_p
   assert not os.path.exists(datasets.cache_path("mnist", str(tmp_path / "tfds")))
 
 
+@pytest.mark.slow
 def test_real_mnist_from_the_archives(mnist_data_dir):
   arrays = datasets.load_arrays("mnist", tfds_data_dir=mnist_data_dir)
   assert arrays["train_images"].shape == (60000, 28, 28, 1)
@@ -111,11 +131,9 @@ def test_real_mnist_from_the_archives(mnist_data_dir):
       np.bincount(arrays["test_labels"]),
       [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
   )
-  data = datasets.get_datasets("mnist", tfds_data_dir=mnist_data_dir, validation_size=5000)
-  assert len(data.train.labels) == 55000 and len(data.validation.labels) == 5000
-  assert data.train.images.max() == 1.0 and data.train.images.min() == 0.0
 
 
+@pytest.mark.slow
 def test_a_second_start_reads_the_cache_without_tensorflow(mnist_data_dir):
   code = (
       "import sys; from data import datasets; "
@@ -129,6 +147,7 @@ def test_a_second_start_reads_the_cache_without_tensorflow(mnist_data_dir):
   assert result.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_fashion_mnist_prepared_beside_mnist_is_fashion_mnist(archive_dir, mnist_data_dir):
   """MNIST and Fashion-MNIST archives share file names; preparing one must not feed the other."""
   fashion = datasets.load_arrays("fashion_mnist", archive_dir, mnist_data_dir)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models import networks
+from models import registry
 
 
 def _num_params(params):
@@ -47,17 +48,22 @@ def test_mlp_hidden_sizes_and_activation_are_configurable():
 
 def test_cnn_dropout_is_active_only_in_training_and_keyed():
   model = networks.create_model("cnn", 10)
+  assert model.default_dropout == 0.5
   params = networks.init_variables(model, jax.random.key(0), (28, 28, 1))["params"]
   x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1))
-  evaluate = model.apply({"params": params}, x, train=False)
+  evaluate = model.apply({"params": params}, x, train=False, dropout=0.5)
   np.testing.assert_array_equal(evaluate, model.apply({"params": params}, x, train=False))
 
-  def train(seed):
-    return model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(seed)})
+  def train(seed, rate=0.5):
+    return model.apply({"params": params}, x, train=True, dropout=rate,
+                       rngs={"dropout": jax.random.key(seed)})
 
   np.testing.assert_array_equal(train(3), train(3))
   assert not np.allclose(train(3), train(4))
   assert not np.allclose(train(3), evaluate)
+  # p = 0, even as an array (models trained together), keeps every unit exactly.
+  np.testing.assert_array_equal(train(3, jnp.float32(0.0)),
+                                model.apply({"params": params}, x, train=True))
 
 
 @pytest.mark.parametrize("name", ["cnn", "cnn_small"])
@@ -79,8 +85,15 @@ def test_custom_conv_vjp_gives_autodiff_gradients(name):
 
 
 def test_unknown_model_names_the_choices():
-  with pytest.raises(ValueError, match="mlp, cnn, cnn_small, cifar_convnet"):
+  with pytest.raises(registry.UserError,
+                     match="unknown model 'resnet'; choose one of mlp, cnn, cnn_small, cifar_convnet"):
     networks.create_model("resnet", 10)
+
+
+def test_which_model_takes_which_architecture_setting():
+  assert networks.takes("mlp", "hidden_sizes") and networks.takes("mlp", "activation")
+  assert not networks.takes("cnn", "hidden_sizes") and not networks.takes("cnn", "activation")
+  assert all(networks.takes(m, "batch_norm") for m in networks.MODELS)
 
 
 def test_cifar_convnet_layer_shapes_on_32x32x3():
@@ -108,7 +121,7 @@ def test_cifar_convnet_layer_shapes_on_32x32x3():
 @pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_small", "cifar_convnet"])
 def test_batch_norm_layers_and_running_statistics(name):
   """Train mode normalizes with the batch and updates m <- 0.9 m + 0.1 μ_B; eval uses m, v."""
-  model = networks.create_model(name, 10, batch_norm=True, dropout=0.0)
+  model = networks.create_model(name, 10, batch_norm=True)
   variables = networks.init_variables(model, jax.random.key(0), (28, 28, 1))
   stats = variables["batch_stats"]
   first = stats["BatchNorm_0"]
@@ -144,10 +157,11 @@ def test_batch_norm_layers_and_running_statistics(name):
 
 def test_mlp_dropout_zeroes_hidden_units_and_rescales_the_rest():
   """Inverted dropout: each hidden unit is 0 with probability p, else scaled by 1/(1-p)."""
-  model = networks.create_model("mlp", 10, hidden_sizes=(2000,), dropout=0.25)
+  model = networks.create_model("mlp", 10, hidden_sizes=(2000,))
   variables = networks.init_variables(model, jax.random.key(0), (4, 4, 1))
   x = jax.random.uniform(jax.random.key(1), (3, 4, 4, 1))
-  _, state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+  _, state = model.apply(variables, x, train=True, dropout=0.25,
+                         rngs={"dropout": jax.random.key(2)},
                          capture_intermediates=True, mutable=["intermediates"])
   hidden = np.asarray(state["intermediates"]["Dense_0"]["__call__"][0])
   kept = np.asarray(state["intermediates"]["Dropout_0"]["__call__"][0])
