@@ -102,15 +102,18 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
   Raises:
     DataError: the archives are missing or do not match tfds's checksums.
   """
+  manual_dir = os.path.join(archive_dir, name) if archive_dir else None
+  missing = manual_dir is not None and any(
+      not os.path.isfile(os.path.join(manual_dir, f)) for f in ARCHIVES[name])
+  if missing and not os.path.isdir(os.path.join(tfds_data_dir, name)):
+    # Not prepared and not preparable: say so without importing TensorFlow (seconds).
+    raise DataError(missing_archives_message(name, archive_dir))
   tfds, checksum_error = _tfds()
   builder = tfds.builder(name, data_dir=tfds_data_dir)
   if not builder.is_prepared():
-    manual_dir = os.path.join(archive_dir, name) if archive_dir else None
-    if manual_dir is not None:
-      missing = [f for f in ARCHIVES[name] if not os.path.isfile(os.path.join(manual_dir, f))]
-      if missing:
-        raise DataError(missing_archives_message(name, archive_dir))
-    elif not _reachable(builder.url_infos or ()):
+    if missing:
+      raise DataError(missing_archives_message(name, archive_dir))
+    if manual_dir is None and not _reachable(builder.url_infos or ()):
       raise DataError(missing_archives_message(name, archive_dir))
     try:
       # tfds names an extracted file after its archive only, and MNIST and

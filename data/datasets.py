@@ -54,16 +54,21 @@ def load_arrays(
 
   Reads the decoded-array cache when present; otherwise prepares the dataset
   through tfds (offline from ``archive_dir`` when given) and fills the cache.
+  Processes preparing the same dataset into the same tfds data dir take
+  turns (an exclusive lock beside the cache): the second reads the first's cache.
   """
   DATASETS.get(name)
   path = cache_path(name, tfds_data_dir)
   if not os.path.exists(path):
-    arrays, version = archives.prepare_and_read(
-        name,
-        archives.resolve_archive_dir(archive_dir),
-        archives.resolve_tfds_data_dir(tfds_data_dir),
-    )
-    files.write_atomically(path, lambda f: np.savez(f, **arrays, tfds_version=np.array(version)))
+    with files.exclusive_lock(path + ".lock"):
+      if not os.path.exists(path):
+        arrays, version = archives.prepare_and_read(
+            name,
+            archives.resolve_archive_dir(archive_dir),
+            archives.resolve_tfds_data_dir(tfds_data_dir),
+        )
+        files.write_atomically(
+            path, lambda f: np.savez(f, **arrays, tfds_version=np.array(version)))
   with np.load(path) as cached:
     return {k: cached[k] for k in cached.files if k != "tfds_version"}
 

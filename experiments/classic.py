@@ -19,14 +19,20 @@ import numpy as np
 from absl import flags
 
 from data import datasets
+from data import files
 from data import toy
 from experiments import cli
-from experiments import workdir as workdir_lib
-from experiments.config import ConfigError
+from experiments.training import config as config_lib
+from experiments.training.config import ConfigError
 from models import classic
+from models import registry
 
-ALGORITHMS = ("perceptron", "lms", "sdm", "least_squares")
-DATASETS = ("and", "or", "xor", "blobs", "mnist", "fashion_mnist")
+ALGORITHMS = registry.Registry("algorithm", {
+    "perceptron": "Rosenblatt's perceptron", "lms": "sequential MSE (LMS, Widrow-Hoff)",
+    "sdm": "steepest descent on the whole sample", "least_squares": "closed-form least squares"})
+DATASETS = registry.Registry("dataset", {
+    "and": "logic gate", "or": "logic gate", "xor": "logic gate", "blobs": "2-D Gaussian blobs",
+    "mnist": "image classes", "fashion_mnist": "image classes"})
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
 # Default step sizes. LMS is stable for c < 2 / ||x||² and SDM for c < 2 / λ_max(XᵀX / N);
 # both are ~100 for MNIST's 784 pixels in [0, 1] and ~1-3 for the 2-D datasets.
@@ -56,18 +62,17 @@ def load(dataset: str, classes: list[int], seed: int, num_examples: int):
     return split, split
   if dataset == "blobs":
     return toy.blobs(num_examples, seed), toy.blobs(num_examples, seed + 1)
-  data = datasets.get_datasets(
-      dataset, archive_dir=FLAGS.archive_dir, tfds_data_dir=FLAGS.tfds_data_dir, validation_size=0
-  )
+  arrays = datasets.load_arrays(dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
 
   def select(split):
-    keep = np.isin(split.labels, classes)
+    labels = arrays[f"{split}_labels"]
+    keep = np.isin(labels, classes)
     relabel = np.zeros(max(classes) + 1, np.int32)
     relabel[classes] = np.arange(len(classes))
-    images = split.images[keep].reshape(int(keep.sum()), -1)
-    return datasets.Split(images, relabel[split.labels[keep]])
+    images = datasets.to_model_input(arrays[f"{split}_images"][keep]).reshape(int(keep.sum()), -1)
+    return toy.Split(images, relabel[labels[keep]])
 
-  return select(data.train), select(data.test)
+  return select("train"), select("test")
 
 
 def targets(labels: np.ndarray, num_classes: int) -> jnp.ndarray:
@@ -138,10 +143,8 @@ def gate_note(gate: str, accuracy: float) -> str:
 
 
 def _parse_flags():
-  if FLAGS.algorithm not in ALGORITHMS:
-    raise ConfigError(f"unknown algorithm {FLAGS.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
-  if FLAGS.dataset not in DATASETS:
-    raise ConfigError(f"unknown dataset {FLAGS.dataset!r}; choose one of {', '.join(DATASETS)}")
+  ALGORITHMS.get(FLAGS.algorithm)
+  DATASETS.get(FLAGS.dataset)
   try:
     classes = [int(c) for c in FLAGS.classes]
     kind = "image" if FLAGS.dataset in IMAGE_DATASETS else "toy"
@@ -152,20 +155,20 @@ def _parse_flags():
       len(classes) < 2 or len(set(classes)) != len(classes) or not all(0 <= c < 10 for c in classes)
   ):
     raise ConfigError(f"--classes must be 2 to 10 distinct labels in 0..9, got {FLAGS.classes}")
-  if FLAGS.algorithm != "least_squares" and not all(c > 0 for c in cs):
-    raise ConfigError(f"step sizes c must be > 0, got {','.join(FLAGS.c)}")
-  if FLAGS.max_passes < 1:
-    raise ConfigError(f"max_passes must be >= 1, got {FLAGS.max_passes}")
-  if FLAGS.tolerance < 0:
-    raise ConfigError(f"tolerance must be >= 0, got {FLAGS.tolerance}")
+  if FLAGS.algorithm != "least_squares":
+    for c in cs:
+      config_lib.check_number("c", c, low=0.0, low_open=True)
+  config_lib.check_integer("max_passes", FLAGS.max_passes, 1, config_lib.MAX_COUNT)
+  config_lib.check_number("tolerance", FLAGS.tolerance, low=0.0)
+  config_lib.check_integer("seed", FLAGS.seed, 0, config_lib.MAX_SEED)
+  config_lib.check_integer("num_examples", FLAGS.num_examples, 2, config_lib.MAX_COUNT)
   if FLAGS.dataset not in IMAGE_DATASETS:
     classes = [0, 1]
   return classes, cs
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+  del argv
   classes, cs = _parse_flags()
   train, test = load(FLAGS.dataset, classes, FLAGS.seed, FLAGS.num_examples)
   order = np.random.default_rng(FLAGS.seed).permutation(len(train.labels))
@@ -219,7 +222,7 @@ def main(argv):
     plot_decision(os.path.join(FLAGS.workdir, "decision.png"), np.asarray(x), labels,
                   np.asarray(result.weights), cs_shown, threshold,
                   f"{FLAGS.algorithm} on {FLAGS.dataset}")
-  workdir_lib.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
+  files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
   print(f"\nsummary in {FLAGS.workdir}/summary.json")
 
 

@@ -1,21 +1,20 @@
-"""What every entrypoint shares: data flags, compilation cache, one-line errors.
+"""What every entrypoint shares: the data flags, XLA settings, the compilation cache, one-line errors.
 
 Library code never reads flags; entrypoints turn flags into a config, call the
-library, and ``run`` turns the errors users can cause into one line on stderr
-and exit status 1 (no traceback).
+library, and ``run`` turns the errors users can cause (``UserError``, and
+flags that do not parse) into one line on stderr and exit status 1. Any other
+exception is a bug and keeps its traceback.
 """
 
 import logging
 import os
 import sys
 
-import jax
 from absl import app
 from absl import flags
 
 from data import archives
-from experiments import config as config_lib
-from experiments import train
+from models.registry import UserError
 
 flags.DEFINE_string(
     "archive_dir", None,
@@ -27,9 +26,12 @@ flags.DEFINE_string(
     "Where tfds keeps prepared datasets (tfds's default: $TFDS_DATA_DIR or ~/tensorflow_datasets).",
 )
 flags.DEFINE_string(
-    "compilation_cache_dir", os.path.join("~", ".cache", "perceptrax", "jax"),
-    "JAX persistent compilation cache ('' disables it): later runs skip XLA compilation.",
+    "compilation_cache_dir",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join("~", ".cache", "perceptrax", "jax"),
+    "JAX persistent compilation cache ('' disables it): later runs skip XLA compilation. "
+    "Default: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/perceptrax/jax.",
 )
+FLAGS = flags.FLAGS
 
 # XLA:CPU runs these small convolutions ~1.6-2x faster with Eigen than with its
 # default YNNPACK path (measured with scripts/benchmark.py: cnn_small 1.4k -> 3.0k
@@ -51,27 +53,42 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 logging.getLogger("absl").addFilter(
     lambda record: record.levelno >= logging.WARNING or "orbax" not in record.pathname)
 
-# Errors a user can cause with flags or files: reported as one line.
-USER_ERRORS = (config_lib.ConfigError, archives.DataError, train.TrainingDiverged, ValueError)
-
 
 def enable_compilation_cache(path: str) -> None:
   """Persists compiled programs on disk; measured to cut a second start by seconds."""
   if not path:
     return
+  import jax  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def run(main) -> None:
-  """``absl.app.run(main)``, with user errors printed as one line and exit status 1."""
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a flag that does not parse reported as one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0])
+
+
+def run(main, takes_arguments: bool = False) -> None:
+  """``absl.app.run(main)``, with user errors printed as one line and exit status 1.
+
+  Positional arguments are refused in one line unless ``takes_arguments``.
+  """
 
   def guarded(argv):
+    if len(argv) > 1 and not takes_arguments:
+      _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
       return main(argv)
-    except USER_ERRORS as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
+    except UserError as e:
+      _fail(str(e))
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)

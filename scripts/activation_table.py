@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
-from experiments import workdir  # pylint: disable=wrong-import-position
+from data import files  # pylint: disable=wrong-import-position
 from models import activations  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("output", "activation_table.png", "Where to write the PNG.")
@@ -33,7 +33,7 @@ def render(path: str) -> dict:
                            gridspec_kw={"width_ratios": [2.2, 1]})
   errors = {}
   for row, name in zip(axes, names):
-    act = activations.ACTIVATIONS[name]
+    act = activations.ACTIVATIONS.get(name)
     text, plot = row
     text.axis("off")
     text.text(0.0, 0.72, name, fontsize=13, weight="bold", transform=text.transAxes)
@@ -57,7 +57,7 @@ def render(path: str) -> dict:
 def main(argv):
   del argv
   errors = render(FLAGS.output)
-  workdir.write_json(os.path.splitext(FLAGS.output)[0] + ".json", {
+  files.write_json(os.path.splitext(FLAGS.output)[0] + ".json", {
       "max_abs_derivative_error_vs_autodiff": errors})
   for name, err in errors.items():
     print(f"{name:12s} max |f' - jax.grad f| = {err:.1e}")

@@ -1,56 +1,59 @@
-r"""Training throughput of the models, as a fraction of this device's matmul peak.
+r"""Training throughput of the real training path, as a fraction of this device's matmul peak.
 
-    python -m scripts.benchmark --models=mlp,cnn_small,cnn --batch_size=128
+    python -m scripts.benchmark --models=mlp,cnn_small,cnn --archive_dir=../shared/data
+    python -m scripts.benchmark --mode=sweep --ks=1,4,8,16
 
-For each model: compile seconds, seconds from model creation to the first
-finished block of steps (init + compile + run), steady-state images/s
-(compilation excluded; the median of --repeats timed blocks of --steps scanned
-train steps with Adam) and the achieved FLOP/s (XLA's own count of the train
-step's FLOPs x steps / time) as a fraction of the fp32 matmul peak measured by
-this same run. Inputs are random images of the dataset's shape; the speed of
-a train step does not depend on pixel values.
+--mode=models: for each model, ``engine.fit`` trains exactly what
+``python -m experiments.mnist --model=M`` trains (the same TrainConfig from the
+same flags: optimizer chain and schedule, batch size, the whole dataset on the
+device, the same compiled blocks), for --num_epochs epochs, writing nothing;
+the figures are its own: steady-state images/s (compilation excluded),
+compile seconds, and the achieved FLOP/s (XLA's count of one train step's
+FLOPs x steps / time) as a fraction of the fp32 matmul peak measured in this
+same process. --synthetic_data times random uint8 images of MNIST's shape
+instead of the dataset (a step's speed does not depend on pixel values).
 
---conv=both also times the CNNs with the convolution gradients JAX's autodiff
-emits, to show what models/conv.py's custom VJP buys inside lax.scan.
-
---mode=sweep times K models trained together (experiments/vmapped.py, one
-compiled program) against the same K trained one after another in this
-process, for K in --ks and three MLP sizes: softmax regression 784-10,
-784-64-10 and 784-512-512-10; it reports aggregate images/s of both and
-their ratio. Prints a Markdown table and writes --output (JSON).
+--mode=sweep: K MLP models trained together in one vmapped program against
+the same K trained one after another (the plain single-model program), for
+K in --ks and three sizes (softmax regression 784-10, 784-64-10,
+784-512-512-10), on one epoch's blocks. Prints a Markdown table and writes
+--output (JSON).
 """
 
-import math
+import dataclasses
 import statistics
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import flags
 
+from data import files
 from experiments import cli
-from experiments import steps
-from experiments import vmapped
-from experiments import workdir
-
-import jax  # pylint: disable=g-bad-import-order
-import jax.numpy as jnp
-import optax
-
+from experiments import flags as training_flags
+from experiments.training import config as config_lib
+from experiments.training import engine
+from experiments.training import inputs as inputs_lib
+from experiments.training import programs as programs_lib
+from experiments.training import run as run_lib
+from experiments.training import state as state_lib
+from experiments.training import steps
 from models import networks
 
 flags.DEFINE_enum("mode", "models", ["models", "sweep"],
                   "models: each model's images/s; sweep: K vmapped models vs K sequential.")
 flags.DEFINE_list("models", ["mlp", "cnn_small", "cnn"], "Models to time (mode=models).")
 flags.DEFINE_list("ks", ["1", "4", "8", "16"], "Numbers of models K (mode=sweep).")
-flags.DEFINE_integer("batch_size", 128, "Training batch size.")
-flags.DEFINE_integer("steps", 50, "Train steps per timed block (one lax.scan).")
-flags.DEFINE_integer("repeats", 5, "Timed blocks per model; the median is reported.")
-flags.DEFINE_enum("conv", "custom", ["custom", "autodiff", "both"],
-                  "Convolution gradients for the CNNs: models/conv.py's VJP, JAX's, or both.")
+flags.DEFINE_boolean("synthetic_data", False,
+                     "Random uint8 images of MNIST's shape instead of the dataset.")
+flags.DEFINE_integer("repeats", 5, "Timed repetitions of the matmul and of each sweep program.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matrices timing the matmul peak.")
 flags.DEFINE_string("output", "benchmark.json", "Where to write the JSON results.")
+flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
-
-_INPUT_SHAPE = (28, 28, 1)
+FLAGS.set_default("num_epochs", 2)  # the first epoch's timing is as steady as the later ones'
+FLAGS.set_default("progress", False)
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -75,140 +78,117 @@ def matmul_peak_flops(size: int, repeats: int) -> float:
   return 10 * 2 * size**3 / seconds
 
 
-def _step_flops(state, images, labels) -> float:
-  analysis = jax.jit(steps.train_step).lower(state, images, labels).compile().cost_analysis()
+def synthetic_data(num_train: int = 60_000, num_test: int = 10_000) -> inputs_lib.HostData:
+  """Random uint8 images and labels with MNIST's shapes (for timing only)."""
+  rng = np.random.default_rng(0)
+  images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), np.uint8)  # pylint: disable=unnecessary-lambda-assignment
+  labels = lambda n: rng.integers(0, 10, n).astype(np.int32)  # pylint: disable=unnecessary-lambda-assignment
+  return inputs_lib.HostData(images(num_train), labels(num_train), images(num_test),
+                             labels(num_test), tuple(str(d) for d in range(10)))
+
+
+def step_flops(run: run_lib.Run) -> float:
+  """XLA's FLOP count of one train step of the run's first member."""
+  state = state_lib.member_state(run, run.config)
+  shape = (run.plan.batch_size, *run.input_shape)
+  analysis = (jax.jit(steps.train_step).lower(
+      state, jax.ShapeDtypeStruct(shape, jnp.float32),
+      jax.ShapeDtypeStruct(shape[:1], jnp.int32)).compile().cost_analysis())
   analysis = analysis[0] if isinstance(analysis, list) else analysis
   return float(analysis["flops"])
 
 
-def benchmark_model(name: str, custom_conv_vjp: bool, batch_size: int, num_steps: int,
-                    repeats: int) -> dict:
-  """Times ``num_steps`` scanned Adam train steps of model ``name``."""
-  start = time.perf_counter()
-  kwargs = {} if name == "mlp" else {"custom_conv_vjp": custom_conv_vjp}
-  model = networks.create_model(name, 10, **kwargs)
-  key = jax.random.key(0)
-  variables = networks.init_variables(model, key, _INPUT_SHAPE)
-  state = steps.create_train_state(model, variables, optax.adam(1e-3), key)
-  num_examples = batch_size * num_steps
-  images = jax.random.uniform(key, (num_examples, *_INPUT_SHAPE), jnp.float32)
-  labels = jax.random.randint(key, (num_examples,), 0, 10)
-  batches = jnp.arange(num_examples).reshape(num_steps, batch_size)
-
-  compile_start = time.perf_counter()
-  run = jax.jit(steps.train_steps).lower(state, images, labels, batches).compile()
-  compile_seconds = time.perf_counter() - compile_start
-  jax.block_until_ready(run(state, images, labels, batches))
-  first_step_seconds = time.perf_counter() - start
-
-  seconds = _median_seconds(lambda: run(state, images, labels, batches), repeats)
-  flops = _step_flops(state, images[:batch_size], labels[:batch_size]) * num_steps
-  return {
-      "model": name,
-      "conv_gradients": "n/a" if name == "mlp" else ("custom_vjp" if custom_conv_vjp else "autodiff"),
-      "batch_size": batch_size,
-      "images_per_second": num_examples / seconds,
-      "gflops_per_second": flops / seconds / 1e9,
-      "mflops_per_image": flops / num_examples / 1e6,
-      "compile_seconds": compile_seconds,
-      "first_step_seconds": first_step_seconds,
-  }
+def benchmark_model(config: config_lib.TrainConfig, data: inputs_lib.HostData) -> dict:
+  """Trains ``config`` as experiments.mnist does (nothing written); its own timings."""
+  run = run_lib.make_run([config], data.input_shape, len(data.class_names), data.num_examples)
+  result = engine.fit(run, data, inputs_lib.to_device(data))
+  timing = result.timing
+  images_per_second = timing["train_images_per_second"]
+  flops = step_flops(run) / run.plan.batch_size * images_per_second
+  return {"model": config.model, "optimizer": config.optimizer, "schedule": config.schedule,
+          "batch_size": run.plan.batch_size, "images_per_second": images_per_second,
+          "gflops_per_second": flops / 1e9, "compile_seconds": timing["compile_seconds"],
+          "epochs": config.num_epochs}
 
 
 SWEEP_SIZES = {"softmax 784-10": (), "mlp 784-64-10": (64,), "mlp 784-512-512-10": (512, 512)}
 
 
-def benchmark_sweep(hidden_sizes: tuple[int, ...], ks: list[int], batch_size: int,
-                    num_steps: int, repeats: int) -> list[dict]:
-  """Aggregate images/s of K vmapped models vs K sequential runs of one, per K."""
-  model = networks.create_model("mlp", 10, hidden_sizes=hidden_sizes)
-  num_examples = batch_size * num_steps
-  key = jax.random.key(0)
-  images = jax.random.uniform(key, (num_examples, *_INPUT_SHAPE), jnp.float32)
-  labels = jax.random.randint(key, (num_examples,), 0, 10)
-  batches = jnp.arange(num_examples).reshape(num_steps, batch_size)
-  make_tx = vmapped.optimizer_factory("adam", "optax", None, None)
+def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: list[int],
+                    data: inputs_lib.HostData, repeats: int) -> list[dict]:
+  """Aggregate images/s of K vmapped members vs K sequential runs of one, per K (one epoch)."""
+  inputs = inputs_lib.to_device(data)
 
   def program(k):
-    members = [vmapped.Member(seed, 1e-3, {"b1": 0.9, "b2": 0.999, "eps": 1e-8})
-               for seed in range(k)]
-    state = vmapped.init_states(model, _INPUT_SHAPE, members, make_tx)
-    run = jax.jit(vmapped.train_steps).lower(state, images, labels, batches).compile()
-    return lambda: run(state, images, labels, batches)
+    members = [dataclasses.replace(base, model="mlp", hidden_sizes=hidden, seed=s, data_seed=0)
+               for s in range(k)]
+    run = run_lib.make_run(members, data.input_shape, 10, data.num_examples)
+    splits = inputs_lib.splits(run, data)
+    batches = inputs_lib.epoch_batches(run, splits, inputs_lib.shuffle_keys(run), 1)
+    held = [state_lib.initial_state(run)]  # the program donates the state it is given
+    compiled = programs_lib.compile_programs(run, held[0], inputs, splits, batches, {})
 
-  # One model alone: the plain, un-vmapped program a single run uses.
-  state = vmapped.init_states(model, _INPUT_SHAPE, [vmapped.Member(0, 1e-3, {})], make_tx)
-  state = jax.tree.map(lambda a: a[0], state)
-  single = jax.jit(steps.train_steps).lower(state, images, labels, batches).compile()
-  one = lambda: single(state, images, labels, batches)  # pylint: disable=unnecessary-lambda-assignment
-  # Small models finish a block in milliseconds: time enough blocks for >= 0.2 s.
-  calls = max(1, math.ceil(0.2 / _median_seconds(one, repeats)))
+    def epoch():
+      held[0], counts = compiled.train_block(held[0], inputs, splits, batches)
+      return counts
+
+    return epoch, run.plan.updates_per_epoch * run.plan.batch_size * k
+
+  one, one_images = program(1)
+  single = _median_seconds(one, repeats)
   rows = []
   for k in ks:
-    run_k = program(k)
-    together = _median_seconds(lambda: [run_k() for _ in range(calls)], repeats)  # pylint: disable=cell-var-from-loop
-    sequential = _median_seconds(lambda: [one() for _ in range(k * calls)], repeats)  # pylint: disable=cell-var-from-loop
-    rows.append({
-        "hidden_sizes": list(hidden_sizes), "k": k,
-        "vmapped_images_per_second": calls * k * num_examples / together,
-        "sequential_images_per_second": calls * k * num_examples / sequential,
-        "speedup": sequential / together,
-    })
+    together, images = program(k)
+    seconds = _median_seconds(together, repeats)
+    rows.append({"hidden_sizes": list(hidden), "k": k,
+                 "vmapped_images_per_second": images / seconds,
+                 "sequential_images_per_second": one_images / single,
+                 "speedup": (images / seconds) / (one_images / single)})
   return rows
-
-
-def sweep_main():
-  ks = [int(k) for k in FLAGS.ks]
-  if not ks or min(ks) < 1:
-    raise ValueError(f"--ks must be positive integers, got {','.join(FLAGS.ks)}")
-  rows = []
-  print("| model | K | vmapped images/s | sequential images/s | vmapped / sequential |")
-  print("|---|---:|---:|---:|---:|")
-  for label, hidden in SWEEP_SIZES.items():
-    for r in benchmark_sweep(hidden, ks, FLAGS.batch_size, FLAGS.steps, FLAGS.repeats):
-      r["model"] = label
-      rows.append(r)
-      print(f"| {label} | {r['k']} | {r['vmapped_images_per_second']:.0f} | "
-            f"{r['sequential_images_per_second']:.0f} | {r['speedup']:.2f}x |", flush=True)
-  workdir.write_json(FLAGS.output, {
-      "device": jax.devices()[0].device_kind, "jax_version": jax.__version__,
-      "batch_size": FLAGS.batch_size, "steps": FLAGS.steps, "results": rows,
-  })
-  print(f"\nwritten to {FLAGS.output}")
 
 
 def main(argv):
   del argv
+  base = training_flags.train_config(plots=False)
+  cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
+  data = synthetic_data() if FLAGS.synthetic_data else inputs_lib.load(base)
+  device = jax.devices()[0]
   if FLAGS.mode == "sweep":
-    sweep_main()
+    ks = [int(k) for k in FLAGS.ks]
+    for k in ks:
+      config_lib.check_integer("ks", k, 1, 1024)
+    rows = []
+    print("| model | K | vmapped images/s | sequential images/s | vmapped / sequential |")
+    print("|---|---:|---:|---:|---:|")
+    for label, hidden in SWEEP_SIZES.items():
+      for r in benchmark_sweep(base, hidden, ks, data, FLAGS.repeats):
+        rows.append({"model": label, **r})
+        print(f"| {label} | {r['k']} | {r['vmapped_images_per_second']:.0f} | "
+              f"{r['sequential_images_per_second']:.0f} | {r['speedup']:.2f}x |", flush=True)
+    files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
+                                    "results": rows})
+    print(f"\nwritten to {FLAGS.output}")
     return
-  unknown = [m for m in FLAGS.models if m not in networks.MODELS]
-  if unknown:
-    raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(networks.MODELS)}")
+  for name in FLAGS.models:
+    networks.MODELS.get(name)
   peak = matmul_peak_flops(FLAGS.matmul_size, FLAGS.repeats)
-  variants = {"custom": [True], "autodiff": [False], "both": [True, False]}[FLAGS.conv]
   rows = []
   for name in FLAGS.models:
-    for custom in variants if name != "mlp" else [True]:
-      row = benchmark_model(name, custom, FLAGS.batch_size, FLAGS.steps, FLAGS.repeats)
-      row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
-      rows.append(row)
-
-  device = jax.devices()[0]
+    config = dataclasses.replace(base, model=name)
+    row = benchmark_model(config, data)
+    row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
+    rows.append(row)
   print(f"\ndevice: {device.device_kind} ({jax.device_count()} device(s)), "
-        f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s\n")
-  print("| model | conv gradients | images/s | GFLOP/s | % of peak | MFLOP/image | compile s | first step s |")
-  print("|---|---|---:|---:|---:|---:|---:|---:|")
+        f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s, data: "
+        f"{'synthetic' if FLAGS.synthetic_data else base.dataset}\n")
+  print("| model | optimizer | images/s | GFLOP/s | % of peak | compile s |")
+  print("|---|---|---:|---:|---:|---:|")
   for r in rows:
-    print(f"| {r['model']} | {r['conv_gradients']} | {r['images_per_second']:.0f} | "
+    print(f"| {r['model']} | {r['optimizer']} | {r['images_per_second']:.0f} | "
           f"{r['gflops_per_second']:.1f} | {100 * r['fraction_of_matmul_peak']:.0f}% | "
-          f"{r['mflops_per_image']:.1f} | {r['compile_seconds']:.2f} | {r['first_step_seconds']:.2f} |")
-  workdir.write_json(FLAGS.output, {
-      "device": device.device_kind,
-      "jax_version": jax.__version__,
-      "matmul_peak_gflops_per_second": peak / 1e9,
-      "results": rows,
-  })
+          f"{r['compile_seconds']:.2f} |")
+  files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
+                                  "matmul_peak_gflops_per_second": peak / 1e9, "results": rows})
   print(f"\nwritten to {FLAGS.output}")
 
 

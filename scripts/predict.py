@@ -2,8 +2,8 @@ r"""Classify image files with a model trained by experiments.mnist.
 
     python -m scripts.predict --workdir=/tmp/perceptrax/mnist digit.png other.png
 
-Reads the workdir's config.json and its latest checkpoint (the best epoch's
-model under early stopping). Each image is converted to the training data's
+Reads the workdir's latest checkpoint: the model's settings and its
+variables (the best epoch's under early stopping; --member picks a fold's). Each image is converted to the training data's
 format: grayscale (or RGB for 3-channel datasets), resized to the training
 images' size (28x28 for MNIST) with bilinear interpolation, scaled to x/255
 and standardized with the training statistics when the run was. MNIST digits
@@ -24,34 +24,41 @@ from PIL import Image
 from PIL import UnidentifiedImageError
 
 from data import datasets
-from experiments import checkpoints as checkpoints_lib
 from experiments import cli
-from experiments import config as config_lib
+from experiments.training import checkpoints as checkpoints_lib
+from experiments.training import config as config_lib
+from experiments.training import run as run_lib
 from models import networks
+from models.registry import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by experiments.mnist.")
+flags.DEFINE_integer("member", 0, "Which model of a --folds workdir classifies (its fold).")
 flags.DEFINE_boolean("invert", False, "Invert the images (x -> 255 - x) before classifying.")
 
 
-def load_model(workdir: str):
-  """The workdir's model, its saved variables, the record and the config; ValueError if unusable."""
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(config_path):
-    raise ValueError(f"no trained model in {workdir}: config.json is missing")
-  config = config_lib.load_config(config_path)
+def load_model(workdir: str, member: int = 0):
+  """The workdir's model, a member's saved variables, the record and the member's config.
+
+  The model is rebuilt from the settings saved in the checkpoint itself.
+  UserError if there is no checkpoint or it does not fit its settings.
+  """
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise UserError(f"no trained model in {workdir}: it has no checkpoints")
   try:
-    variables, record = checkpoints_lib.Checkpoints(workdir, create=False).restore_model()
+    stacked, record = checkpoints_lib.Checkpoints(workdir).restore_model()
   except FileNotFoundError as e:
-    raise ValueError(str(e)) from e
-  model = networks.create_model(config.model, datasets.NUM_CLASSES[config.dataset],
-                                **config.model_kwargs())
+    raise UserError(str(e)) from e
+  config_lib.check_integer("member", member, 0, len(record["members"]) - 1)
+  config = config_lib.from_json(record["members"][member])
+  variables = jax.tree.map(lambda a: a[member], stacked)
+  model = run_lib.make_model(config, len(record["class_names"]))
   input_shape = tuple(record["input_shape"])
   expected = jax.eval_shape(lambda: networks.init_variables(model, jax.random.key(0), input_shape))
   if not _same_shapes(variables, expected):
-    raise ValueError(
-        f"the checkpoint in {workdir} does not fit the {config.model} model of its "
-        "config.json: the parameter names or shapes differ")
+    raise UserError(
+        f"the checkpoint in {workdir} does not fit the {config.model} model it was saved "
+        "with: the parameter names or shapes differ")
   return model, variables, record, config
 
 
@@ -75,9 +82,9 @@ def load_image(path: str, input_shape: tuple[int, ...], invert: bool) -> np.ndar
 def main(argv):
   paths = argv[1:]
   if not paths:
-    raise ValueError("give one or more image files to classify")
-  model, variables, record, config = load_model(FLAGS.workdir)
-  class_names = datasets.CLASS_NAMES[config.dataset]
+    raise UserError("give one or more image files to classify")
+  model, variables, record, _ = load_model(FLAGS.workdir, FLAGS.member)
+  class_names = record["class_names"]
   input_shape = tuple(record["input_shape"])
   images, readable, failures = [], [], 0
   for path in paths:
@@ -91,7 +98,7 @@ def main(argv):
       print(f"{path}: error: not a readable image ({type(e).__name__})", file=sys.stderr)
       failures += 1
   if readable:
-    inputs = datasets.to_model_input(np.stack(images), record["pixel_mean"], record["pixel_std"])
+    inputs = datasets.to_model_input(np.stack(images), *record["pixel_scaling"][FLAGS.member])
     logits = model.apply(variables, jnp.asarray(inputs), train=False)
     probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
     for path, p in zip(readable, probabilities):
@@ -102,4 +109,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, takes_arguments=True)

@@ -1,107 +1,136 @@
-r"""A grid search over optimizers x learning rates x hyperparameters x seeds.
+r"""A grid search over any training settings, many models per compiled program.
 
     python -m scripts.sweep --dataset=mnist --model=mlp \
         --optimizers=sgd,momentum,adagrad,adadelta,rmsprop,adam \
         --learning_rate_multipliers=0.3,1,3 --seeds=0,1,2 --archive_dir=../shared/data
+    python -m scripts.sweep --model=mlp --optimizers=adam --l2s=0,1e-5,1e-4,1e-3 --seeds=0,1
+    python -m scripts.sweep --model=mlp --hidden_sizes_grid="64;256;512,512" --folds=5
 
-Configurations sharing an optimizer train together, vmapped in one compiled
-program or one after another, whichever a timed calibration finds faster
-(--strategy=auto; the log says which). The configuration with the best mean
-validation accuracy over seeds is selected, and its test accuracy reported.
-Writes to --workdir: sweep.json (every run with its per-epoch history, the
-aggregated table, the selection), sweep.csv (one row per run),
-loss_curves.png and accuracy_vs_learning_rate.png, and prints the table.
+Every flag of experiments.mnist sets the value shared by all models; a grid
+flag (plural) sweeps that setting instead. Settings that shape the compiled
+program (--models, --hidden_sizes_grid, --activations, --batch_norms,
+--optimizers) make groups trained one after another; within a group the
+models differ in α, hyperparameters, penalties, dropout, seed and fold, and
+train vmapped in one program or one after another, whichever a timed
+calibration finds faster (--strategy=auto). With --folds=k every
+configuration is cross-validated over k folds. The configuration with the
+best mean validation accuracy is selected and its test accuracy reported.
+Writes to --workdir: sweep.json (every model with its history, the
+aggregated table, the selection), sweep.csv, loss_curves.png,
+validation_accuracy.png (and cross_validation.png with folds), and the runs'
+checkpoints: rerunning the same command resumes a killed sweep.
 """
 
-import csv
-import dataclasses
-import io
 import os
 
 from absl import flags
 from absl import logging
 
+from data import files
 from experiments import cli
-from experiments import config as config_lib
-from experiments import plots
-from experiments import sweep
-from experiments import train_flags
-from experiments import workdir as workdir_lib
-from models import optimizers
+from experiments import flags as training_flags
+from experiments.training import config as config_lib
+from experiments.training import grid as grid_lib
+from experiments.training import record as record_lib
+from experiments.training import report
+from experiments.training import sweep
+from experiments.training import tables
+from experiments.training.config import ConfigError
 
-FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/sweep", "Output directory.")
-flags.DEFINE_list("optimizers", list(optimizers.OPTIMIZERS), "Optimizers to compare.")
+flags.DEFINE_list("models", [], "Models to compare (default: --model).")
+flags.DEFINE_string("hidden_sizes_grid", None,
+                    "MLP shapes to compare, separated by ';', e.g. '64;512,512' ('' for none).")
+flags.DEFINE_list("activations", [], "MLP activations to compare.")
+flags.DEFINE_list("batch_norms", [], "Batch norm off/on to compare: false,true.")
+flags.DEFINE_list("optimizers", [], "Optimizers to compare (default: --optimizer).")
 flags.DEFINE_list("learning_rates", [], "Peak learning rates α, the same for every optimizer.")
-flags.DEFINE_list("learning_rate_multipliers", ["0.3", "1", "3"],
-                  "Used when --learning_rates is empty: each optimizer's default α times these.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (initialization, dropout, own shuffling).")
-for _name in sweep.GRID_HYPERPARAMETERS:
-  flags.DEFINE_list(f"{_name}s", [], f"Values of {_name} to sweep, for the optimizers taking it.")
-flags.DEFINE_integer("data_seed", 0, "Seeds the validation split and the shared batch order.")
-flags.DEFINE_boolean("shared_batches", True,
-                     "All models see the same batches (else each shuffles with its own seed).")
+flags.DEFINE_list("learning_rate_multipliers", [],
+                  "Each optimizer's default α times these (instead of --learning_rates).")
+for _name in ("momentum", "b1", "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
+              "dropout"):
+  flags.DEFINE_list(f"{_name}s", [], f"Values of --{_name} to compare (for the models or "
+                    "optimizers that have it).")
+flags.DEFINE_list("seeds", [], "Seeds (initialization, dropout, own shuffling); default: --seed.")
 flags.DEFINE_enum("strategy", "auto", sweep.STRATEGIES,
-                  "vmapped, sequential, or auto: time both per optimizer and use the faster.")
+                  "vmapped, sequential, or auto: time both per group and use the faster.")
 flags.DEFINE_integer("models_per_program", 0, "At most this many models per compiled program "
-                     "(0: all of an optimizer's).")
-flags.DEFINE_boolean("plots", True, "Write the PNG figures.")
+                     "(0: a whole group).")
+flags.adopt_module_key_flags(training_flags)
+flags.adopt_module_key_flags(cli)
+FLAGS = flags.FLAGS
+
+def _boolean(value: str) -> bool:
+  if value.lower() not in ("true", "false"):
+    raise ValueError(value)
+  return value.lower() == "true"
 
 
-def _numbers(name: str, values: list[str], kind=float) -> list:
-  try:
-    return [kind(v) for v in values]
-  except ValueError as e:
-    raise config_lib.ConfigError(f"--{name} must be numbers, got {','.join(values)}") from e
+_GRID_FLAGS = {  # grid setting -> (flag, parse one value, what the values must be)
+    "model": ("models", str, "names"), "activation": ("activations", str, "names"),
+    "batch_norm": ("batch_norms", _boolean, "true or false"),
+    "optimizer": ("optimizers", str, "names"),
+    "learning_rate": ("learning_rates", float, "numbers"),
+    "learning_rate_multiplier": ("learning_rate_multipliers", float, "numbers"),
+    **{n: (f"{n}s", float, "numbers") for n in (
+        "momentum", "b1", "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
+        "dropout")},
+    "seed": ("seeds", int, "integers"),
+}
 
 
-def _csv(rows: list[dict]) -> str:
-  columns = list(dict.fromkeys(k for row in rows for k in row if k != "history"))
-  out = io.StringIO()
-  writer = csv.DictWriter(out, columns)
-  writer.writeheader()
-  writer.writerows({k: v for k, v in row.items() if k != "history"} for row in rows)
-  return out.getvalue()
+def grid_from_flags() -> dict[str, list]:
+  """The grid flags that were given, parsed; ConfigError naming a flag whose value does not parse."""
+  grid = {}
+  for setting, (name, parse, kind) in _GRID_FLAGS.items():
+    if FLAGS[name].present:
+      values = getattr(FLAGS, name)
+      try:
+        grid[setting] = [parse(v) for v in values]
+      except ValueError as e:
+        raise ConfigError(f"--{name} must be {kind}, got {','.join(values)}") from e
+  if FLAGS.hidden_sizes_grid is not None:
+    grid["hidden_sizes"] = [training_flags.hidden_sizes([h for h in shape.split(",") if h])
+                            for shape in FLAGS.hidden_sizes_grid.split(";")]
+  return grid
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise config_lib.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-  base = train_flags.train_config(seed=FLAGS.data_seed)
-  grids = {name: _numbers(f"{name}s", getattr(FLAGS, f"{name}s"))
-           for name in sweep.GRID_HYPERPARAMETERS if getattr(FLAGS, f"{name}s")}
-  groups = sweep.make_groups(
-      base, FLAGS.optimizers, _numbers("learning_rates", FLAGS.learning_rates),
-      _numbers("learning_rate_multipliers", FLAGS.learning_rate_multipliers),
-      _numbers("seeds", FLAGS.seeds, int), grids,
-  )
-  logging.info("sweep: %s", ", ".join(f"{g.optimizer} x {len(g.members)}" for g in groups))
+  del argv
+  base = training_flags.train_config()
+  grid = grid_from_flags()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
-  rows = sweep.run_sweep(base, groups, FLAGS.strategy, FLAGS.shared_batches,
-                         FLAGS.models_per_program)
-  table = sweep.aggregate(rows)
-  best = sweep.select(table)
-  best_by_optimizer = {
-      g.optimizer: sweep.select([r for r in table if r["optimizer"] == g.optimizer])
-      for g in groups if any(not r["diverged"] for r in table if r["optimizer"] == g.optimizer)
-  }
-  os.makedirs(FLAGS.workdir, exist_ok=True)
+  results = sweep.run_sweep(base, grid, FLAGS.workdir, FLAGS.strategy, FLAGS.models_per_program)
+  columns = grid_lib.swept(grid, base.folds)
+  rows = tables.result_rows(results, columns)
+  shown = tables.table_columns(columns)
+  table = tables.aggregate(rows, shown)
+  best = tables.select(table)
   path = lambda name: os.path.join(FLAGS.workdir, name)  # pylint: disable=unnecessary-lambda-assignment
-  workdir_lib.write_json(path("sweep.json"), {
-      "config": dataclasses.asdict(base), "runs": rows, "table": table, "selected": best,
+  files.write_json(path("sweep.json"), {
+      "config": config_lib.to_json(base), "grid": grid_lib.to_json(grid),
+      "swept": columns, "runs": rows, "table": table, "selected": best,
   })
-  workdir_lib.write_text(path("sweep.csv"), _csv(rows))
-  if FLAGS.plots:
-    plots.loss_curves(rows, {k: v["learning_rate"] for k, v in best_by_optimizer.items()},
-                      path("loss_curves.png"))
-    plots.accuracy_vs_learning_rate(table, path("accuracy_vs_learning_rate.png"))
-  print(sweep.markdown_table(table, best))
-  chosen = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
-                     for k, v in sweep.configuration(best))
-  print(f"\nselected on validation: {chosen}: validation accuracy "
-        f"{100 * best['validation_accuracy_mean']:.2f}%, test accuracy "
-        f"{100 * best['test_accuracy_mean']:.2f} ± {100 * best['test_accuracy_std']:.2f}% "
-        f"(mean ± std over {len(best['seeds'])} seeds)")
+  files.write_text(path("sweep.csv"), tables.to_csv(rows))
+  chosen = [r for r in rows if r["configuration"] == best["configuration"]]
+  if base.plots:
+    from experiments.training import plots, sweep_plots  # pylint: disable=g-import-not-at-top
+    sweep_plots.loss_curves(rows, table, shown, path("loss_curves.png"))
+    sweep_plots.validation_accuracy(table, shown, path("validation_accuracy.png"))
+    if base.folds:
+      records = [record_lib.MemberRecord(r["history"], r["epoch"]) for r in chosen]
+      plots.cross_validation(records, path("cross_validation.png"))
+  print(tables.markdown_table(table, best, shown))
+  if base.folds:
+    print(f"\nfolds of the selected configuration ({best['configuration']}):")
+    print(tables.folds_table(chosen))
+  if chosen[0]["test_metrics"]:
+    logging.info("test metrics of the selected configuration's first model:\n%s",
+                 report.per_class_table(chosen[0]["test_metrics"]))
+  print(f"\nselected on validation: {best['configuration']}: validation accuracy "
+        f"{100 * best['validation_accuracy_mean']:.2f} ± {100 * best['validation_accuracy_std']:.2f}%,"
+        f" test accuracy {100 * best['test_accuracy_mean']:.2f} ± "
+        f"{100 * best['test_accuracy_std']:.2f}% (mean ± std over {best['models']} models)")
   logging.info("results in %s", FLAGS.workdir)
 
 

@@ -1,7 +1,9 @@
 """Shared test set-up: strict JAX numerics, the offline archive folder, prepared MNIST.
 
-Real-data tests need the official archives: pass ``--archive_dir=DIR``
-(one subfolder per dataset) or set ``PERCEPTRAX_ARCHIVE_DIR``; without either
+Two tiers: tests marked ``slow`` train on real data or run entrypoints in
+subprocesses; ``pytest -m "not slow"`` runs the unit and numerical tests alone.
+Real-data tests need the official archives: pass ``--archive_dir=DIR`` (one
+subfolder per dataset) or set ``PERCEPTRAX_ARCHIVE_DIR``; without either
 they are skipped. MNIST is prepared once per session into a temporary tfds
 data dir, so the tests never touch ``~/tensorflow_datasets``.
 """
@@ -15,9 +17,20 @@ import pytest
 
 from data import archives
 from data import datasets
+from tests.helpers import ROOT
 
 # Catch silent broadcasting and dtype promotion bugs.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Most of a test's time is XLA compiling small programs (an eager random
+# initializer of a new shape compiles for 0.3-1 s on CPU). JAX's persistent
+# compilation cache keeps them for the next run, here and in the entrypoints
+# the tests start; $JAX_COMPILATION_CACHE_DIR overrides the folder.
+COMPILATION_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+    ROOT, ".pytest_cache", "jax")
+jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_addoption(parser):
@@ -39,8 +52,13 @@ def archive_dir(request):
 
 @pytest.fixture(scope="session")
 def mnist_data_dir(archive_dir, tmp_path_factory):
-  """A tfds data dir with MNIST prepared from the archives (and its array cache)."""
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  """A tfds data dir with MNIST prepared from the archives (and its array cache).
+
+  One folder for the whole session, shared by the parallel test processes
+  (pytest-xdist's workers have sibling temporary folders): the first prepares
+  MNIST, ``load_arrays``' lock makes the others wait and read its cache.
+  """
+  data_dir = str(tmp_path_factory.getbasetemp().parent / "tfds")
   datasets.load_arrays("mnist", archive_dir, data_dir)
   return data_dir
 
@@ -48,12 +66,12 @@ def mnist_data_dir(archive_dir, tmp_path_factory):
 @pytest.fixture
 def run_module():
   """Runs ``python -m MODULE FLAGS...`` from the repository root, as users do."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
   def run(module, *flags, env=None):
     return subprocess.run(
-        [sys.executable, "-m", module, *flags], cwd=root, capture_output=True, text=True,
-        timeout=600, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
+                          **(env or {})},
     )
 
   return run

@@ -133,6 +133,7 @@ def test_bad_input_is_refused():
     classic.least_squares(x[0], d)
 
 
+@pytest.mark.slow
 def test_experiment_on_xor_says_it_cannot_be_learned_and_writes_outputs(run_module, tmp_path):
   result = run_module("experiments.classic", "--algorithm=perceptron", "--dataset=xor", f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-2000:]
@@ -143,6 +144,7 @@ def test_experiment_on_xor_says_it_cannot_be_learned_and_writes_outputs(run_modu
   assert (tmp_path / "decision.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_experiment_vmaps_several_step_sizes(run_module, tmp_path):
   result = run_module("experiments.classic", "--algorithm=lms", "--dataset=blobs", "--c=0.01,0.1",
                         f"--workdir={tmp_path}")
@@ -152,10 +154,16 @@ def test_experiment_vmaps_several_step_sizes(run_module, tmp_path):
   assert all(r["test_accuracy"] > 0.95 for r in runs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag,message", [
-    ("--algorithm=adaline", "unknown algorithm 'adaline'"),
+    ("--algorithm=adaline", "unknown algorithm 'adaline'; choose one of perceptron, lms, sdm, "
+                            "least_squares"),
     ("--dataset=nand", "unknown dataset 'nand'"),
-    ("--c=-1", "step sizes c must be > 0"),
+    ("--c=-1", "c must be a finite number in (0, inf), got -1.0"),
+    ("--c=inf", "c must be a finite number in (0, inf), got inf"),
+    ("--tolerance=nan", "tolerance must be a finite number in [0, inf), got nan"),
+    ("--max_passes=99999999999", "max_passes must be an integer in [1, 2147483647]"),
+    ("--num_examples=0", "num_examples must be an integer in [2, 2147483647], got 0"),
 ])
 def test_experiment_rejects_bad_flags_in_one_line(run_module, flag, message, tmp_path):
   result = run_module("experiments.classic", flag, f"--workdir={tmp_path}")

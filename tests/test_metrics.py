@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk_metrics
 
-from experiments import steps
+from data import datasets
+from experiments.training import steps
 from models import metrics
+from tests import helpers
 
 
 def test_accuracy():
@@ -29,25 +31,23 @@ def test_counts_ignore_masked_examples():
   assert result["loss"] == pytest.approx(expected_loss, rel=1e-5)
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 10, 64])
-def test_evaluate_counts_every_example_once(batch_size):
-  """Padding to a multiple of the batch size must not change the exact dataset metrics."""
+@pytest.mark.parametrize("chunk_size", [1, 7, 10, 64])
+def test_predict_gives_every_example_once_in_order(chunk_size):
+  """Chunks padded to a multiple of the chunk size must not change or reorder the logits."""
   model = nn.Dense(3)
-  x = jax.random.normal(jax.random.key(0), (10, 4))
-  labels = jax.random.randint(jax.random.key(1), (10,), 0, 3)
-  params = model.init(jax.random.key(2), x)["params"]
+  inputs = helpers.uint8_inputs(30, (4,), num_classes=3)
+  indices = jnp.array([29, 3, 3, 17, 0, 8, 21, 11, 5, 2], jnp.int32)  # any order, repeats
+  params = model.init(jax.random.key(2), jnp.zeros((1, 4)))["params"]
 
-  def apply_fn(variables, inputs, train):
+  def apply_fn(variables, x, train):
     del train
-    return model.apply(variables, inputs)
+    return model.apply(variables, x)
 
-  counts = steps.evaluate({"params": params}, apply_fn, x, labels, batch_size)
-  logits = model.apply({"params": params}, x)
+  logits = steps.predict({"params": params}, apply_fn, inputs, 0.0, 1.0, indices, chunk_size)
+  expected = model.apply({"params": params}, datasets.to_model_input(inputs.images[indices]))
+  np.testing.assert_allclose(logits, expected, rtol=1e-6)
+  counts = metrics.counts(logits, inputs.labels[indices])
   assert float(counts.count) == 10
-  expected = metrics.counts(logits, labels).compute()
-  result = counts.compute()
-  assert result["accuracy"] == pytest.approx(expected["accuracy"])
-  assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

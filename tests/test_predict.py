@@ -11,12 +11,14 @@ import pytest
 from PIL import Image
 
 from data import datasets
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def trained(mnist_data_dir, tmp_path_factory):
   """Two workdirs trained for one epoch: an MLP and the CIFAR-shaped ConvNet (on MNIST)."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   workdirs = {}
   for model in ("mlp", "cifar_convnet"):
     workdir = tmp_path_factory.mktemp(model)
@@ -24,7 +26,7 @@ def trained(mnist_data_dir, tmp_path_factory):
         [sys.executable, "-m", "experiments.mnist", f"--model={model}", "--hidden_sizes=64",
          "--num_epochs=1", "--validation_size=1000", "--noplots", "--noprogress",
          f"--tfds_data_dir={mnist_data_dir}", f"--workdir={workdir}"],
-        cwd=root, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     workdirs[model] = workdir
   return workdirs
@@ -87,26 +89,25 @@ def test_a_workdir_without_a_usable_checkpoint_is_one_line(trained, digits, tmp_
   empty.mkdir()
   result = run_module("scripts.predict", f"--workdir={empty}", digits[0][0])
   assert result.returncode == 1
-  assert _lines(result.stderr) == [f"error: no trained model in {empty}: config.json is missing"]
+  assert _lines(result.stderr) == [f"error: no trained model in {empty}: it has no checkpoints"]
 
-  no_checkpoint = tmp_path / "no_checkpoint"
-  no_checkpoint.mkdir()
-  shutil.copy(trained["mlp"] / "config.json", no_checkpoint)
-  result = run_module("scripts.predict", f"--workdir={no_checkpoint}", digits[0][0])
-  assert result.returncode == 1
-  assert _lines(result.stderr) == [f"error: no checkpoint in {no_checkpoint}/checkpoints"]
-
-  # The ConvNet's checkpoint beside the MLP's config.json: another model's checkpoint.
+  # The ConvNet's arrays under the record (settings) of the MLP: they do not fit.
   mixed = tmp_path / "mixed"
   shutil.copytree(trained["cifar_convnet"], mixed)
-  shutil.copy(trained["mlp"] / "config.json", mixed)
-  assert json.loads((mixed / "config.json").read_text())["model"] == "mlp"
+  shutil.rmtree(mixed / "checkpoints" / "1" / "record")
+  shutil.copytree(trained["mlp"] / "checkpoints" / "1" / "record",
+                  mixed / "checkpoints" / "1" / "record")
   result = run_module("scripts.predict", f"--workdir={mixed}", digits[0][0])
   assert result.returncode == 1
   assert _lines(result.stderr) == [
-      f"error: the checkpoint in {mixed} does not fit the mlp model of its config.json: "
+      f"error: the checkpoint in {mixed} does not fit the mlp model it was saved with: "
       "the parameter names or shapes differ"]
   assert result.stdout == ""
+
+  result = run_module("scripts.predict", f"--workdir={trained['mlp']}", "--member=1",
+                      digits[0][0])
+  assert result.returncode == 1
+  assert _lines(result.stderr) == ["error: member must be an integer in [0, 0], got 1"]
 
 
 def test_the_cifar_shaped_convnet_trains_and_predicts_on_mnist(trained, digits, run_module):

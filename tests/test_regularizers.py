@@ -6,10 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import steps
 from models import networks
 from models import optimizers
 from models import regularizers
+from models import registry
+from tests import helpers
 
 
 def _variables(model):
@@ -29,16 +30,20 @@ def test_penalty_value_and_gradient_touch_only_the_weights():
     np.testing.assert_allclose(grads[name]["kernel"], 0.01 * np.sign(w) + 0.1 * w, rtol=1e-6)
   np.testing.assert_array_equal(grads["Dense_1"]["bias"], 0.0)
   np.testing.assert_array_equal(grads["BatchNorm_0"]["scale"], 0.0)
-  assert float(regularizers.Penalty()(params)) == 0.0
+  assert float(regularizers.Penalty()(params)) == 0.0 and not regularizers.Penalty().active
+  # A term present with λ = 0 (a model trained beside others that use it) adds exactly 0.
+  zero = regularizers.Penalty(l1=jnp.float32(0.0), l2=jnp.float32(0.0))
+  assert zero.active and float(zero(params)) == 0.0
+  for g in jax.tree.leaves(jax.grad(zero)(params)):
+    np.testing.assert_array_equal(g, 0.0)
 
 
 def _train(tx, penalty, num_steps=10):
   model = networks.create_model("mlp", 10, hidden_sizes=(16,))
-  state = steps.create_train_state(model, _variables(model), tx, jax.random.key(1), penalty)
-  images = jax.random.uniform(jax.random.key(2), (32, 6, 6, 1))
-  labels = jax.random.randint(jax.random.key(3), (32,), 0, 10)
+  state = helpers.one_state(model, tx, input_shape=(6, 6, 1), penalty=penalty)
+  inputs = helpers.uint8_inputs(32, (6, 6, 1), seed=2)
   batches = jnp.tile(jnp.arange(32).reshape(2, 16), (num_steps // 2, 1))
-  return jax.jit(steps.train_steps)(state, images, labels, batches)[0].params
+  return helpers.train(state, inputs, batches)[0].params
 
 
 def _assert_trees_close(a, b, rtol):
@@ -81,5 +86,5 @@ def test_weight_decay_is_an_injected_hyperparameter():
   tx = optimizers.create_optimizer("momentum", "textbook", 0.1, weight_decay=0.01)
   state = tx.init({"w": jnp.ones((2, 2))})
   np.testing.assert_allclose(state.hyperparams["weight_decay"], 0.01)
-  with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+  with pytest.raises(registry.UserError, match="weight_decay must be >= 0"):
     optimizers.create_optimizer("sgd", weight_decay=-1.0)

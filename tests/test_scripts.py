@@ -8,9 +8,10 @@ import pytest
 from scripts import activation_table
 from scripts import optimizer_table
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
 
 
+@pytest.mark.slow
 def test_backprop_example_checks_itself_and_converges(run_module):
   result = run_module("experiments.backprop_example")
   assert result.returncode == 0, result.stderr[-2000:]
@@ -23,6 +24,7 @@ def test_backprop_example_checks_itself_and_converges(run_module):
   assert final_output > 0.98
 
 
+@pytest.mark.slow
 def test_backprop_example_rejects_bad_weights_in_one_line(run_module):
   result = run_module("experiments.backprop_example", "--w2=1,2")
   assert result.returncode == 1
@@ -47,6 +49,7 @@ def test_readme_optimizer_table_is_generated_from_the_code():
     assert f"| `{name}` | {spec.textbook.rule} |" in table
 
 
+@pytest.mark.slow
 def test_optimizer_table_check_fails_on_a_stale_readme(run_module, tmp_path):
   stale = tmp_path / "README.md"
   stale.write_text(f"intro\n{optimizer_table.BEGIN}\n| old |\n{optimizer_table.END}\nrest\n")
@@ -60,10 +63,24 @@ def test_optimizer_table_check_fails_on_a_stale_readme(run_module, tmp_path):
   assert run_module("scripts.optimizer_table", f"--readme={stale}", "--check").returncode == 0
 
 
+@pytest.mark.slow
+def test_benchmark_times_the_training_engine(run_module, tmp_path):
+  output = tmp_path / "bench.json"
+  result = run_module("scripts.benchmark", "--models=mlp", "--hidden_sizes=64", "--num_epochs=1",
+                      "--synthetic_data", "--validation_size=58000", "--repeats=1",
+                      "--matmul_size=256", f"--output={output}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  (row,) = json.loads(output.read_text())["results"]
+  assert row["model"] == "mlp" and row["optimizer"] == "adam" and row["schedule"] == "cosine"
+  assert row["images_per_second"] > 0 and 0 < row["fraction_of_matmul_peak"]
+  assert "| mlp | adam |" in result.stdout
+
+
+@pytest.mark.slow
 def test_benchmark_sweep_mode_compares_vmapped_and_sequential(run_module, tmp_path):
   output = tmp_path / "bench.json"
-  result = run_module("scripts.benchmark", "--mode=sweep", "--ks=2", "--steps=2", "--repeats=1",
-                      f"--output={output}")
+  result = run_module("scripts.benchmark", "--mode=sweep", "--ks=2", "--repeats=1",
+                      "--synthetic_data", "--validation_size=58000", f"--output={output}")
   assert result.returncode == 0, result.stderr[-2000:]
   rows = json.loads(output.read_text())["results"]
   assert [r["hidden_sizes"] for r in rows] == [[], [64], [512, 512]]

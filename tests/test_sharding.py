@@ -10,23 +10,28 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
-import json, sys
+import json, os, sys
 import jax
-from experiments import sweep, train
-from experiments.config import TrainConfig
+from experiments.training import sweep, train
+from experiments.training.config import TrainConfig
 config = TrainConfig(model="mlp", hidden_sizes=(32,), optimizer="adam", num_epochs=1,
-                     validation_size=1000, tfds_data_dir=sys.argv[1], progress=False,
-                     plots=False).validate()
-single = train.train_and_evaluate(config, sys.argv[2])
-groups = sweep.make_groups(config, ["momentum"], [0.01, 0.1], [], [0, 1], {})
-rows = sweep.run_sweep(config, groups, strategy="vmapped", shared_batches=False)
+                     validation_size=1000, tfds_data_dir=sys.argv[1], progress=False, plots=False)
+single = train.train_and_evaluate(config, os.path.join(sys.argv[2], "single"))
+config = TrainConfig(**{**config.__dict__, "optimizer": "momentum", "shared_batches": False})
+results = sweep.run_sweep(config, {"learning_rate": [0.01, 0.1], "seed": [0, 1]},
+                          os.path.join(sys.argv[2], "sweep"), strategy="vmapped")
 print(json.dumps({"devices": jax.device_count(), "data_parallel": single["devices"],
+                  "members_split": results[0][1].timing["devices"],
                   "single": [single["train_loss"], single["test_loss"]],
-                  "sweep": [[r["train_loss"], r["test_loss"]] for r in rows]}))
+                  "sweep": [[r.records[k].history[-1][m] for m in ("train_loss", "test_loss")]
+                            for _, r, k, _ in results]}))
 """
 
 
@@ -42,8 +47,8 @@ def _run(devices, data_dir, workdir):
 def test_two_devices_give_the_single_device_results(mnist_data_dir, tmp_path):
   one = _run(1, mnist_data_dir, tmp_path / "one")
   two = _run(2, mnist_data_dir, tmp_path / "two")
-  assert (one["devices"], one["data_parallel"]) == (1, 1)
-  assert (two["devices"], two["data_parallel"]) == (2, 2)  # the batch was split
+  assert (one["devices"], one["data_parallel"], one["members_split"]) == (1, 1, 1)
+  assert (two["devices"], two["data_parallel"], two["members_split"]) == (2, 2, 2)
   # float32: the gradient's sum over the batch is split in two partial sums
   # (measured differences <= 1e-6 relative).
   np.testing.assert_allclose(two["single"], one["single"], rtol=1e-5)

@@ -1,4 +1,4 @@
-"""The end-of-run report: test-split metrics per class, the log table, the figures."""
+"""The end-of-run report of a model: test metrics per class, the log table, the figures."""
 
 import os
 
@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from data import datasets
-from experiments import plots
 from models import metrics
 from models import saliency
 
@@ -15,9 +14,10 @@ FIGURES = ("training_curves", "confusion_matrix", "weight_histograms", "first_la
            "saliency", "misclassified")
 
 
-def test_metrics(logits: jax.Array, labels: jax.Array, class_names) -> dict:
+def test_metrics(logits, labels, class_names) -> dict:
   """Accuracy, macro and per-class precision / recall / F1 and the confusion matrix, as JSON."""
-  confusion = metrics.confusion_matrix(labels, jnp.argmax(logits, -1), len(class_names))
+  confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.argmax(logits, -1),
+                                       len(class_names))
   report = jax.tree.map(np.asarray, metrics.classification_report(confusion))
   return {
       "accuracy": float(report["accuracy"]),
@@ -46,10 +46,18 @@ def per_class_table(result: dict) -> str:
 
 
 def write_figures(workdir: str, history: list[dict], variables: dict, apply_fn,
-                  test: datasets.Split, logits: np.ndarray, class_names, result: dict,
+                  test_images: np.ndarray, test_labels: np.ndarray, logits: np.ndarray,
+                  pixel_scaling: tuple[float, float], class_names, result: dict,
                   num_saliency: int = 8, num_misclassified: int = 32) -> list[str]:
-  """Writes the FIGURES as PNG files into ``workdir``; returns their paths."""
+  """Writes the FIGURES of one model as PNG files into ``workdir``; returns their paths.
+
+  ``test_images`` are uint8, ``logits`` the model's on them; ``pixel_scaling``
+  is the (mean, std) the model was trained with.
+  """
+  from experiments.training import plots  # pylint: disable=g-import-not-at-top  (matplotlib)
+
   paths = {name: os.path.join(workdir, f"{name}.png") for name in FIGURES}
+  images = datasets.to_model_input(test_images, *pixel_scaling)
   predictions = np.argmax(logits, -1)
   probabilities = np.asarray(jax.nn.softmax(logits, -1)).max(-1)
   params = jax.tree.map(np.asarray, variables["params"])
@@ -59,16 +67,15 @@ def write_figures(workdir: str, history: list[dict], variables: dict, apply_fn,
                          paths["confusion_matrix"])
   plots.weight_histograms(params, paths["weight_histograms"])
   first = params["Conv_0" if "Conv_0" in params else "Dense_0"]["kernel"]
-  plots.first_layer(first, test.images.shape[1:], paths["first_layer"])
+  plots.first_layer(first, test_images.shape[1:], paths["first_layer"])
 
-  images = test.images[:num_saliency]
-  maps = saliency.saliency_maps(apply_fn, variables, jnp.asarray(images),
+  shown = images[:num_saliency]
+  maps = saliency.saliency_maps(apply_fn, variables, jnp.asarray(shown),
                                 jnp.asarray(predictions[:num_saliency]))
-  plots.saliency(images, np.asarray(maps), test.labels[:num_saliency],
+  plots.saliency(shown, np.asarray(maps), test_labels[:num_saliency],
                  predictions[:num_saliency], class_names, paths["saliency"])
 
-  wrong = np.flatnonzero(predictions != test.labels)[:num_misclassified]
-  plots.misclassified(test.images[wrong], test.labels[wrong], predictions[wrong],
+  wrong = np.flatnonzero(predictions != test_labels)[:num_misclassified]
+  plots.misclassified(images[wrong], test_labels[wrong], predictions[wrong],
                       probabilities[wrong], class_names, paths["misclassified"])
   return list(paths.values())
-

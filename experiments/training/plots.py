@@ -1,4 +1,4 @@
-"""PNG figures of sweeps and of a training run, drawn with matplotlib's Agg backend.
+"""PNG figures of a training run, drawn with matplotlib's Agg backend.
 
 Images are shown as stored, rescaled per image to [0, 1] (grayscale for one
 channel, RGB for three).
@@ -11,55 +11,10 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=wrong-import-position
 
 
-def _save(fig, path: str) -> None:
+def save(fig, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
-
-
-def loss_curves(rows: list[dict], best_by_optimizer: dict[str, float], path: str) -> None:
-  """Train and validation loss per epoch, mean over seeds, for each optimizer at its best α."""
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-  for optimizer, learning_rate in best_by_optimizer.items():
-    runs = [r for r in rows if r["optimizer"] == optimizer
-            and r["learning_rate"] == learning_rate and not r["diverged"]]
-    if not runs:
-      continue
-    epochs = [h["epoch"] for h in runs[0]["history"]]
-    for ax, split in zip(axes, ("train", "validation")):
-      curve = np.mean([[h[f"{split}_loss"] for h in r["history"]] for r in runs], axis=0)
-      ax.plot(epochs, curve, marker="o", label=f"{optimizer} (α = {learning_rate:g})")
-  for ax, split in zip(axes, ("train", "validation")):
-    ax.set(title=f"{split} loss (mean over seeds)", xlabel="epoch", yscale="log")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-  axes[0].set_ylabel("softmax cross-entropy")
-  axes[1].legend(fontsize=8)
-  _save(fig, path)
-
-
-def accuracy_vs_learning_rate(table: list[dict], path: str) -> None:
-  """Validation accuracy (mean ± std over seeds) against α, one line per optimizer.
-
-  Where other hyperparameters were swept too, each α shows its best setting.
-  """
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  for optimizer in dict.fromkeys(r["optimizer"] for r in table):
-    best = {}
-    for r in table:
-      if r["optimizer"] == optimizer and r["validation_accuracy_mean"] is not None:
-        lr = r["learning_rate"]
-        if lr not in best or r["validation_accuracy_mean"] > best[lr][1]:
-          best[lr] = (lr, r["validation_accuracy_mean"], r["validation_accuracy_std"])
-    points = sorted(best.values())
-    if points:
-      lr, mean, std = (np.array(v) for v in zip(*points))
-      ax.errorbar(lr, 100 * mean, yerr=100 * std, marker="o", capsize=3, label=optimizer)
-  ax.set(xscale="log", xlabel="peak learning rate α", ylabel="validation accuracy (%)",
-         title="accuracy vs learning rate (diverged runs left out)")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  _save(fig, path)
 
 
 def training_curves(history: list[dict], path: str) -> None:
@@ -77,7 +32,7 @@ def training_curves(history: list[dict], path: str) -> None:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  _save(fig, path)
+  save(fig, path)
 
 
 def confusion_matrix(confusion: np.ndarray, class_names, path: str) -> None:
@@ -94,7 +49,7 @@ def confusion_matrix(confusion: np.ndarray, class_names, path: str) -> None:
   ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
   ax.set_yticks(range(k), class_names, fontsize=8)
   ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test)")
-  _save(fig, path)
+  save(fig, path)
 
 
 def weight_histograms(params, path: str) -> None:
@@ -112,7 +67,7 @@ def weight_histograms(params, path: str) -> None:
               label=f"{kind} ({values.size}; std {values.std():.3g})")
     ax.set(title=name, xlabel="value")
     ax.legend(fontsize=6)
-  _save(fig, path)
+  save(fig, path)
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -151,7 +106,7 @@ def first_layer(kernel: np.ndarray, input_shape: tuple[int, ...], path: str, lim
   for ax, image in zip(axes, images):
     _show(ax, image)
   fig.suptitle(title + (f", first {limit}" if len(images) == limit else ""), fontsize=9)
-  _save(fig, path)
+  save(fig, path)
 
 
 def saliency(images, maps, labels, predictions, class_names, path: str) -> None:
@@ -166,7 +121,7 @@ def saliency(images, maps, labels, predictions, class_names, path: str) -> None:
     axes[1, i].set_xticks([])
     axes[1, i].set_yticks([])
   axes[1, 0].set_ylabel("|∂z_pred/∂x|", fontsize=8)
-  _save(fig, path)
+  save(fig, path)
 
 
 def misclassified(images, labels, predictions, probabilities, class_names, path: str) -> None:
@@ -179,4 +134,31 @@ def misclassified(images, labels, predictions, probabilities, class_names, path:
   if not len(images):
     axes[0].set_title("no misclassified images", fontsize=8)
   fig.suptitle("misclassified test images: true -> predicted (probability)", fontsize=9)
-  _save(fig, path)
+  save(fig, path)
+
+
+def cross_validation(records, path: str) -> str:
+  """Each fold's validation loss and accuracy per epoch, and the kept models' mean ± std."""
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  kept = {"loss": [], "accuracy": []}
+  for k, record in enumerate(records):
+    epochs = [row["epoch"] for row in record.history]
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+      scale = 100 if metric == "accuracy" else 1
+      ax.plot(epochs, [scale * row[f"validation_{metric}"] for row in record.history],
+              marker="o", alpha=0.8, label=f"fold {k}")
+      if record.kept_row:
+        kept[metric].append(scale * record.kept_row[f"validation_{metric}"])
+  for ax, metric in zip(axes, ("loss", "accuracy")):
+    values = kept[metric]
+    if values:
+      mean, std = np.mean(values), np.std(values)
+      ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2,
+                 label=f"kept models: {mean:.4g} ± {std:.2g}")
+    ax.set(title=f"validation {metric} per fold", xlabel="epoch",
+           ylabel="accuracy (%)" if metric == "accuracy" else "softmax cross-entropy")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  save(fig, path)
+  return path

@@ -1,0 +1,147 @@
+"""A run: K >= 1 models (members) trained together, resolved once from their configs.
+
+Members share the architecture, the optimizer and its schedule, the data and
+the update plan; they differ only in their member settings (seed, fold, α,
+optimizer hyperparameters, penalties, weight decay, dropout), which live in
+each member's state as arrays. A single run is K = 1; k-fold
+cross-validation is K = k members that differ in their fold; a sweep is many
+runs. Everything a run needs (the model, the update plan, which terms the
+compiled step computes, each member's optimizer) is decided here, once.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import flax.linen as nn
+import optax
+
+from experiments.training import config as config_lib
+from experiments.training.config import ConfigError
+from experiments.training.config import TrainConfig
+from models import networks
+from models import optimizers
+from models import schedules
+
+
+class UpdatePlan(NamedTuple):
+  """How the updates of a run are laid out, and the learning-rate schedule s(t) (peak 1)."""
+
+  batch_size: int  # B, examples per update
+  updates_per_epoch: int  # n_train // B: the remainder is left out of each epoch
+  total_steps: int  # T = num_epochs x updates_per_epoch
+  block_size: int  # updates per compiled call (one progress-bar move)
+  schedule: optax.Schedule
+
+
+def block_size(num_batches: int, blocks_per_epoch: int = 10) -> int:
+  """Largest divisor of ``num_batches`` giving at least ``blocks_per_epoch`` blocks.
+
+  Every block then has the same shape, so one compiled program runs them all.
+  """
+  limit = max(1, num_batches // blocks_per_epoch)
+  return max(d for d in range(1, limit + 1) if num_batches % d == 0)
+
+
+def num_train_examples(config: TrainConfig, num_examples: int) -> int:
+  """How many of the ``num_examples`` training examples one member trains on.
+
+  ConfigError if the validation split or the folds do not fit.
+  """
+  if config.folds:
+    if config.folds > num_examples:
+      raise ConfigError(
+          f"folds must be at most the {num_examples} training examples, got {config.folds}")
+    return num_examples - num_examples // config.folds
+  if config.validation_size >= num_examples:
+    raise ConfigError(f"validation_size must be less than the {num_examples} training "
+                      f"examples, got {config.validation_size}")
+  return num_examples - config.validation_size
+
+
+def plan_updates(config: TrainConfig, num_train: int) -> UpdatePlan:
+  """The updates of ``config`` over ``num_train`` examples; ConfigError if none fit."""
+  batch_size = {"minibatch": config.batch_size, "stochastic": 1,
+                "full_batch": num_train}[config_lib.GD_MODES.check(config.gd_mode)]
+  updates = num_train // batch_size
+  if updates == 0:
+    raise ConfigError(
+        f"batch_size {batch_size} exceeds the {num_train} examples each model trains on")
+  total = config.num_epochs * updates
+  if total > config_lib.MAX_COUNT:
+    raise ConfigError(f"num_epochs x updates per epoch must be at most {config_lib.MAX_COUNT}, "
+                      f"got {config.num_epochs} x {updates}")
+  schedule = schedules.learning_rate_schedule(
+      config.schedule, 1.0, total,
+      warmup_steps=max(1, round(config.warmup_epochs * updates)),
+      decay_rate=config.step_decay_rate)
+  return UpdatePlan(batch_size, updates, total, block_size(updates), schedule)
+
+
+class Terms(NamedTuple):
+  """Which optional terms the compiled step computes: those that some member uses."""
+
+  dropout: bool
+  l1: bool
+  l2: bool
+  weight_decay: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """K resolved member configs with what they share, resolved once."""
+
+  members: tuple[TrainConfig, ...]
+  model: nn.Module
+  plan: UpdatePlan
+  terms: Terms
+  input_shape: tuple[int, ...]
+  num_classes: int
+
+  @property
+  def config(self) -> TrainConfig:
+    """The first member's config: its shared settings are every member's."""
+    return self.members[0]
+
+  @property
+  def size(self) -> int:
+    return len(self.members)
+
+  def optimizer(self, member: TrainConfig) -> optax.GradientTransformation:
+    """``member``'s optimizer; every member's has the same structure, so one program runs all."""
+    return optimizers.create_optimizer(
+        member.optimizer, member.optimizer_form, member.learning_rate, member.hyperparameters,
+        self.plan.schedule, member.clip_norm,
+        member.weight_decay if self.terms.weight_decay else None)
+
+  def describe_optimizer(self, member: TrainConfig) -> str:
+    return optimizers.describe(member.optimizer, member.optimizer_form, member.hyperparameters)
+
+
+def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
+  """The network of a resolved ``config``, with the architecture settings its model takes."""
+  settings = {s: getattr(config, s) for s in networks.ARCHITECTURE_SETTINGS
+              if networks.takes(config.model, s)}
+  return networks.create_model(config.model, num_classes, **settings)
+
+
+def make_run(members, input_shape: tuple[int, ...], num_classes: int,
+             num_examples: int) -> Run:
+  """The Run of ``members`` (TrainConfigs) on a training split of ``num_examples`` examples.
+
+  Each member is resolved; ConfigError if they differ in a shared setting or
+  if the split or the updates do not fit the data.
+  """
+  members = tuple(m.resolve() for m in members)
+  if not members:
+    raise ConfigError("a run needs at least one model")
+  shared = members[0].shared_settings()
+  for member in members[1:]:
+    differ = [k for k, v in member.shared_settings().items() if v != shared[k]]
+    if differ:
+      raise ConfigError(f"models trained together must share {differ[0]}: "
+                        f"{shared[differ[0]]!r} and {getattr(member, differ[0])!r}")
+  config = members[0]
+  plan = plan_updates(config, num_train_examples(config, num_examples))
+  terms = Terms(*(any(getattr(m, k) > 0 for m in members) for k in Terms._fields))
+  return Run(members, make_model(config, num_classes), plan, terms, tuple(input_shape),
+             num_classes)

@@ -1,0 +1,152 @@
+"""A sweep's results: one row per model, aggregated per configuration, selected on validation.
+
+A configuration is a point of the grid: the values of every swept setting
+but the seed and the fold. Its metrics are the mean and standard deviation
+over its models (seeds x folds); with folds, the validation mean is the
+cross-validated estimate. A configuration with a diverged model has no
+means and is never selected. The selection uses validation accuracy only; the
+test accuracy of the selected configuration is reported, never chosen on.
+"""
+
+import csv
+import io
+
+import numpy as np
+
+from experiments.training import grid as grid_lib
+from experiments.training.config import ConfigError
+from models import optimizers
+
+METRICS = [f"{s}_{m}" for s in ("train", "validation", "test") for m in ("loss", "accuracy")]
+REPEATS = ("seed", "fold")  # what varies within a configuration
+
+
+def result_rows(results, columns: list[str]) -> list[dict]:
+  """One row per model from ``sweep.run_sweep``'s results: its settings, kept metrics, history."""
+  rows = []
+  for config, result, k, strategy in results:
+    record = result.records[k]
+    kept = record.kept_row or {}
+    rows.append({
+        **{c: getattr(config, c) for c in grid_lib.SETTINGS if hasattr(config, c)},
+        "optimizer_form": config.optimizer_form, "fold": config.fold,
+        "configuration": grid_lib.label(config, [c for c in columns if c not in REPEATS]),
+        "strategy": strategy,
+        **{m: kept.get(m) for m in METRICS},
+        "epoch": record.best_epoch, "epochs_trained": len(record.history),
+        "stopped_early": record.stopped_early, "diverged": record.diverged is not None,
+        "diverged_at": record.diverged, "test_metrics": result.test_metrics[k],
+        "history": record.history,
+    })
+  return rows
+
+
+def table_columns(columns: list[str]) -> list[str]:
+  """The settings that identify a configuration in tables (α beside a swept optimizer)."""
+  names = [c for c in columns if c not in REPEATS]
+  if "optimizer" in names and "learning_rate" not in names:
+    names.insert(names.index("optimizer") + 1, "learning_rate")
+  return names or ["optimizer", "learning_rate"]
+
+
+def aggregate(rows: list[dict], columns: list[str]) -> list[dict]:
+  """One row per configuration: mean and std over its models of the kept models' metrics."""
+  by_config = {}
+  for row in rows:
+    by_config.setdefault(tuple(hashable(row[c]) for c in columns), []).append(row)
+  table = []
+  for members in by_config.values():
+    out = {c: members[0][c] for c in columns}
+    out["configuration"] = members[0]["configuration"]
+    out["models"] = len(members)
+    out["seeds"] = sorted({m["seed"] for m in members})
+    out["diverged"] = any(m["diverged"] for m in members)
+    for key in METRICS:
+      values = [m[key] for m in members]
+      ok = not out["diverged"] and all(v is not None for v in values)
+      out[f"{key}_mean"] = float(np.mean(values)) if ok else None
+      out[f"{key}_std"] = float(np.std(values)) if ok else None
+    table.append(out)
+  return table
+
+
+def hashable(value):
+  return tuple(value) if isinstance(value, list) else value
+
+
+def select(table: list[dict]) -> dict:
+  """The configuration with the highest mean validation accuracy (ties: lower loss)."""
+  candidates = [row for row in table if not row["diverged"]]
+  if not candidates:
+    raise ConfigError("every configuration diverged; lower the learning rates")
+  return max(candidates, key=lambda r: (r["validation_accuracy_mean"],
+                                        -r["validation_loss_mean"]))
+
+
+def cell(column: str, value) -> str:
+  if value is None:
+    return ""
+  if column == "hidden_sizes":
+    return "-".join(map(str, value)) or "none"
+  return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def header(column: str) -> str:
+  return {"learning_rate": "α", **optimizers.SYMBOLS}.get(column, column)
+
+
+def _percent(row: dict, key: str) -> str:
+  if row[f"{key}_mean"] is None:
+    return "diverged"
+  return f"{100 * row[f'{key}_mean']:.2f} ± {100 * row[f'{key}_std']:.2f}"
+
+
+def markdown_table(table: list[dict], best: dict, columns: list[str]) -> str:
+  """The aggregated table as Markdown; the selected configuration is marked with *."""
+  titles = [*map(header, columns), "models", "val acc %", "val loss", "test acc %", "train loss"]
+  lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+  for row in table:
+    cells = [cell(c, row[c]) for c in columns]
+    cells[0] += " *" if row is best else ""
+    loss = row["validation_loss_mean"]
+    train = row["train_loss_mean"]
+    cells += [str(row["models"]), _percent(row, "validation_accuracy"),
+              "diverged" if loss is None else f"{loss:.4f}", _percent(row, "test_accuracy"),
+              "diverged" if train is None else f"{train:.4f}"]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def folds_table(rows: list[dict]) -> str:
+  """The models of one configuration, fold by fold (and seed by seed), with mean ± std."""
+  lines = ["| seed | fold | epoch | val acc % | val loss | test acc % |", "|---|---|---|---|---|---|"]
+  for r in rows:
+    if r["diverged"]:
+      lines.append(f"| {r['seed']} | {r['fold']} | diverged at {r['diverged_at']} | | | |")
+      continue
+    lines.append(f"| {r['seed']} | {r['fold']} | {r['epoch']} | "
+                 f"{100 * r['validation_accuracy']:.2f} | {r['validation_loss']:.4f} | "
+                 f"{100 * r['test_accuracy']:.2f} |")
+  good = [r for r in rows if not r["diverged"]]
+
+  def stat(key: str, scale: float, digits: int) -> str:
+    values = [scale * r[key] for r in good]
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+  if good:
+    lines.append(f"| mean ± std | | | {stat('validation_accuracy', 100, 2)} | "
+                 f"{stat('validation_loss', 1, 4)} | {stat('test_accuracy', 100, 2)} |")
+  return "\n".join(lines)
+
+
+def to_csv(rows: list[dict]) -> str:
+  """One CSV line per model: its settings and kept metrics (no history, no per-class report)."""
+  skip = ("history", "test_metrics")
+  columns = list(dict.fromkeys(k for row in rows for k in row if k not in skip))
+  out = io.StringIO()
+  writer = csv.DictWriter(out, columns)
+  writer.writeheader()
+  for row in rows:
+    writer.writerow({k: cell(k, v) if k == "hidden_sizes" else v
+                     for k, v in row.items() if k not in skip})
+  return out.getvalue()

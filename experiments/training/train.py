@@ -1,0 +1,150 @@
+"""train_and_evaluate(config, workdir): one model, or k-fold cross-validation, with its outputs.
+
+A TrainConfig becomes one run: K = 1 member, or with ``folds`` = k the k
+members that validate on folds 0..k-1 (trained together, vmapped). The
+workdir receives ``config.json`` (the resolved config), ``metrics.jsonl``
+(one line per member per epoch), Orbax checkpoints, ``summary.json`` and PNG
+figures; a workdir holding a checkpoint of the same run is resumed.
+"""
+
+import dataclasses
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from data import files
+from experiments.training import config as config_lib
+from experiments.training import engine
+from experiments.training import inputs as inputs_lib
+from experiments.training import record as record_lib
+from experiments.training import report
+from experiments.training import run as run_lib
+from experiments.training.config import TrainConfig
+
+
+def members(config: TrainConfig) -> list[TrainConfig]:
+  """The models a config trains: itself, or one per fold with ``folds``."""
+  if not config.folds:
+    return [config]
+  return [dataclasses.replace(config, fold=i) for i in range(config.folds)]
+
+
+def _diverged_message(result: engine.Result) -> str:
+  kept = result.checkpoint_epoch
+  where = "; ".join(f"fold {k} at {r.diverged}" if len(result.records) > 1 else
+                    f"at {r.diverged}" for k, r in enumerate(result.records))
+  if not any(r.history for r in result.records):
+    return f"training diverged {where}; lower the learning rate; no epoch trained well, " \
+           "so nothing was saved"
+  return (f"training diverged {where}; lower the learning rate; "
+          + (f"the checkpoint of epoch {kept} and " if kept else "")
+          + "metrics.jsonl of the epochs before are kept")
+
+
+def _member_summary(record: record_lib.MemberRecord, test_metrics: dict | None) -> dict:
+  kept = record.kept_row or {}
+  return {
+      "epoch": record.best_epoch,  # of the model the metrics describe
+      "epochs_trained": len(record.history),
+      "stopped_early": record.stopped_early,
+      "diverged": record.diverged,
+      **{k: v for k, v in kept.items() if k.endswith(("_loss", "_accuracy"))},
+      "test_metrics": test_metrics,
+  }
+
+
+def cross_validation(folds: list[dict]) -> dict:
+  """Mean and standard deviation over folds of the kept models' metrics (None if one diverged)."""
+  summary = {}
+  for key in ("validation_accuracy", "validation_loss", "test_accuracy", "test_loss"):
+    values = [f.get(key) for f in folds]
+    ok = all(v is not None for v in values) and not any(f["diverged"] for f in folds)
+    summary[f"{key}_mean"] = float(np.mean(values)) if ok else None
+    summary[f"{key}_std"] = float(np.std(values)) if ok else None
+  return summary
+
+
+def folds_table(folds: list[dict], cv: dict) -> str:
+  """Per-fold metrics of the kept models and their mean ± std, as an aligned text table."""
+  lines = ["fold  epoch  train loss  val loss  val acc  test acc"]
+  for k, f in enumerate(folds):
+    if f["diverged"]:
+      lines.append(f"{k:<4}  diverged at {f['diverged']}")
+      continue
+    lines.append(f"{k:<4}  {f['epoch']:5d}  {f['train_loss']:10.4f}  {f['validation_loss']:8.4f}"
+                 f"  {f['validation_accuracy']:7.4f}  {f['test_accuracy']:8.4f}")
+  if cv["validation_accuracy_mean"] is not None:
+    lines.append(
+        f"mean ± std   {'':10}  {cv['validation_loss_mean']:.4f} ± {cv['validation_loss_std']:.4f}"
+        f"  {cv['validation_accuracy_mean']:.4f} ± {cv['validation_accuracy_std']:.4f}"
+        f"  {cv['test_accuracy_mean']:.4f} ± {cv['test_accuracy_std']:.4f}")
+  return "\n".join(lines)
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | None = None) -> dict:
+  """Trains ``config``'s model (or its k folds), evaluates every epoch, writes ``workdir``.
+
+  Returns the summary dict, also written to ``workdir/summary.json``.
+
+  Raises:
+    ConfigError: an invalid setting, or a workdir holding another run's checkpoint.
+    TrainingDiverged: every model diverged; the last checkpoint and
+      metrics.jsonl are left as they were after the last good epoch.
+  """
+  started_at = time.perf_counter() if started_at is None else started_at
+  config = config.resolve()  # every setting checked before the data are loaded
+  data = inputs_lib.load(config)
+  run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
+                         data.num_examples)
+  path = lambda name: os.path.join(workdir, name)  # pylint: disable=unnecessary-lambda-assignment
+  label = "fold" if config.folds else None
+  logging.info("optimizer %s; α = %g (%s schedule over %d updates)%s", run.describe_optimizer(config),
+               config.learning_rate, config.schedule, run.plan.total_steps,
+               f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "")
+  result = engine.fit(
+      run, data, inputs_lib.to_device(data), workdir, started_at=started_at,
+      on_start=lambda: files.write_json(path("config.json"), config_lib.to_json(config)),
+      on_epoch=lambda records: files.write_jsonl(path("metrics.jsonl"),
+                                                 record_lib.metrics_rows(records, label)))
+  if all(r.diverged for r in result.records):
+    raise record_lib.TrainingDiverged(_diverged_message(result))
+
+  per_member = [_member_summary(r, m) for r, m in zip(result.records, result.test_metrics)]
+  summary = {
+      **{k: v for k, v in config_lib.to_json(config).items()
+         if k not in config_lib.OUTPUT_SETTINGS},
+      "optimizer_rule": run.describe_optimizer(config),
+      "batch_size": run.plan.batch_size,
+      "updates_per_epoch": run.plan.updates_per_epoch,
+      "already_complete": result.already_finished,
+      "checkpoint": os.path.join(workdir, "checkpoints", str(result.checkpoint_epoch)),
+      **result.timing,
+      "jax_version": jax.__version__,
+  }
+  figures = []
+  if config.folds:
+    summary["folds"] = per_member
+    summary["cross_validation"] = cross_validation(per_member)
+    logging.info("cross-validation over %d folds:\n%s", config.folds,
+                 folds_table(per_member, summary["cross_validation"]))
+    if config.plots:
+      from experiments.training import plots  # pylint: disable=g-import-not-at-top
+      figures = [plots.cross_validation(result.records, path("cross_validation.png"))]
+  else:
+    summary.update(per_member[0])
+    logging.info("test metrics of the model of epoch %d:\n%s", per_member[0]["epoch"],
+                 report.per_class_table(per_member[0]["test_metrics"]))
+    if config.plots:
+      kept = jax.tree.map(lambda a: np.asarray(a[0]), result.kept)
+      figures = report.write_figures(
+          workdir, result.records[0].history, kept, run.model.apply, data.test_images,
+          data.test_labels, result.test_logits[0], result.pixel_scaling[0], data.class_names,
+          per_member[0]["test_metrics"])
+  if figures:
+    logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))
+  summary["figures"] = [os.path.basename(p) for p in figures]
+  files.write_json(path("summary.json"), summary)
+  return summary

@@ -1,0 +1,79 @@
+"""Helpers the test modules share."""
+
+import os
+
+import jax
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+
+
+def assert_trees_close(got, want, rtol: float, atol: float = 0.0) -> None:
+  """Every leaf of ``got`` close to ``want``'s (same structure), as np.testing.assert_allclose."""
+  got_leaves, got_tree = jax.tree.flatten(got)
+  want_leaves, want_tree = jax.tree.flatten(want)
+  assert got_tree == want_tree
+  for a, b in zip(got_leaves, want_leaves):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+
+
+def assert_trees_equal(got, want) -> None:
+  """Bitwise equal leaves, same structure."""
+  got_leaves, got_tree = jax.tree.flatten(got)
+  want_leaves, want_tree = jax.tree.flatten(want)
+  assert got_tree == want_tree
+  for a, b in zip(got_leaves, want_leaves):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def uint8_inputs(n: int, shape=(8, 8, 1), num_classes: int = 10, seed: int = 0):
+  """Random uint8 images and labels on the device, as ``inputs.Inputs``."""
+  from experiments.training import inputs  # pylint: disable=g-import-not-at-top
+  images = jax.random.randint(jax.random.key(seed), (n, *shape), 0, 256).astype(np.uint8)
+  labels = jax.random.randint(jax.random.key(seed + 1), (n,), 0, num_classes)
+  return inputs.Inputs(images, labels)
+
+
+def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dropout=None):
+  """A single model's TrainState (no member axis) at step 0."""
+  from experiments.training import state  # pylint: disable=g-import-not-at-top
+  from models import networks  # pylint: disable=g-import-not-at-top
+  from models import regularizers  # pylint: disable=g-import-not-at-top
+  variables = networks.init_variables(model, jax.random.key(seed), input_shape)
+  return state.TrainState.create(
+      apply_fn=model.apply, params=variables["params"], tx=tx,
+      batch_stats=variables.get("batch_stats", {}), dropout_key=jax.random.key(seed + 1),
+      penalty=penalty or regularizers.Penalty(), dropout=dropout)
+
+
+def train(state, inputs, batches, chunk_size=None):
+  """``steps.train_steps`` over ``batches`` (S, B) of ``inputs``, pixels scaled to x/255."""
+  from experiments.training import steps  # pylint: disable=g-import-not-at-top
+  return jax.jit(steps.train_steps, static_argnums=5)(
+      state, inputs, np.float32(0.0), np.float32(1.0), batches, chunk_size)
+
+
+def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
+  """A small learnable ``inputs.HostData``: 8x8 uint8 noise, each class brightening its own line.
+
+  Class c < 8 brightens row c, class 8 or 9 column c - 8, so a model can learn
+  it in a few epochs; for the fast engine tests in place of a real dataset.
+  """
+  from experiments.training import inputs  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+
+  def split(n):
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    images = rng.integers(0, 120, (n, 8, 8, 1))
+    for c in range(10):
+      rows = labels == c
+      if c < 8:
+        images[rows, c, :, 0] += 120
+      else:
+        images[rows, :, c - 8, 0] += 120
+    return images.astype(np.uint8), labels
+
+  train_images, train_labels = split(num_train)
+  test_images, test_labels = split(num_test)
+  return inputs.HostData(train_images, train_labels, test_images, test_labels,
+                         tuple(str(c) for c in range(10)))

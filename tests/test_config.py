@@ -1,0 +1,97 @@
+"""TrainConfig: one-line errors naming the setting, and resolution of the defaults."""
+
+import dataclasses
+import json
+
+import pytest
+
+from experiments.training import config as config_lib
+from models.registry import UserError
+from experiments.training.config import TrainConfig
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'; choose one of sgd, momentum, "
+                                 "adagrad, adadelta, rmsprop, adam"),
+        ({"model": "resnet"}, "choose one of mlp, cnn, cnn_small, cifar_convnet"),
+        ({"dataset": "svhn"}, "choose one of mnist, fashion_mnist, cifar10"),
+        ({"optimizer_form": "paper"}, "choose one of optax, textbook"),
+        ({"gd_mode": "batch"}, "choose one of minibatch, stochastic, full_batch"),
+        ({"schedule": "linear"}, "constant, step, cosine, warmup_cosine"),
+        ({"model": "mlp", "activation": "mish"}, "unknown activation 'mish'"),
+        ({"learning_rate": 0.0}, r"learning_rate must be a finite number in \(0, inf\), got 0.0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+        ({"batch_size": 0}, r"batch_size must be an integer in \[1, 2147483647\], got 0"),
+        ({"num_epochs": -1}, "num_epochs must be an integer in"),
+        ({"validation_size": -5}, "validation_size must be an integer in"),
+        ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\], got -1"),
+        ({"seed": 10**23}, r"seed must be an integer in \[0, 4294967295\]"),
+        ({"folds": 1}, r"folds must be 0 \(a holdout split\) or an integer in \[2, "),
+        ({"folds": 3, "fold": 3}, r"fold must be an integer in \[0, 2\], got 3"),
+        ({"model": "mlp", "hidden_sizes": (64, 0)}, "hidden_sizes must be an integer in"),
+        ({"dropout": 1.0}, r"dropout must be a finite number in \[0, 1\), got 1.0"),
+        ({"l2": -1.0}, r"l2 must be a finite number in \[0, inf\)"),
+        ({"l1": float("inf")}, "l1 must be a finite number"),
+        ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
+        ({"patience": 2, "validation_size": 0}, "patience needs a validation split"),
+        ({"batch_norm": True, "gd_mode": "stochastic"}, "batch_norm needs minibatch descent"),
+        ({"batch_norm": True, "batch_size": 2000}, "2 <= batch_size <= chunk_size"),
+        ({"optimizer": "sgd", "b1": 0.9}, r"sgd \(optax form\) does not take --b1"),
+        ({"optimizer": "adam", "b2": 1.0}, r"b2 must be in \[0, 1\)"),
+        ({"optimizer": "adam", "eps": float("inf")}, "eps must be finite and > 0"),
+        ({"optimizer": "adagrad", "initial_accumulator": float("inf")},
+         "initial_accumulator must be finite and >= 0"),
+        ({"clip_norm": 0.0}, r"clip_norm must be a finite number in \(0, inf\)"),
+        ({"schedule": "warmup_cosine", "warmup_epochs": 10.0},
+         r"warmup_epochs must be a finite number in \(0, 10\)"),
+        ({"schedule": "step", "step_decay_rate": 2.0},
+         r"step_decay_rate must be a finite number in \(0, 1\]"),
+    ],
+)
+def test_invalid_settings_are_refused_in_one_line_naming_the_setting(change, message):
+  with pytest.raises(UserError, match=message) as raised:
+    TrainConfig(**change).resolve()
+  assert "\n" not in str(raised.value)
+
+
+def test_resolve_fills_the_tables_defaults_once():
+  config = TrainConfig(model="cnn", optimizer="momentum", optimizer_form="textbook").resolve()
+  assert config.learning_rate == 0.5 and config.momentum == 0.9  # the textbook form's
+  assert config.b1 is None and config.eps is None  # momentum does not take them
+  assert config.dropout == 0.5  # the cnn's own rate
+  assert config.hidden_sizes is None and config.activation is None  # not the cnn's settings
+  assert config.data_seed == config.seed == 0
+  assert config.resolve() == config  # idempotent
+
+
+def test_a_default_given_explicitly_resolves_to_the_same_config():
+  implicit = TrainConfig(model="mlp", optimizer="adam").resolve()
+  explicit = TrainConfig(model="mlp", optimizer="adam", learning_rate=1e-3, b1=0.9, b2=0.999,
+                         eps=1e-8, dropout=0.0, data_seed=0).resolve()
+  assert implicit == explicit
+  assert implicit.training_settings() == explicit.training_settings()
+
+
+def test_folds_replace_the_holdout_split():
+  config = TrainConfig(folds=5, validation_size=5000).resolve()
+  assert config.validation_size == 0 and config.folds == 5
+
+
+def test_member_and_output_settings_are_not_shared_settings():
+  config = TrainConfig().resolve()
+  shared = config.shared_settings()
+  for name in (*config_lib.MEMBER_SETTINGS, *config_lib.OUTPUT_SETTINGS):
+    assert name not in shared
+  assert {"model", "optimizer", "batch_size", "folds", "data_seed"} <= set(shared)
+  other = dataclasses.replace(config, seed=3, learning_rate=0.1, plots=False)
+  assert other.shared_settings() == shared
+
+
+def test_json_round_trip(tmp_path):
+  config = TrainConfig(model="mlp", hidden_sizes=(64, 32), l2=1e-4).resolve()
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(config_lib.to_json(config)))
+  assert config_lib.load(str(path)) == config

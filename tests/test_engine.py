@@ -1,0 +1,168 @@
+"""engine.fit: K members trained together equal K runs alone; folds; resume; divergence; patience.
+
+All on a small learnable synthetic dataset (tests/helpers.py) so they run in
+the fast tier; test_training.py repeats the essentials on real MNIST.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data import datasets
+from experiments.training import engine
+from experiments.training import inputs as inputs_lib
+from experiments.training import run as run_lib
+from experiments.training import steps
+from experiments.training.config import ConfigError
+from experiments.training.config import TrainConfig
+from tests import helpers
+
+DATA = helpers.synthetic_data()
+BASE = TrainConfig(model="mlp", hidden_sizes=(16,), optimizer="momentum", learning_rate=0.2,
+                   batch_size=32, num_epochs=3, validation_size=128, data_seed=0, plots=False,
+                   progress=False)
+
+
+def fit(members, directory=None, **kwargs):
+  run = run_lib.make_run(members, DATA.input_shape, 10, DATA.num_examples)
+  return engine.fit(run, DATA, inputs_lib.to_device(DATA), directory, **kwargs)
+
+
+def member(result, k):
+  return jax.tree.map(lambda a: np.asarray(a[k]), result.kept)
+
+
+def test_one_model_learns_and_reports_every_epoch():
+  result = fit([BASE])
+  (record,) = result.records
+  assert [r["epoch"] for r in record.history] == [1, 2, 3] and record.best_epoch == 3
+  assert record.history[-1]["train_loss"] < 0.5 * record.history[0]["train_loss"]
+  assert record.history[-1]["validation_accuracy"] > 0.9  # measured: 1.0
+  assert result.test_metrics[0]["accuracy"] == pytest.approx(record.history[-1]["test_accuracy"])
+  assert result.test_logits.shape == (1, 200, 10)
+  assert result.timing["train_images_per_second"] > 0
+
+
+# Members differ in seed, α, γ, penalties and dropout; each must equal the same model alone.
+MEMBERS = [dataclasses.replace(BASE, seed=s, learning_rate=lr, momentum=m, l2=l2, dropout=p)
+           for s, lr, m, l2, p in ((0, 0.2, 0.9, 0.0, 0.2), (1, 0.06, 0.5, 1e-3, 0.0),
+                                   (2, 0.5, 0.0, 0.0, 0.5))]
+
+
+@pytest.mark.parametrize("shared_batches", [True, False])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_members_trained_together_equal_members_trained_alone(shared_batches, batch_norm):
+  members = [dataclasses.replace(m, shared_batches=shared_batches, batch_norm=batch_norm)
+             for m in MEMBERS]
+  together = fit(members)
+  assert together.run.terms.dropout and together.run.terms.l2
+  for k, config in enumerate(members):
+    alone = fit([config])
+    assert not alone.run.terms.l2 or config.l2  # alone, a member computes only its own terms
+    # float32: vmapped matmuls may sum in another order (measured differences ~1e-7).
+    helpers.assert_trees_close(member(together, k), member(alone, 0), rtol=1e-5, atol=1e-6)
+    for got, want in zip(together.records[k].history, alone.records[0].history):
+      np.testing.assert_allclose(got["validation_loss"], want["validation_loss"], rtol=1e-5)
+
+
+def test_fold_i_of_a_cross_validation_equals_a_run_validating_on_fold_i():
+  """k = 3 members trained together vs 3 runs of one; and fold i is split_indices' fold i."""
+  config = dataclasses.replace(BASE, folds=3)
+  together = fit([dataclasses.replace(config, fold=i) for i in range(3)])
+  splits = inputs_lib.splits(together.run, DATA)
+  for i in range(3):
+    train, validation = datasets.split_indices(DATA.num_examples, 0, folds=3, fold=i)
+    np.testing.assert_array_equal(splits.train[i], train)
+    np.testing.assert_array_equal(splits.validation[i], validation)
+    alone = fit([dataclasses.replace(config, fold=i)])
+    helpers.assert_trees_close(member(together, i), member(alone, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together.records[i].history[-1]["validation_loss"],
+                               alone.records[0].history[-1]["validation_loss"], rtol=1e-5)
+  losses = [r.history[-1]["validation_loss"] for r in together.records]
+  assert len(set(losses)) == 3  # each fold validates on different examples
+
+
+class Interrupted(Exception):
+  pass
+
+
+@pytest.mark.parametrize("members", [[BASE], MEMBERS[:2]])
+def test_an_interrupted_run_resumes_to_the_same_bits(members, tmp_path):
+  members = [dataclasses.replace(m, checkpoint_every_epoch=True, num_epochs=4) for m in members]
+  whole = fit(members, str(tmp_path / "whole"))
+
+  def stop_after_epoch_2(records):
+    if len(records[0].history) == 2:
+      raise Interrupted
+
+  with pytest.raises(Interrupted):
+    fit(members, str(tmp_path / "cut"), on_epoch=stop_after_epoch_2)
+  resumed = fit(members, str(tmp_path / "cut"))
+  assert resumed.resumed_from == 2
+  helpers.assert_trees_equal(resumed.kept, whole.kept)
+  for got, want in zip(resumed.records, whole.records):
+    assert _untimed(got.history) == _untimed(want.history)
+  again = fit(members, str(tmp_path / "cut"))  # finished: nothing trained, same results
+  assert again.already_finished and again.test_metrics == whole.test_metrics
+  helpers.assert_trees_equal(again.kept, whole.kept)
+
+
+def _untimed(rows):
+  return [{k: v for k, v in r.items() if k not in ("images_per_second", "epoch_seconds")}
+          for r in rows]
+
+
+def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path):
+  fit([BASE], str(tmp_path))
+  with pytest.raises(ConfigError) as raised:
+    fit([dataclasses.replace(BASE, learning_rate=0.01)], str(tmp_path))
+  assert str(raised.value) == (f"{tmp_path} holds a checkpoint of another run (learning_rate "
+                               "0.2 there, 0.01 here); resume with its settings, or use "
+                               "another --workdir")
+  fit([dataclasses.replace(BASE, plots=True)], str(tmp_path))  # output settings may change
+
+
+def test_a_diverging_member_is_recorded_and_the_others_train_on(tmp_path):
+  members = [dataclasses.replace(BASE, seed=0, learning_rate=1e38, schedule="constant",
+                                 hidden_sizes=()),
+             dataclasses.replace(BASE, seed=1, learning_rate=0.05, schedule="constant",
+                                 hidden_sizes=())]
+  result = fit(members, str(tmp_path))
+  diverged, fine = result.records
+  assert diverged.diverged.startswith("epoch 1 (") and diverged.history == []
+  assert diverged.best_epoch is None and result.test_metrics[0] is None
+  assert fine.diverged is None and len(fine.history) == 3 and result.checkpoint_epoch == 3
+
+
+def test_when_every_member_diverges_the_last_good_checkpoint_stays(tmp_path, monkeypatch):
+  """A loss that turns NaN in epoch 3 (injected into the compiled steps)."""
+  config = dataclasses.replace(BASE, checkpoint_every_epoch=True, num_epochs=4)
+  updates = run_lib.make_run([config], DATA.input_shape, 10, DATA.num_examples).plan
+  real = steps.train_steps
+
+  def nan_after_two_epochs(state, *args, **kwargs):
+    state, counts = real(state, *args, **kwargs)
+    nan = jnp.where(state.step > 2 * updates.updates_per_epoch, jnp.nan, 0.0)
+    return state, counts._replace(loss_sum=counts.loss_sum + nan)
+
+  monkeypatch.setattr(steps, "train_steps", nan_after_two_epochs)
+  result = fit([config], str(tmp_path))
+  (record,) = result.records
+  assert record.diverged == "epoch 3 (train loss nan)" and [r["epoch"] for r in record.history] == [1, 2]
+  assert result.checkpoint_epoch == 2
+  assert result.test_metrics[0]["accuracy"] == pytest.approx(record.history[1]["test_accuracy"])
+
+
+def test_each_member_stops_early_on_its_own_validation_loss():
+  """Constant α = 1 overshoots (validation loss measured 1.76, 2.65, ...), α = 0.05 does not:
+  with patience 1 the first member stops after epoch 2 keeping epoch 1's model."""
+  members = [dataclasses.replace(BASE, seed=s, learning_rate=lr, schedule="constant", patience=1,
+                                 num_epochs=4) for s, lr in ((0, 1.0), (1, 0.05))]
+  result = fit(members)
+  stopped, running = result.records
+  assert stopped.stopped_early and stopped.best_epoch == 1 and len(stopped.history) == 2
+  assert not running.stopped_early and running.best_epoch == 4 and len(running.history) == 4
+  assert result.test_metrics[0]["accuracy"] == pytest.approx(stopped.history[0]["test_accuracy"])
