@@ -11,6 +11,7 @@ TensorFlow and tfds are imported only here, and only when a dataset must be
 prepared or read for the first time (importing them costs seconds).
 """
 
+import hashlib
 import os
 import socket
 import urllib.parse
@@ -91,6 +92,18 @@ def _reachable(urls, timeout: float = 5.0) -> bool:
   return True
 
 
+def _mismatched(manual_dir: str | None, url_infos) -> list[str]:
+  """The archive files in ``manual_dir`` whose SHA-256 differs from tfds's registered checksum."""
+  bad = []
+  for info in url_infos.values():
+    path = os.path.join(manual_dir or "", info.filename or "")
+    if manual_dir and os.path.isfile(path):
+      with open(path, "rb") as f:
+        if hashlib.file_digest(f, "sha256").hexdigest() != info.checksum:
+          bad.append(info.filename)
+  return bad
+
+
 def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
   """Prepares ``name`` with tfds if needed and returns its splits as NumPy.
 
@@ -128,10 +141,10 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
           )
       )
     except checksum_error as e:
+      bad = _mismatched(manual_dir, builder.url_infos or {})
       raise DataError(
-          f"an archive of {name} in {manual_dir} does not match the checksum "
-          "tfds registers for it (corrupted or a different file): replace it "
-          "with the original"
+          f"{', '.join(bad) or 'an archive'} in {manual_dir} does not match the checksum "
+          "tfds registers for it (damaged, or a different file): replace it with the original"
       ) from e
     except Exception as e:  # No archives and no network: say what to do.
       if manual_dir is not None:

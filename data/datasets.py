@@ -4,20 +4,24 @@
 classification dataset as uint8 images (N, H, W, C) and int32 labels.
 Decoding tfds's records takes seconds (plus the TensorFlow import), so the
 decoded arrays are cached once in ``<tfds_data_dir>/perceptrax_arrays/`` as
-an uncompressed ``.npz``; later starts read that file in tens of milliseconds
-and never import TensorFlow. Delete the file to rebuild it.
+an uncompressed ``.npz`` with its SHA-256 beside it (``.npz.sha256``); later
+starts read and verify that file in a fraction of a second and never import
+TensorFlow. A cache that is unreadable or does not match its digest is
+rebuilt from tfds, with one warning line.
 
 Images stay uint8 until they reach the model: ``to_model_input`` scales them
 to x/255 (optionally standardized with the training pixels' mean and
 standard deviation), on the host or inside a compiled step.
 """
 
+import io
 import os
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from data import archives
 from data import files
@@ -47,30 +51,52 @@ def cache_path(name: str, tfds_data_dir: str | None) -> str:
   )
 
 
+ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
 def load_arrays(
     name: str, archive_dir: str | None = None, tfds_data_dir: str | None = None
 ) -> dict[str, np.ndarray]:
   """Returns ``{train,test}_{images,labels}`` (uint8 images, int32 labels).
 
-  Reads the decoded-array cache when present; otherwise prepares the dataset
-  through tfds (offline from ``archive_dir`` when given) and fills the cache.
-  Processes preparing the same dataset into the same tfds data dir take
-  turns (an exclusive lock beside the cache): the second reads the first's cache.
+  Reads the decoded-array cache when present and verified; otherwise prepares
+  the dataset through tfds (offline from ``archive_dir`` when given) and
+  fills the cache. Processes preparing the same dataset into the same tfds
+  data dir take turns (an exclusive lock beside the cache): the second reads
+  the first's cache.
   """
   DATASETS.get(name)
   path = cache_path(name, tfds_data_dir)
+  arrays = _read_cache(path, warn=True)
+  if arrays is not None:
+    return arrays
+  files.check_writable(os.path.dirname(path))
+  with files.exclusive_lock(path + ".lock"):
+    arrays = _read_cache(path, warn=False)  # another process may have built it meanwhile
+    if arrays is None:
+      arrays, version = archives.prepare_and_read(
+          name,
+          archives.resolve_archive_dir(archive_dir),
+          archives.resolve_tfds_data_dir(tfds_data_dir),
+      )
+      buffer = io.BytesIO()
+      np.savez(buffer, **arrays, tfds_version=np.array(version))
+      files.write_verified(path, buffer.getvalue())
+  return arrays
+
+
+def _read_cache(path: str, warn: bool) -> dict[str, np.ndarray] | None:
+  """The cached arrays; None if there is no cache or it is damaged (said once, if ``warn``)."""
   if not os.path.exists(path):
-    with files.exclusive_lock(path + ".lock"):
-      if not os.path.exists(path):
-        arrays, version = archives.prepare_and_read(
-            name,
-            archives.resolve_archive_dir(archive_dir),
-            archives.resolve_tfds_data_dir(tfds_data_dir),
-        )
-        files.write_atomically(
-            path, lambda f: np.savez(f, **arrays, tfds_version=np.array(version)))
-  with np.load(path) as cached:
-    return {k: cached[k] for k in cached.files if k != "tfds_version"}
+    return None
+  try:
+    with np.load(io.BytesIO(files.read_verified(path))) as cached:
+      return {k: cached[k] for k in ARRAYS}
+  except Exception as e:  # pylint: disable=broad-except  (any damage: rebuild from tfds)
+    if warn:
+      logging.warning("the array cache %s is damaged (%s); rebuilding it from tfds", path,
+                      str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return None
 
 
 def split_indices(

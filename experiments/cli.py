@@ -1,9 +1,10 @@
 """What every entrypoint shares: the data flags, XLA settings, the compilation cache, one-line errors.
 
 Library code never reads flags; entrypoints turn flags into a config, call the
-library, and ``run`` turns the errors users can cause (``UserError``, and
-flags that do not parse) into one line on stderr and exit status 1. Any other
-exception is a bug and keeps its traceback.
+library, and ``run`` turns the errors users can cause (``UserError``, flags
+that do not parse) and the environment's (``OSError``: a full disk, a missing
+permission) into one line on stderr and exit status 1. Any other exception
+is a bug and keeps its traceback.
 """
 
 import logging
@@ -49,9 +50,22 @@ def configure_xla() -> None:
 configure_xla()
 # JAX logs at INFO that it found no TPU on every start: noise on CPU and GPU.
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-# Orbax logs each step of every checkpoint write at INFO through absl's logger.
-logging.getLogger("absl").addFilter(
-    lambda record: record.levelno >= logging.WARNING or "orbax" not in record.pathname)
+# Orbax logs each step of every checkpoint write at INFO through absl's logger,
+# and a failed write or read as tracebacks from its threads (and asyncio's
+# "exception was never retrieved"): experiments/training/checkpoints.py reports
+# every failure itself, in one line.
+logging.getLogger("absl").addFilter(lambda record: "orbax" not in record.pathname)
+logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
+def _unraisable(info) -> None:
+  """Drops the "Event loop is closed" that tensorstore's callbacks raise after a failed write."""
+  if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
+    return
+  sys.__unraisablehook__(info)
+
+
+sys.unraisablehook = _unraisable
 
 
 def enable_compilation_cache(path: str) -> None:
@@ -65,8 +79,16 @@ def enable_compilation_cache(path: str) -> None:
 
 
 def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(1)
+  """Prints the one line and exits with status 1 at once.
+
+  The interpreter's teardown is skipped (``os._exit``): after a failed
+  checkpoint write, Orbax's background threads would print "Event loop is
+  closed" tracebacks under the line. Everything the project writes is
+  already on disk (atomic, fsynced) by then.
+  """
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  os._exit(1)  # pylint: disable=protected-access
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -90,5 +112,8 @@ def run(main, takes_arguments: bool = False) -> None:
       return main(argv)
     except UserError as e:
       _fail(str(e))
+    except OSError as e:  # the environment's fault (a full disk, a missing permission)
+      where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p)
+      _fail(f"{where}: {e.strerror or e}" if where else str(e))
 
   app.run(guarded, flags_parser=_parse_flags)

@@ -150,11 +150,16 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
 def main(argv):
   del argv
   base = training_flags.train_config(plots=False)
+  config_lib.check_integer("repeats", FLAGS.repeats, 1, 1000)
+  config_lib.check_integer("matmul_size", FLAGS.matmul_size, 1, 16384)
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   data = synthetic_data() if FLAGS.synthetic_data else inputs_lib.load(base)
   device = jax.devices()[0]
   if FLAGS.mode == "sweep":
-    ks = [int(k) for k in FLAGS.ks]
+    try:
+      ks = [int(k) for k in FLAGS.ks]
+    except ValueError:
+      raise config_lib.ConfigError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from None
     for k in ks:
       config_lib.check_integer("ks", k, 1, 1024)
     rows = []

@@ -83,6 +83,7 @@ def main(argv):
   paths = argv[1:]
   if not paths:
     raise UserError("give one or more image files to classify")
+  config_lib.check_integer("member", FLAGS.member, 0, config_lib.MAX_COUNT)
   model, variables, record, _ = load_model(FLAGS.workdir, FLAGS.member)
   class_names = record["class_names"]
   input_shape = tuple(record["input_shape"])

@@ -130,7 +130,8 @@ def main(argv):
   print(f"\nselected on validation: {best['configuration']}: validation accuracy "
         f"{100 * best['validation_accuracy_mean']:.2f} ± {100 * best['validation_accuracy_std']:.2f}%,"
         f" test accuracy {100 * best['test_accuracy_mean']:.2f} ± "
-        f"{100 * best['test_accuracy_std']:.2f}% (mean ± std over {best['models']} models)")
+        f"{100 * best['test_accuracy_std']:.2f}% (mean ± std over {best['models']} "
+        f"model{'s' if best['models'] > 1 else ''})")
   logging.info("results in %s", FLAGS.workdir)
 
 

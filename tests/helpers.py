@@ -77,3 +77,29 @@ def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
   test_images, test_labels = split(num_test)
   return inputs.HostData(train_images, train_labels, test_images, test_labels,
                          tuple(str(c) for c in range(10)))
+
+
+def damage(folder: str, seed: int = 0) -> str:
+  """Writes 64 random bytes into the middle of the largest file under ``folder``; returns its path."""
+  paths = [os.path.join(d, f) for d, _, names in os.walk(folder) for f in names]
+  path = max(paths, key=os.path.getsize)
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:
+    f.seek(max(0, size // 2 - 32))
+    f.write(np.random.default_rng(seed).integers(0, 256, 64, np.uint8).tobytes())
+  return path
+
+
+def snapshot(folder: str) -> dict[str, bytes]:
+  """Every file under ``folder`` and its bytes (to check that nothing changed).
+
+  ``.lock`` is left out: every process that takes a workdir's lock writes its pid there.
+  """
+  out = {}
+  for d, _, names in os.walk(folder):
+    for name in names:
+      if name == ".lock":
+        continue
+      with open(os.path.join(d, name), "rb") as f:
+        out[os.path.relpath(os.path.join(d, name), folder)] = f.read()
+  return out

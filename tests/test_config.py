@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from data import files
 from experiments.training import config as config_lib
 from models.registry import UserError
 from experiments.training.config import TrainConfig
@@ -94,4 +95,4 @@ def test_json_round_trip(tmp_path):
   config = TrainConfig(model="mlp", hidden_sizes=(64, 32), l2=1e-4).resolve()
   path = tmp_path / "config.json"
   path.write_text(json.dumps(config_lib.to_json(config)))
-  assert config_lib.load(str(path)) == config
+  assert config_lib.from_json(files.read_json(str(path))) == config

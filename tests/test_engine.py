@@ -14,10 +14,12 @@ import pytest
 from data import datasets
 from experiments.training import engine
 from experiments.training import inputs as inputs_lib
+from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 from experiments.training import steps
 from experiments.training.config import ConfigError
 from experiments.training.config import TrainConfig
+from models.registry import UserError
 from tests import helpers
 
 DATA = helpers.synthetic_data()
@@ -166,3 +168,39 @@ def test_each_member_stops_early_on_its_own_validation_loss():
   assert stopped.stopped_early and stopped.best_epoch == 1 and len(stopped.history) == 2
   assert not running.stopped_early and running.best_epoch == 4 and len(running.history) == 4
   assert result.test_metrics[0]["accuracy"] == pytest.approx(stopped.history[0]["test_accuracy"])
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_newest_good_one(tmp_path, caplog):
+  config = dataclasses.replace(BASE, checkpoint_every_epoch=True, num_epochs=3)
+  whole = fit([config], str(tmp_path / "whole"))
+  cut = tmp_path / "cut"
+  fit([config], str(cut))
+  helpers.damage(str(cut / "checkpoints" / "3" / "state"))
+  resumed = fit([config], str(cut))
+  assert resumed.resumed_from == 2 and not resumed.already_finished
+  assert (f"the checkpoint of epoch 3 in {cut}/checkpoints failed verification (its state "
+          "arrays do not match their digest); using the checkpoint of epoch 2") in caplog.text
+  helpers.assert_trees_equal(resumed.kept, whole.kept)  # epoch 3 trained again, same bits
+  assert resumed.test_metrics == whole.test_metrics
+
+
+@pytest.mark.parametrize("item", ["model", "record"])
+def test_with_every_checkpoint_damaged_nothing_is_changed(tmp_path, item):
+  config = dataclasses.replace(BASE, checkpoint_every_epoch=True, num_epochs=2)
+  fit([config], str(tmp_path))
+  for epoch in ("1", "2"):
+    helpers.damage(str(tmp_path / "checkpoints" / epoch / item))
+  before = helpers.snapshot(str(tmp_path))
+  with pytest.raises(UserError) as raised:
+    fit([config], str(tmp_path))
+  assert str(raised.value).startswith(f"no usable checkpoint in {tmp_path}/checkpoints: epoch 2: ")
+  assert "\n" not in str(raised.value)
+  assert helpers.snapshot(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize("loss,expected", [
+    (2.0, None), (6.9, None), (7.0, "train loss 7 > 3 ln 10 = 6.91"),
+    (float("nan"), "train loss nan"), (float("inf"), "train loss inf")])
+def test_a_model_diverges_when_its_loss_is_not_finite_or_far_worse_than_guessing(loss, expected):
+  row = {"epoch": 2, "train_loss": loss, "validation_loss": 1.0}
+  assert record_lib.divergence(row, num_classes=10) == expected

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from experiments.training import memory
 from experiments.training import sweep
 from experiments.training.config import ConfigError
 from experiments.training.config import TrainConfig
@@ -51,7 +52,7 @@ def test_vmapped_and_sequential_sweeps_agree_on_real_mnist(mnist_base, shared_ba
 
 def test_a_group_that_does_not_fit_in_memory_is_refused_before_compiling(
     mnist_base, monkeypatch, tmp_path):
-  monkeypatch.setattr(sweep, "available_bytes", lambda: 300 * 2**20)  # 300 MiB
+  monkeypatch.setattr(memory, "available_bytes", lambda: 300 * 2**20)  # 300 MiB
   base = TrainConfig(**{**mnist_base.__dict__, "hidden_sizes": (512, 512)})
   with pytest.raises(ConfigError, match=r"64 mlp models of adam in one program need about "
                                         r".* set --models_per_program to at most \d+"):

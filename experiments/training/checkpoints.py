@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run in ``<directory>/checkpoints/<epoch>/``.
+"""Verified Orbax checkpoints of a run in ``<directory>/checkpoints/<epoch>/``.
 
 A checkpoint holds three items:
   state     the stacked TrainState's arrays (step, params, optimizer state,
@@ -8,21 +8,35 @@ A checkpoint holds three items:
   model     each member's variables to predict with ({"params"[,
             "batch_stats"]}, stacked): the kept epoch's (``record.py``);
   record    JSON: each member's resolved settings and record, the input shape
-            and pixel scaling for prediction, and whether the run finished.
+            and pixel scaling for prediction, whether the run finished, and
+            SHA-256 digests of the two array items and of the record itself.
+
+Restoring verifies every digest; a checkpoint that fails (unreadable, or any
+byte changed) is named in one warning line and the newest checkpoint that
+passes is used instead (the failed ones after it are deleted, since the run
+continues from the good one). With none good, ``UserError`` and nothing is
+changed. The newest two checkpoints and the one with the lowest validation
+loss are kept (Orbax preservation policies).
 
 Orbax writes each checkpoint into a temporary folder and renames it when
-complete, and deletes the previous one only afterwards, so a run killed at
-any moment leaves the last complete checkpoint readable. The folder is
-created by the first save (and Orbax imported only then): a run that never
-saved leaves nothing behind.
+complete, so a run killed at any moment leaves its complete checkpoints
+readable. The folder is created by the first save (and Orbax imported only
+then): a run that never saved leaves nothing behind.
 """
 
+import hashlib
+import json
 import os
+import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import numpy as np
+from absl import logging
 
 from experiments.training.state import TrainState
+from models.registry import UserError
 
 
 class Saved(NamedTuple):
@@ -34,11 +48,8 @@ class Saved(NamedTuple):
   record: dict
 
 
-def _arrays(state: TrainState) -> dict:
-  """The state's arrays; the typed PRNG keys as their raw uint32 data."""
-  return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
-          "batch_stats": state.batch_stats, "penalty": state.penalty._asdict(),
-          "dropout": state.dropout, "dropout_key": jax.random.key_data(state.dropout_key)}
+class Damaged(Exception):
+  """A checkpoint that cannot be read or does not match its digests."""
 
 
 def _orbax():
@@ -46,8 +57,42 @@ def _orbax():
   return ocp
 
 
+def _arrays(state: TrainState) -> dict:
+  """The state's arrays; the typed PRNG keys as their raw uint32 data."""
+  return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
+          "batch_stats": state.batch_stats, "penalty": state.penalty._asdict(),
+          "dropout": state.dropout, "dropout_key": jax.random.key_data(state.dropout_key)}
+
+
+def digest(tree) -> str:
+  """SHA-256 of every leaf's path, dtype, shape and bytes, in tree order."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    array = np.asarray(leaf)
+    h.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+  return h.hexdigest()
+
+
+def _record_digest(record: dict) -> str:
+  body = {k: v for k, v in record.items() if k != "digest"}
+  return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _reason(error: Exception) -> str:
+  """What went wrong, short: the OS error when the message names one, else its first line."""
+  text = str(error)
+  code = re.search(r"os_error_code='?(\d+)", text)
+  if code:
+    return os.strerror(int(code.group(1)))
+  if isinstance(error, OSError) and error.strerror:
+    return error.strerror
+  first = text.strip().splitlines()[0] if text.strip() else ""
+  return f"{type(error).__name__}: {first[:200]}" if first else type(error).__name__
+
+
 class Checkpoints:
-  """The checkpoints of one run directory, the newest kept."""
+  """The checkpoints of one run directory."""
 
   def __init__(self, directory: str):
     self.directory = os.path.join(os.path.abspath(directory), "checkpoints")
@@ -56,58 +101,119 @@ class Checkpoints:
   def _open(self, create: bool = False):
     if self._manager is None:
       ocp = _orbax()
+      policies = ocp.checkpoint_managers
       options = ocp.CheckpointManagerOptions(
-          max_to_keep=1, create=create, enable_async_checkpointing=False)
+          create=create, enable_async_checkpointing=False, cleanup_tmp_directories=True,
+          preservation_policy=policies.AnyPreservationPolicy([
+              policies.LatestN(2),
+              policies.BestN(get_metric_fn=lambda metrics: metrics["loss"], reverse=True, n=1,
+                             keep_checkpoints_without_metrics=False)]))
       self._manager = ocp.CheckpointManager(self.directory, options=options)
     return self._manager
 
-  def latest_epoch(self) -> int | None:
+  def epochs(self) -> list[int]:
+    """The epochs with a complete checkpoint, newest first."""
     if self._manager is None and not os.path.isdir(self.directory):
-      return None
-    return self._open().latest_step()
+      return []
+    return sorted(self._open().all_steps(), reverse=True)
 
-  def save(self, epoch: int, state: TrainState, model: dict, record: dict) -> None:
+  def latest_epoch(self) -> int | None:
+    return next(iter(self.epochs()), None)
+
+  def save(self, epoch: int, state: TrainState, model: dict, record: dict, loss: float) -> None:
+    """Writes the checkpoint of ``epoch``; ``loss`` ranks it (lowest kept: validation loss).
+
+    UserError if it cannot be written (a full disk): the previous one is kept.
+    """
     ocp = _orbax()
-    manager = self._open(create=True)
-    manager.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_arrays(state)),
-        model=ocp.args.StandardSave(model),
-        record=ocp.args.JsonSave(record)), force=True)
-    manager.wait_until_finished()
+    arrays = _arrays(state)
+    record = {**record, "digests": {"state": digest(arrays), "model": digest(model)}}
+    record["digest"] = _record_digest(record)
+    previous = self.latest_epoch()
+    try:
+      manager = self._open(create=True)
+      manager.save(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(arrays), model=ocp.args.StandardSave(model),
+          record=ocp.args.JsonSave(record)), metrics={"loss": loss}, force=True)
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except  (any failure to write is one line)
+      kept = f"the checkpoint of epoch {previous} is kept" if previous else "none was saved before"
+      raise UserError(f"could not write the checkpoint of epoch {epoch} in {self.directory} "
+                      f"({_reason(e)}); {kept}") from e
 
-  def restore_record(self) -> dict | None:
-    """The latest checkpoint's record alone (None if there is no checkpoint)."""
-    epoch = self.latest_epoch()
-    if epoch is None:
-      return None
+  def _record(self, epoch: int) -> dict:
     ocp = _orbax()
-    return self._manager.restore(epoch, args=ocp.args.Composite(
-        record=ocp.args.JsonRestore())).record
+    try:
+      record = self._open().restore(epoch, args=ocp.args.Composite(
+          record=ocp.args.JsonRestore())).record
+    except Exception as e:  # pylint: disable=broad-except  (damage, not a bug)
+      raise Damaged(f"unreadable record: {_reason(e)}") from e
+    if not isinstance(record, dict) or record.get("digest") != _record_digest(record):
+      raise Damaged("its record does not match its digest")
+    return record
 
-  def restore(self, like: TrainState) -> Saved | None:
-    """The latest checkpoint, its arrays shaped and placed like ``like``'s; None if none."""
-    epoch = self.latest_epoch()
-    if epoch is None:
+  def _verified(self, epoch: int, check: Callable[[dict], None], items: dict) -> tuple:
+    """The record and the ``items`` (name -> abstract target or None) of ``epoch``, verified."""
+    ocp = _orbax()
+    record = self._record(epoch)
+    check(record)
+    try:
+      restored = self._open().restore(epoch, args=ocp.args.Composite(**{
+          name: ocp.args.StandardRestore(target) for name, target in items.items()}))
+    except Exception as e:  # pylint: disable=broad-except  (damage, not a bug)
+      raise Damaged(f"unreadable arrays: {_reason(e)}") from e
+    for name in items:
+      if digest(restored[name]) != record["digests"][name]:
+        raise Damaged(f"its {name} arrays do not match their digest")
+    return record, restored
+
+  def _newest_good(self, check: Callable[[dict], None], items: dict):
+    """(epoch, record, restored items) of the newest checkpoint that passes; None if none exist."""
+    epochs = self.epochs()
+    if not epochs:
       return None
+    damaged = []
+    for epoch in epochs:
+      try:
+        record, restored = self._verified(epoch, check, items)
+      except Damaged as e:
+        damaged.append((epoch, str(e)))
+        continue
+      if damaged:
+        logging.warning("%s; using the checkpoint of epoch %d", "; ".join(
+            f"the checkpoint of epoch {e} in {self.directory} failed verification ({why})"
+            for e, why in damaged), epoch)
+      return epoch, record, restored
+    raise UserError(f"no usable checkpoint in {self.directory}: "
+                    f"{'; '.join(f'epoch {e}: {why}' for e, why in damaged)}; move that folder "
+                    "away to start over")
+
+  def restore(self, like: TrainState, check: Callable[[dict], None]) -> Saved | None:
+    """The newest good checkpoint, arrays shaped and placed like ``like``'s; None if none.
+
+    ``check(record)`` raises (a ConfigError) if the checkpoint belongs to
+    another run. Failed checkpoints newer than the one used are deleted: the
+    run continues from the good one and will write them again.
+    """
     ocp = _orbax()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, (_arrays(like), like.variables))
-    restored = self._manager.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract[0]),
-        model=ocp.args.StandardRestore(abstract[1]),
-        record=ocp.args.JsonRestore()))
-    saved = restored.state
+    found = self._newest_good(check, {"state": abstract[0], "model": abstract[1]})
+    if found is None:
+      return None
+    epoch, record, restored = found
+    for newer in [e for e in self.epochs() if e > epoch]:
+      self._open().delete(newer)
+    saved = restored["state"]
     state = like.replace(
         step=saved["step"], params=saved["params"], opt_state=saved["opt_state"],
         batch_stats=saved["batch_stats"], penalty=type(like.penalty)(**saved["penalty"]),
         dropout=saved["dropout"], dropout_key=jax.random.wrap_key_data(saved["dropout_key"]))
-    return Saved(epoch, state, restored.model, restored.record)
+    return Saved(epoch, state, restored["model"], record)
 
   def restore_model(self) -> tuple[dict, dict]:
-    """The latest checkpoint's prediction variables, as saved (no target structure), and record."""
-    epoch = self.latest_epoch()
-    if epoch is None:
+    """The newest good checkpoint's prediction variables (no target structure) and record."""
+    found = self._newest_good(lambda record: None, {"model": None})
+    if found is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    ocp = _orbax()
-    restored = self._manager.restore(epoch, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()))
-    return restored.model, restored.record
+    _, record, restored = found
+    return restored["model"], record

@@ -17,7 +17,6 @@ The settings fall in three kinds:
 """
 
 import dataclasses
-import json
 import math
 
 from data import datasets
@@ -204,8 +203,3 @@ def from_json(saved: dict) -> TrainConfig:
   return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
                         for k, v in saved.items() if k in fields})
 
-
-def load(path: str) -> TrainConfig:
-  """The TrainConfig a workdir's config.json holds."""
-  with open(path) as f:
-    return from_json(json.load(f))

@@ -141,10 +141,9 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       np.broadcast_to(np.asarray(host_splits.pixel_std), (size,)))]
   checkpoints = checkpoints_lib.Checkpoints(directory) if directory else None
   resumed_from, finished = None, False
-  if checkpoints and checkpoints.latest_epoch() is not None:
-    saved_record = checkpoints.restore_record()
-    _check_same_members(run, saved_record, directory)
-    saved = checkpoints.restore(state)
+  saved = checkpoints.restore(state, lambda record: _check_same_members(
+      run, record, directory)) if checkpoints else None
+  if saved:
     state, kept, resumed_from = saved.state, saved.model, saved.epoch
     records = [record_lib.from_json(r) for r in saved.record["records"]]
     finished = saved.record["finished"]
@@ -212,7 +211,8 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
     rows = [record_lib.epoch_row(epoch, {s: r[k] for s, r in results.items()}, seconds,
                                  plan.updates_per_epoch * plan.batch_size) for k in range(size)]
     lengths = [len(r.history) for r in records]
-    changed = [rec.update(row, config.patience) for rec, row in zip(records, rows)]
+    changed = [rec.update(row, config.patience, run.num_classes)
+               for rec, row in zip(records, rows)]
     good = any(len(r.history) > n for r, n in zip(records, lengths))
     _log_epoch(epoch, rows, records, size * plan.updates_per_epoch * plan.batch_size / seconds)
     if not good:  # every member still training diverged: keep the last checkpoint as it is
@@ -224,7 +224,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       test_metrics = _test_metrics(test_logits, records, data)
     if checkpoints and (last or config.checkpoint_every_epoch):
       checkpoints.save(epoch, state, kept, _checkpoint_record(run, records, last, test_metrics,
-                                                              data, scaling))
+                                                              data, scaling), _loss(rows, records))
     if on_epoch:
       on_epoch(records)
     if last:
@@ -247,6 +247,13 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   }
   return Result(run, records, test_metrics, kept, test_logits, scaling, timing, resumed_from,
                 finished, checkpoints.latest_epoch() if checkpoints else None)
+
+
+def _loss(rows: list[dict], records) -> float:
+  """What ranks a checkpoint: the mean validation (else train) loss of the members still good."""
+  split = "validation" if "validation_loss" in rows[0] else "train"
+  losses = [row[f"{split}_loss"] for row, r in zip(rows, records) if not r.diverged]
+  return float(np.mean(losses)) if losses else float("inf")
 
 
 def _test_metrics(logits, records, data) -> list[dict | None]:

@@ -4,9 +4,12 @@ After every epoch each member gets one row of metrics ({split}_loss,
 {split}_accuracy for train, validation and test, with the epoch's timing).
 ``MemberRecord.update`` then applies the run's two rules:
 
-- divergence (``divergence``): a loss that is NaN or infinite means the
-  member no longer trains a usable model. Its row is not recorded, it stops,
-  and the model it keeps is the one of its last good epoch.
+- divergence (``divergence``): a member has diverged when a loss is NaN or
+  infinite, or when its mean training cross-entropy exceeds 3 ln K (K
+  classes): three times the loss of predicting every class with probability
+  1/K, i.e. the correct class gets e^-3 ln K = K^-3 of the probability on
+  average, far worse than guessing. Such a model is no longer usable: its row
+  is not recorded, it stops, and the model it keeps is its last good epoch's.
 - early stopping (``patience`` P > 0): a member whose validation loss has not
   improved on its best for P epochs stops; the model it keeps is the best
   epoch's. Without patience, the model kept is the last epoch's.
@@ -39,11 +42,14 @@ def epoch_row(epoch: int, results: dict, seconds: float, images: int) -> dict:
   return row
 
 
-def divergence(row: dict) -> str | None:
+def divergence(row: dict, num_classes: int) -> str | None:
   """Why ``row`` shows a diverged model ("train loss nan"), or None if it does not."""
   for key, value in row.items():
     if key.endswith("_loss") and not math.isfinite(value):
       return f"{key.replace('_', ' ')} {value}"
+  limit = 3 * math.log(num_classes)
+  if row["train_loss"] > limit:
+    return f"train loss {row['train_loss']:.4g} > 3 ln {num_classes} = {limit:.3g}"
   return None
 
 
@@ -60,11 +66,11 @@ class MemberRecord:
   def done(self) -> bool:
     return self.stopped_early or self.diverged is not None
 
-  def update(self, row: dict, patience: int) -> bool:
+  def update(self, row: dict, patience: int, num_classes: int) -> bool:
     """Records ``row`` unless the member is done; returns whether its kept model is now this epoch's."""
     if self.done:
       return False
-    reason = divergence(row)
+    reason = divergence(row, num_classes)
     if reason:
       self.diverged = f"epoch {row['epoch']} ({reason})"
       return False

@@ -12,12 +12,10 @@ group is kept in ``plan.json`` so a resumed sweep does not choose again.
 """
 
 import json
-import math
 import os
 import time
 
 import jax
-import jax.numpy as jnp
 from absl import logging
 from tqdm import tqdm
 
@@ -26,63 +24,16 @@ from experiments.training import config as config_lib
 from experiments.training import engine
 from experiments.training import grid as grid_lib
 from experiments.training import inputs as inputs_lib
+from experiments.training import memory
 from experiments.training import programs as programs_lib
 from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 from experiments.training import state as state_lib
+from experiments.training import train
 from experiments.training.config import ConfigError
 from experiments.training.config import TrainConfig
 
 STRATEGIES = ("auto", "vmapped", "sequential")
-
-
-def member_bytes(run: run_lib.Run, examples_per_pass: int) -> int:
-  """Estimated device bytes for one member, from shapes alone (nothing is compiled).
-
-  3 copies of the parameters (params, gradient, update) + the optimizer state
-  + 2 x the activations of one forward pass (kept for the backward pass, and
-  their gradients) over ``examples_per_pass`` examples.
-  """
-  x = jax.ShapeDtypeStruct((1, *run.input_shape), jnp.float32)
-  variables = jax.eval_shape(lambda: state_lib.init_variables(run, 0))
-  opt_state = jax.eval_shape(run.optimizer(run.config).init, variables["params"])
-  _, intermediates = jax.eval_shape(
-      lambda v, x: run.model.apply(v, x, train=False, capture_intermediates=True,
-                                   mutable=["intermediates"]), variables, x)
-
-  def size(tree):
-    return sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(tree)
-               if hasattr(a, "shape"))
-
-  return (3 * size(variables["params"]) + size(opt_state)
-          + 2 * size(intermediates) * examples_per_pass)
-
-
-def available_bytes() -> int:
-  """Free memory of the first device: the allocator's limit on GPU, free RAM on CPU."""
-  stats = jax.local_devices()[0].memory_stats() or {}
-  if "bytes_limit" in stats:
-    return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-  return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _gib(n: int) -> str:
-  return f"{n / 2**30:.2f} GiB"
-
-
-def program_size(run: run_lib.Run, data: inputs_lib.HostData, models_per_program: int) -> int:
-  """Members per compiled program for ``run``'s group; ConfigError if that does not fit in memory."""
-  data_bytes = sum(a.nbytes for a in data[:4])
-  per_member = member_bytes(run, min(run.plan.batch_size, run.config.chunk_size))
-  size = min(models_per_program or run.size, run.size)
-  free = available_bytes()
-  if data_bytes + size * per_member > free:
-    raise ConfigError(
-        f"{size} {run.config.model} models of {run.config.optimizer} in one program need about "
-        f"{_gib(size * per_member)} (+ {_gib(data_bytes)} of data), more than the "
-        f"{_gib(free)} available; set --models_per_program to at most "
-        f"{max(0, (free - data_bytes) // per_member)}")
-  return size
 
 
 def calibrate(members: list[TrainConfig], size: int, data: inputs_lib.HostData,
@@ -136,22 +87,31 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
   groups = grid_lib.expand(base, grid)
   if not groups[0][0].validation_size and not base.folds:
     raise ConfigError("a sweep selects on validation: set --validation_size > 0 or --folds")
+  train.check_workdir(workdir)
   data = inputs_lib.load(base)
   make = lambda members: run_lib.make_run(  # pylint: disable=unnecessary-lambda-assignment
       members, data.input_shape, len(data.class_names), data.num_examples)
-  sizes = [program_size(make(members), data, models_per_program) for members in groups]
+  sizes = [memory.members_that_fit(
+      make(members), data, min(models_per_program or len(members), len(members)),
+      "set --models_per_program to at most {n}") for members in groups]
   settings = json.loads(json.dumps({  # as config.json will hold it
       "base": config_lib.to_json(base), "grid": grid_lib.to_json(grid), "strategy": strategy,
       "models_per_program": models_per_program}))
   _check_same_sweep(workdir, settings)
-  files.write_json(os.path.join(workdir, "config.json"), settings)
+  with files.workdir_lock(workdir):
+    files.write_json(os.path.join(workdir, "config.json"), settings)
+    return _train_groups(groups, data, make, sizes, workdir, strategy, base.progress)
+
+
+def _train_groups(groups, data, make, sizes, workdir, strategy, progress):
+  """Trains every group's runs in turn (resuming from ``workdir``); the results of run_sweep."""
   plan_path = os.path.join(workdir, "plan.json")
   plan = files.read_json(plan_path) if os.path.exists(plan_path) else {}
   inputs = inputs_lib.to_device(data)
   total = sum(len(m) for m in groups) * make(groups[0][:1]).plan.total_steps
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
   results = []
-  with tqdm(total=total, desc="sweep", unit="update", disable=not base.progress) as bar:
+  with tqdm(total=total, desc="sweep", unit="update", disable=not progress) as bar:
     for g, members in enumerate(groups):
       chosen = plan.get(str(g), strategy)
       if chosen == "auto":

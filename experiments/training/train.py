@@ -19,6 +19,7 @@ from data import files
 from experiments.training import config as config_lib
 from experiments.training import engine
 from experiments.training import inputs as inputs_lib
+from experiments.training import memory
 from experiments.training import record as record_lib
 from experiments.training import report
 from experiments.training import run as run_lib
@@ -96,9 +97,29 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   """
   started_at = time.perf_counter() if started_at is None else started_at
   config = config.resolve()  # every setting checked before the data are loaded
+  check_workdir(workdir)
   data = inputs_lib.load(config)
   run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                          data.num_examples)
+  memory.members_that_fit(run, data, run.size, "use a smaller model or batch")
+  with files.workdir_lock(workdir):
+    return _train_and_evaluate(config, run, data, workdir, started_at)
+
+
+def check_workdir(workdir: str) -> None:
+  """UserError (one line) unless ``workdir`` and the checkpoint folders already in it are writable.
+
+  Checked before any work, so that a run does not find out after an epoch.
+  """
+  files.check_writable(workdir)
+  for folder, subfolders, _ in os.walk(workdir):
+    if "checkpoints" in subfolders:  # a folder, or a link to one (os.walk does not follow it)
+      files.check_writable(os.path.join(folder, "checkpoints"))
+      subfolders.remove("checkpoints")
+
+
+def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.HostData,
+                        workdir: str, started_at: float) -> dict:
   path = lambda name: os.path.join(workdir, name)  # pylint: disable=unnecessary-lambda-assignment
   label = "fold" if config.folds else None
   logging.info("optimizer %s; α = %g (%s schedule over %d updates)%s", run.describe_optimizer(config),
