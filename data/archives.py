@@ -56,15 +56,14 @@ def resolve_tfds_data_dir(tfds_data_dir: str | None) -> str:
 
 
 def missing_archives_message(name: str, archive_dir: str | None) -> str:
-  where = (
-      os.path.join(archive_dir, name)
-      if archive_dir
-      else f"<archive_dir>/{name} and pass --archive_dir (or set ${ARCHIVE_DIR_ENV})"
-  )
-  return (
-      f"{name} is not prepared and cannot be downloaded: put "
-      f"{', '.join(ARCHIVES[name])} in {where}"
-  )
+  """What to do when ``name`` can be neither read nor downloaded, naming the files missing."""
+  if not archive_dir:
+    return (f"{name} is not prepared and cannot be downloaded: put {', '.join(ARCHIVES[name])} "
+            f"in <archive_dir>/{name} and pass --archive_dir (or set ${ARCHIVE_DIR_ENV})")
+  folder = os.path.join(archive_dir, name)
+  missing = [f for f in ARCHIVES[name] if not os.path.isfile(os.path.join(folder, f))]
+  return (f"{name} is not prepared and cannot be downloaded: {', '.join(missing)} "
+          f"{'is' if len(missing) == 1 else 'are'} missing from {folder}")
 
 
 def _tfds():

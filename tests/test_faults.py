@@ -7,9 +7,7 @@ a confident wrong answer.
 
 import json
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -154,17 +152,21 @@ def test_a_second_process_on_a_running_workdir_is_refused(run_module, mnist_data
   assert json.loads((tmp_path / "config.json").read_text())["learning_rate"] == 0.001
 
 
-def test_two_processes_preparing_one_tfds_dir_take_turns(archive_dir, tmp_path):
-  code = ("import sys; from data import datasets; a = datasets.load_arrays('mnist', sys.argv[1], "
-          "sys.argv[2]); print(int(a['train_labels'].sum()))")
-  processes = [subprocess.Popen([sys.executable, "-c", code, archive_dir, str(tmp_path)],
+def test_two_processes_preparing_one_tfds_dir_take_turns(archive_dir, mnist_data_dir):
+  """Both prepare Fashion-MNIST beside MNIST (whose archives have the same file names)."""
+  code = ("import sys; from data import datasets; a = datasets.load_arrays('fashion_mnist', "
+          "sys.argv[1], sys.argv[2]); print(a['test_images'].sum())")
+  processes = [subprocess.Popen([sys.executable, "-c", code, archive_dir, mnist_data_dir],
                                 cwd=helpers.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
   outputs = [p.communicate(timeout=600) for p in processes]
   assert [p.returncode for p in processes] == [0, 0], [e[-2000:] for _, e in outputs]
   sums = [out.splitlines()[-1] for out, _ in outputs]  # tfds prints progress before it
-  assert sums[0] == sums[1] == str(int(datasets.load_arrays(
-      "mnist", tfds_data_dir=str(tmp_path))["train_labels"].sum()))
+  fashion = datasets.load_arrays("fashion_mnist", tfds_data_dir=mnist_data_dir)
+  mnist = datasets.load_arrays("mnist", tfds_data_dir=mnist_data_dir)
+  assert sums[0] == sums[1] == str(fashion["test_images"].sum())
+  np.testing.assert_array_equal(np.bincount(fashion["test_labels"]), [1000] * 10)
+  assert not np.array_equal(fashion["test_images"], mnist["test_images"])
 
 
 def _shift_labels(path):
@@ -236,11 +238,12 @@ def test_os_faults_before_training_are_one_line(run_module, mnist_data_dir, tmp_
     _one_line(result, message)
 
 
-def _limit_file_size(limit: int):
-  def preexec():
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails with EFBIG
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-  return preexec
+LIMITED = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
 
 
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
@@ -250,9 +253,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
   shutil.rmtree(copy / "checkpoints" / "3")
   flags = [*FLAGS, f"--tfds_data_dir={mnist_data_dir}", f"--workdir={copy}",
            "--compilation_cache_dir="]
-  result = subprocess.run([sys.executable, "-m", "experiments.mnist", *flags], cwd=helpers.ROOT,
-                          capture_output=True, text=True, timeout=600,
-                          preexec_fn=_limit_file_size(64 * 1024))
+  result = subprocess.run([sys.executable, "-c", LIMITED, str(64 * 1024), "-m",
+                           "experiments.mnist", *flags], cwd=helpers.ROOT, capture_output=True,
+                          text=True, timeout=600)
   _one_line(result, f"could not write the checkpoint of epoch 3 in {copy}/checkpoints (File too "
                     "large); the checkpoint of epoch 2 is kept")
   result = run_module("experiments.mnist", *flags)  # room again: resumes from epoch 2

@@ -91,7 +91,7 @@ def test_a_workdir_without_a_usable_checkpoint_is_one_line(trained, digits, tmp_
   assert result.returncode == 1
   assert _lines(result.stderr) == [f"error: no trained model in {empty}: it has no checkpoints"]
 
-  # The ConvNet's arrays under the record (settings) of the MLP: they do not fit.
+  # The ConvNet's arrays under the record (settings and digests) of the MLP.
   mixed = tmp_path / "mixed"
   shutil.copytree(trained["cifar_convnet"], mixed)
   shutil.rmtree(mixed / "checkpoints" / "1" / "record")
@@ -100,8 +100,8 @@ def test_a_workdir_without_a_usable_checkpoint_is_one_line(trained, digits, tmp_
   result = run_module("scripts.predict", f"--workdir={mixed}", digits[0][0])
   assert result.returncode == 1
   assert _lines(result.stderr) == [
-      f"error: the checkpoint in {mixed} does not fit the mlp model it was saved with: "
-      "the parameter names or shapes differ"]
+      f"error: no usable checkpoint in {mixed}/checkpoints: epoch 1: its model arrays do not "
+      "match their digest; move that folder away to start over"]
   assert result.stdout == ""
 
   result = run_module("scripts.predict", f"--workdir={trained['mlp']}", "--member=1",
