@@ -55,6 +55,21 @@ class Dropout(nn.Module):
     return jnp.where(mask, x / keep, 0.0)
 
 
+def pool_2x2(x: jax.Array, kind: str) -> jax.Array:
+  """2x2 max or average pooling with stride 2 (an odd last row or column is dropped, as 'VALID').
+
+  Written as a reshape and a reduction over the 2x2 windows, so its gradient
+  is an elementwise fusion: flax's ``nn.max_pool`` (``lax.reduce_window``)
+  differentiates into XLA's ``select_and_scatter``, measured 18% slower for
+  the whole cnn train step on CPU. Max pooling's gradient goes to the
+  window's maximum (split evenly between exact ties, which after a ReLU are
+  zeros whose gradient is zero anyway).
+  """
+  n, h, w, c = x.shape
+  windows = x[:, :h - h % 2, :w - w % 2].reshape(n, h // 2, 2, w // 2, 2, c)
+  return windows.max(axis=(2, 4)) if kind == "max" else windows.mean(axis=(2, 4))
+
+
 def _maybe_batch_norm(x, batch_norm: bool, train: bool):
   """Batch normalization (train: batch statistics; eval: running ones), or nothing."""
   if not batch_norm:
@@ -115,10 +130,9 @@ class _ConvNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False, dropout=None):
-    pool = nn.max_pool if self.pool == "max" else nn.avg_pool
     for features in self.conv_features:
       x = _conv(features, self.kernel_size, self.custom_conv_vjp, use_bias=not self.batch_norm)(x)
-      x = pool(nn.relu(_maybe_batch_norm(x, self.batch_norm, train)), (2, 2), strides=(2, 2))
+      x = pool_2x2(nn.relu(_maybe_batch_norm(x, self.batch_norm, train)), self.pool)
     x = x.reshape((x.shape[0], -1))
     for width in self.dense_sizes:
       x = nn.Dense(width, use_bias=not self.batch_norm)(x)

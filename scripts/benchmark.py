@@ -13,6 +13,11 @@ FLOPs x steps / time) as a fraction of the fp32 matmul peak measured in this
 same process. --synthetic_data times random uint8 images of MNIST's shape
 instead of the dataset (a step's speed does not depend on pixel values).
 
+--compare=torch also trains PyTorch twins of the same models (scripts/torch_reference.py)
+with the same optimizer, α, schedule, batch size and number of updates on the
+same images, eager and with torch.compile, in this same process, and prints
+the ratios (JAX / PyTorch): the only figures that compare across machines.
+
 --mode=sweep: K MLP models trained together in one vmapped program against
 the same K trained one after another (the plain single-model program), for
 K in --ks and three sizes (softmax regression 784-10, 784-64-10,
@@ -40,11 +45,14 @@ from experiments.training import run as run_lib
 from experiments.training import state as state_lib
 from experiments.training import steps
 from models import networks
+from scripts import torch_reference
 
 flags.DEFINE_enum("mode", "models", ["models", "sweep"],
                   "models: each model's images/s; sweep: K vmapped models vs K sequential.")
 flags.DEFINE_list("models", ["mlp", "cnn_small", "cnn"], "Models to time (mode=models).")
 flags.DEFINE_list("ks", ["1", "4", "8", "16"], "Numbers of models K (mode=sweep).")
+flags.DEFINE_enum("compare", "", ["", "torch"],
+                  "torch: also time PyTorch eager and torch.compile on the same training.")
 flags.DEFINE_boolean("synthetic_data", False,
                      "Random uint8 images of MNIST's shape instead of the dataset.")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions of the matmul and of each sweep program.")
@@ -98,17 +106,31 @@ def step_flops(run: run_lib.Run) -> float:
   return float(analysis["flops"])
 
 
-def benchmark_model(config: config_lib.TrainConfig, data: inputs_lib.HostData) -> dict:
-  """Trains ``config`` as experiments.mnist does (nothing written); its own timings."""
+def benchmark_model(config: config_lib.TrainConfig, data: inputs_lib.HostData,
+                    compare: str) -> dict:
+  """Trains ``config`` as experiments.mnist does (nothing written); its own timings.
+
+  With ``compare="torch"``, the PyTorch twin trains on the same training split
+  for the same updates, eager and compiled.
+  """
   run = run_lib.make_run([config], data.input_shape, len(data.class_names), data.num_examples)
   result = engine.fit(run, data, inputs_lib.to_device(data))
   timing = result.timing
   images_per_second = timing["train_images_per_second"]
   flops = step_flops(run) / run.plan.batch_size * images_per_second
-  return {"model": config.model, "optimizer": config.optimizer, "schedule": config.schedule,
-          "batch_size": run.plan.batch_size, "images_per_second": images_per_second,
-          "gflops_per_second": flops / 1e9, "compile_seconds": timing["compile_seconds"],
-          "epochs": config.num_epochs}
+  row = {"model": config.model, "optimizer": config.optimizer, "schedule": config.schedule,
+         "batch_size": run.plan.batch_size, "images_per_second": images_per_second,
+         "gflops_per_second": flops / 1e9, "compile_seconds": timing["compile_seconds"],
+         "epochs": config.num_epochs}
+  if compare == "torch":
+    train, _, _, _ = inputs_lib.member_split(run.config, data)
+    for mode, compiled in (("torch_eager", False), ("torch_compile", True)):
+      torch_row = torch_reference.train(config.model, run.config, data.train_images[train],
+                                        data.train_labels[train], run.plan.updates_per_epoch,
+                                        compiled)
+      row[f"{mode}_images_per_second"] = torch_row["images_per_second"]
+      row[f"{mode}_first_step_seconds"] = torch_row["first_step_seconds"]
+  return row
 
 
 SWEEP_SIZES = {"softmax 784-10": (), "mlp 784-64-10": (64,), "mlp 784-512-512-10": (512, 512)}
@@ -180,18 +202,25 @@ def main(argv):
   rows = []
   for name in FLAGS.models:
     config = dataclasses.replace(base, model=name)
-    row = benchmark_model(config, data)
+    row = benchmark_model(config, data, FLAGS.compare)
     row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
     rows.append(row)
   print(f"\ndevice: {device.device_kind} ({jax.device_count()} device(s)), "
         f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s, data: "
         f"{'synthetic' if FLAGS.synthetic_data else base.dataset}\n")
-  print("| model | optimizer | images/s | GFLOP/s | % of peak | compile s |")
-  print("|---|---|---:|---:|---:|---:|")
+  print("| model | optimizer | images/s | GFLOP/s | % of peak | compile s |"
+        + (" PyTorch eager | JAX / eager | torch.compile | JAX / compiled |"
+           if FLAGS.compare else ""))
+  print("|---|---|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if FLAGS.compare else ""))
   for r in rows:
-    print(f"| {r['model']} | {r['optimizer']} | {r['images_per_second']:.0f} | "
-          f"{r['gflops_per_second']:.1f} | {100 * r['fraction_of_matmul_peak']:.0f}% | "
-          f"{r['compile_seconds']:.2f} |")
+    line = (f"| {r['model']} | {r['optimizer']} | {r['images_per_second']:.0f} | "
+            f"{r['gflops_per_second']:.1f} | {100 * r['fraction_of_matmul_peak']:.0f}% | "
+            f"{r['compile_seconds']:.2f} |")
+    if FLAGS.compare:
+      eager, compiled = r["torch_eager_images_per_second"], r["torch_compile_images_per_second"]
+      line += (f" {eager:.0f} | {r['images_per_second'] / eager:.2f}x | {compiled:.0f} | "
+               f"{r['images_per_second'] / compiled:.2f}x |")
+    print(line)
   files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
                                   "matmul_peak_gflops_per_second": peak / 1e9, "results": rows})
   print(f"\nwritten to {FLAGS.output}")

@@ -171,3 +171,17 @@ def test_mlp_dropout_zeroes_hidden_units_and_rescales_the_rest():
   assert abs(zeroed.sum() / live.sum() - 0.25) < 0.02  # ~3000 live units: 4 std ≈ 0.03
   np.testing.assert_allclose(kept[~zeroed & live], relu[~zeroed & live] / 0.75, rtol=1e-6)
   np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x, train=False))
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_2x2_pooling_equals_flax_pooling_with_its_gradient(kind):
+  """Values equal flax's reduce_window pools; gradients too where no window has a tie."""
+  import flax.linen as flax_nn  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))  # an odd height: 'VALID' drops the last row
+  flax_pool = flax_nn.max_pool if kind == "max" else flax_nn.avg_pool
+  ours = lambda x: networks.pool_2x2(x, kind)  # noqa: E731
+  theirs = lambda x: flax_pool(x, (2, 2), strides=(2, 2))  # noqa: E731
+  np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-6)
+  weights = jax.random.normal(jax.random.key(1), ours(x).shape)
+  grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * weights))(x)  # noqa: E731
+  np.testing.assert_allclose(grad(ours), grad(theirs), rtol=1e-6, atol=1e-7)

@@ -1,0 +1,110 @@
+"""The benchmark's models in PyTorch, trained the same way, for ``scripts.benchmark --compare=torch``.
+
+Each model of ``models/networks.py`` is written again in PyTorch layer by
+layer (NCHW; PyTorch's default initializations, which do not change the
+speed) and trained with the same optimizer rule, α and cosine schedule, batch
+size and number of updates, on the same uint8 MNIST arrays. PyTorch gets its
+fastest setting: the whole training split as one float32 NCHW tensor in
+memory, indexed per batch. Eager mode and ``torch.compile`` are timed.
+PyTorch is an optional dependency: ``pip install -e '.[bench]'``.
+"""
+
+import math
+import time
+
+import numpy as np
+
+from models.registry import UserError
+
+TORCH_OPTIMIZERS = ("sgd", "momentum", "adam")  # the rules PyTorch has exactly
+
+
+def _torch():
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError("--compare=torch needs PyTorch: pip install -e '.[bench]'") from None
+  return torch
+
+
+def build(name: str, num_classes: int = 10):
+  """The PyTorch twin of ``networks.MODELS[name]`` (default settings) for 28x28x1 inputs."""
+  torch = _torch()
+  nn = torch.nn
+  if name == "mlp":
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512),
+                         nn.ReLU(), nn.Linear(512, num_classes))
+  if name == "cnn_small":
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+        nn.Linear(7 * 7 * 64, 256), nn.ReLU(), nn.Linear(256, num_classes))
+  if name == "cnn":
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(7 * 7 * 64, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, num_classes))
+  raise UserError(f"--compare=torch has no PyTorch twin of {name!r}; choose mlp, cnn_small, cnn")
+
+
+def optimizer(params, config):
+  """The config's optimizer (optax form) as PyTorch writes it: the same update rule."""
+  torch = _torch()
+  if config.optimizer_form != "optax" or config.optimizer not in TORCH_OPTIMIZERS:
+    raise UserError(f"--compare=torch times {', '.join(TORCH_OPTIMIZERS)} in their optax form, "
+                    f"got {config.optimizer} ({config.optimizer_form})")
+  if config.schedule not in ("constant", "cosine"):
+    raise UserError(f"--compare=torch times the constant and cosine schedules, got {config.schedule}")
+  if config.optimizer == "adam":
+    return torch.optim.Adam(params, lr=config.learning_rate, betas=(config.b1, config.b2),
+                            eps=config.eps)
+  momentum = config.momentum if config.optimizer == "momentum" else 0.0
+  return torch.optim.SGD(params, lr=config.learning_rate, momentum=momentum)  # heavy ball, as optax
+
+
+def train(name: str, config, images: np.ndarray, labels: np.ndarray, updates_per_epoch: int,
+          compiled: bool) -> dict:
+  """Trains the PyTorch twin for ``config.num_epochs`` epochs; its images/s and step times.
+
+  Images/s counts every update but the first, whose time (torch.compile's
+  compilation, eager warm-up) is reported apart, as the JAX side reports
+  compilation apart.
+  """
+  torch = _torch()
+  torch.manual_seed(config.seed)
+  x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+  y = torch.from_numpy(labels.astype(np.int64))
+  model = build(name)
+  opt = optimizer(model.parameters(), config)
+  total = config.num_epochs * updates_per_epoch
+  schedule = torch.optim.lr_scheduler.LambdaLR(
+      opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total))
+      if config.schedule == "cosine" else 1.0)
+  forward = torch.compile(model) if compiled else model
+  loss_fn = torch.nn.CrossEntropyLoss()
+  model.train()
+
+  def step(idx):
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(forward(x[idx]), y[idx])
+    loss.backward()
+    opt.step()
+    schedule.step()
+    return loss
+
+  generator = torch.Generator().manual_seed(config.seed)
+  batch = config.batch_size
+  first_step_seconds, start = None, None
+  for _ in range(config.num_epochs):
+    order = torch.randperm(len(y), generator=generator)[:updates_per_epoch * batch]
+    for idx in order.view(updates_per_epoch, batch):
+      if first_step_seconds is None:
+        t = time.perf_counter()
+        step(idx).item()
+        first_step_seconds = time.perf_counter() - t
+        start = time.perf_counter()
+        continue
+      step(idx)
+  seconds = time.perf_counter() - start
+  return {"images_per_second": (total - 1) * batch / seconds,
+          "first_step_seconds": first_step_seconds}
