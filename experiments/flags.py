@@ -39,6 +39,8 @@ flags.DEFINE_list("hidden_sizes", [str(h) for h in _D.hidden_sizes],
                   "MLP hidden layer widths; empty (--hidden_sizes=) is softmax regression.")
 flags.DEFINE_string("activation", _D.activation,
                     f"MLP activation: {_choices(activations.ACTIVATIONS)}.")
+for _name, _spec in activations.PARAMETERS.items():
+  flags.DEFINE_float(_name, None, f"Activation parameter: {_spec.meaning} (default {_spec.default:g}).")
 flags.DEFINE_boolean("batch_norm", _D.batch_norm,
                      "Batch normalization after each hidden layer's linear map.")
 flags.DEFINE_float("dropout", None, "Dropout rate p before the output layer (and after every "
@@ -85,6 +87,8 @@ flags.DEFINE_integer("patience", _D.patience,
 flags.DEFINE_boolean("checkpoint_every_epoch", _D.checkpoint_every_epoch,
                      "Save a checkpoint after every epoch (always: at the end).")
 flags.DEFINE_boolean("plots", _D.plots, "Write PNG figures beside the JSON results.")
+flags.DEFINE_boolean("tensorboard", _D.tensorboard,
+                     "Write TensorBoard event files (tensorboard --logdir=WORKDIR).")
 flags.DEFINE_boolean("progress", _D.progress, "Show progress bars.")
 
 FLAGS = flags.FLAGS
@@ -100,7 +104,10 @@ def hidden_sizes(values: list[str]) -> tuple[int, ...]:
 
 def train_config(**overrides) -> config_lib.TrainConfig:
   """The TrainConfig of the parsed flags (every field but ``fold``), with ``overrides``."""
-  names = [f for f in config_lib.TrainConfig.__dataclass_fields__ if f != "fold"]
+  names = [f for f in config_lib.TrainConfig.__dataclass_fields__
+           if f not in ("fold", "activation_params")]
   values = {name: getattr(FLAGS, name) for name in names}
   values["hidden_sizes"] = hidden_sizes(FLAGS.hidden_sizes)
+  values["activation_params"] = tuple((name, FLAGS[name].value) for name in activations.PARAMETERS
+                                      if FLAGS[name].value is not None)
   return config_lib.TrainConfig(**{**values, **overrides})

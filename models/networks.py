@@ -13,6 +13,8 @@ pass takes its rate p, ``model.apply(variables, x, train=True, dropout=p)``
 or evaluation mode: no dropout). In training each unit is zeroed with
 probability p and the rest are scaled by 1/(1-p) (inverted dropout); p = 0
 keeps every unit exactly. ``default_dropout`` is each model's usual rate.
+The MLP's RReLU activation draws its training slopes from the same "dropout"
+PRNG stream.
 Every model takes ``batch_norm``. Batch normalization
 (Ioffe & Szegedy 2015) normalizes each feature over the batch in training,
 ŷ = γ (x - μ_B) / sqrt(σ²_B + ε) + β, and keeps running averages
@@ -88,10 +90,13 @@ class MLP(nn.Module):
   num_classes: int = 10
   hidden_sizes: Sequence[int] = (512, 512)
   activation: str = "relu"
+  activation_params: tuple[tuple[str, float], ...] = ()  # e.g. (("beta", 2.0),); else defaults
   batch_norm: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = False, dropout=None):
+    entry = activations.ACTIVATIONS.get(self.activation)
+    values = entry.values(**dict(self.activation_params))
     x = x.reshape((x.shape[0], -1))
     for i, width in enumerate(self.hidden_sizes):
       x = nn.Dense(width, use_bias=not self.batch_norm)(x)
@@ -99,8 +104,10 @@ class MLP(nn.Module):
       if self.activation == "prelu":  # PReLU learns one α per layer, from 0.25
         alpha = self.param(f"prelu_alpha_{i}", nn.initializers.constant(activations.PRELU_ALPHA), ())
         x = activations.prelu(x, alpha)
+      elif self.activation == "rrelu" and train:  # slopes drawn from the training PRNG stream
+        x = activations.rrelu_train(x, self.make_rng("dropout"), **values)
       else:
-        x = activations.ACTIVATIONS.get(self.activation).fn(x)
+        x = entry.fn(x, **values)
       x = Dropout()(x, dropout, train)
     return nn.Dense(self.num_classes)(x)
 
@@ -181,7 +188,7 @@ MODELS = registry.Registry(
     "model", {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet})
 
 # The architecture settings a user chooses; each model takes some of them.
-ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "batch_norm")
+ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "activation_params", "batch_norm")
 
 
 def takes(name: str, setting: str) -> bool:

@@ -7,7 +7,9 @@ variables (the best epoch's under early stopping; --member picks a fold's). Each
 format: grayscale (or RGB for 3-channel datasets), resized to the training
 images' size (28x28 for MNIST) with bilinear interpolation, scaled to x/255
 and standardized with the training statistics when the run was. MNIST digits
-are light on a dark background; pass --invert for dark digits on light paper.
+are light on a dark background: with --invert=auto (the default) a grayscale
+image whose border is lighter than mid-gray (dark ink on light paper) is
+inverted first, x -> 255 - x, and its line says so; --invert=yes / no forces it.
 Prints one line per image: its path, the class name and its probability.
 A file that cannot be classified gets one error line and the exit status is 1,
 but the other images are still classified.
@@ -34,7 +36,9 @@ from models.registry import UserError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by experiments.mnist.")
 flags.DEFINE_integer("member", 0, "Which model of a --folds workdir classifies (its fold).")
-flags.DEFINE_boolean("invert", False, "Invert the images (x -> 255 - x) before classifying.")
+flags.DEFINE_enum("invert", "auto", ["auto", "yes", "no"],
+                  "Invert the images (x -> 255 - x) before classifying; auto: grayscale images "
+                  "with a light border (dark on light, unlike MNIST).")
 
 
 def load_model(workdir: str, member: int = 0):
@@ -69,14 +73,21 @@ def _same_shapes(variables, expected) -> bool:
       np.shape(a) == b.shape for a, b in zip(flat, expected_flat))
 
 
-def load_image(path: str, input_shape: tuple[int, ...], invert: bool) -> np.ndarray:
-  """The image at ``path`` as uint8 (H, W, C) in the training data's format."""
+def light_background(pixels: np.ndarray) -> bool:
+  """Whether the mean of an (H, W, C) uint8 image's outermost rows and columns exceeds 127.5."""
+  border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+  return float(border.mean()) > 127.5
+
+
+def load_image(path: str, input_shape: tuple[int, ...], invert: str) -> tuple[np.ndarray, bool]:
+  """The image at ``path`` as uint8 (H, W, C) in the training data's format; whether inverted."""
   height, width, channels = input_shape
   with Image.open(path) as image:
     image = image.convert("L" if channels == 1 else "RGB").resize(
         (width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(image, np.uint8).reshape(height, width, channels)
-  return 255 - pixels if invert else pixels
+  inverted = invert == "yes" or (invert == "auto" and channels == 1 and light_background(pixels))
+  return (255 - pixels if inverted else pixels), inverted
 
 
 def main(argv):
@@ -87,11 +98,13 @@ def main(argv):
   model, variables, record, _ = load_model(FLAGS.workdir, FLAGS.member)
   class_names = record["class_names"]
   input_shape = tuple(record["input_shape"])
-  images, readable, failures = [], [], 0
+  images, readable, inverted, failures = [], [], [], 0
   for path in paths:
     try:
-      images.append(load_image(path, input_shape, FLAGS.invert))
+      pixels, was_inverted = load_image(path, input_shape, FLAGS.invert)
+      images.append(pixels)
       readable.append(path)
+      inverted.append(was_inverted)
     except FileNotFoundError:
       print(f"{path}: error: no such file", file=sys.stderr)
       failures += 1
@@ -102,9 +115,10 @@ def main(argv):
     inputs = datasets.to_model_input(np.stack(images), *record["pixel_scaling"][FLAGS.member])
     logits = model.apply(variables, jnp.asarray(inputs), train=False)
     probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
-    for path, p in zip(readable, probabilities):
+    for path, p, was_inverted in zip(readable, probabilities, inverted):
       k = int(np.argmax(p))
-      print(f"{path}: {class_names[k]} ({p[k]:.4f})")
+      note = " [inverted: light background]" if was_inverted and FLAGS.invert == "auto" else ""
+      print(f"{path}: {class_names[k]} ({p[k]:.4f}){note}")
   if failures:
     sys.exit(1)
 

@@ -66,15 +66,43 @@ def test_least_squares_matches_numpy_lstsq(k):
   x, d = _regression_problem(k=k)
   expected, *_ = np.linalg.lstsq(np.c_[np.ones(40), np.asarray(x)].astype(np.float64),
                                  np.asarray(d, np.float64), rcond=None)
-  # float32 SVD vs float64 LAPACK on a well-conditioned 40x4 system.
-  np.testing.assert_allclose(classic.least_squares(x, d), expected, rtol=1e-5, atol=1e-5)
+  # Both float64; the only difference left is the cast of the result to float32.
+  np.testing.assert_allclose(classic.least_squares(x, d), expected, rtol=1e-6, atol=1e-7)
 
 
 def test_least_squares_is_the_minimum_norm_solution_when_singular():
+  """Repeated and all-zero columns: of all minimizers of E, the one of least norm.
+
+  Checked without lstsq: w is orthogonal to the null space of [1, X] (so no
+  minimizer is shorter) and its residual is orthogonal to the column space.
+  """
   x, d = _regression_problem()
-  x = jnp.concatenate([x, x[:, :1]], axis=1)  # a repeated column: XᵀX is singular
-  expected, *_ = np.linalg.lstsq(np.c_[np.ones(40), np.asarray(x)], np.asarray(d), rcond=None)
-  np.testing.assert_allclose(classic.least_squares(x, d), expected, rtol=1e-4, atol=1e-5)
+  x = jnp.concatenate([x, x[:, :1], jnp.zeros((40, 2))], axis=1)  # rank 4 of 6 columns
+  w = np.asarray(classic.least_squares(x, d), np.float64)
+  xb = np.c_[np.ones(40), np.asarray(x, np.float64)]
+  null_space = np.array([[0, 1, 0, 0, -1, 0, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1]])
+  np.testing.assert_allclose(null_space @ w, 0.0, atol=1e-7)  # float32 rounding of w ~ 1e-8
+  np.testing.assert_allclose(xb.T @ (xb @ w - np.asarray(d)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(w[1], w[4], rtol=1e-6)  # the repeated column shares the weight
+
+
+@pytest.mark.slow
+def test_least_squares_on_mnist_is_numpy_lstsq(mnist_data_dir, archive_dir):
+  """All 10 classes, one-hot targets: E and predictions as float64 lstsq's (rank 713 of 785)."""
+  from data import datasets  # pylint: disable=g-import-not-at-top
+  arrays = datasets.load_arrays("mnist", archive_dir, mnist_data_dir)
+  x = datasets.to_model_input(arrays["train_images"]).reshape(60_000, -1)
+  d = np.eye(10, dtype=np.float32)[arrays["train_labels"]]
+  w = np.asarray(classic.least_squares(jnp.asarray(x), jnp.asarray(d)), np.float64)
+  xb = np.c_[np.ones(60_000), np.asarray(x, np.float64)]
+  expected, _, rank, _ = np.linalg.lstsq(xb, d.astype(np.float64), rcond=None)
+  assert rank == 713
+  error = lambda w: 0.5 * np.mean(np.sum((xb @ w - d) ** 2, axis=1))  # noqa: E731
+  # E is flat at its minimum: float32 rounding of w (~1e-7 relative) moves it by far less.
+  np.testing.assert_allclose(error(w), error(expected), rtol=1e-6)
+  test_x = np.c_[np.ones(10_000), datasets.to_model_input(arrays["test_images"]).reshape(10_000, -1)]
+  np.testing.assert_array_equal(np.argmax(test_x @ w, 1), np.argmax(test_x @ expected, 1))
+  assert np.abs(xb.T @ (xb @ w - d)).max() < 1e-2  # the gradient: 12 with float32's cut-off
 
 
 def test_sdm_converges_to_least_squares():

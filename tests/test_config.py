@@ -21,7 +21,15 @@ from experiments.training.config import TrainConfig
         ({"optimizer_form": "paper"}, "choose one of optax, textbook"),
         ({"gd_mode": "batch"}, "choose one of minibatch, stochastic, full_batch"),
         ({"schedule": "linear"}, "constant, step, cosine, warmup_cosine"),
-        ({"model": "mlp", "activation": "mish"}, "unknown activation 'mish'"),
+        ({"model": "mlp", "activation": "swishy"}, "unknown activation 'swishy'"),
+        ({"model": "mlp", "activation": "softplus", "activation_params": (("beta", 0.0),)},
+         r"beta must be a finite number in \(0, inf\), got 0.0"),
+        ({"model": "mlp", "activation": "softshrink",
+          "activation_params": (("shrink_lambda", float("inf")),)}, "shrink_lambda must be a finite"),
+        ({"model": "mlp", "activation": "rrelu", "activation_params": (("rrelu_lower", 0.5),)},
+         "rrelu_lower must be <= rrelu_upper, got 0.5 > 0.333"),
+        ({"model": "mlp", "activation": "hardtanh", "activation_params": (("hardtanh_max", -1.0),)},
+         "hardtanh_min must be < hardtanh_max, got -1.0 >= -1.0"),
         ({"learning_rate": 0.0}, r"learning_rate must be a finite number in \(0, inf\), got 0.0"),
         ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
         ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
@@ -91,8 +99,19 @@ def test_member_and_output_settings_are_not_shared_settings():
   assert other.shared_settings() == shared
 
 
+def test_activation_parameters_resolve_to_those_the_activation_takes():
+  """Every parameter of the chosen activation, defaults filled; the others' are dropped."""
+  given = (("beta", 2.0), ("shrink_lambda", 0.1))
+  config = TrainConfig(model="mlp", activation="mish", activation_params=given).resolve()
+  assert config.activation_params == (("beta", 2.0),)
+  rrelu = TrainConfig(model="mlp", activation="rrelu", activation_params=given).resolve()
+  assert rrelu.activation_params == (("rrelu_lower", 1 / 8), ("rrelu_upper", 1 / 3))
+  assert TrainConfig(model="cnn", activation_params=given).resolve().activation_params is None
+
+
 def test_json_round_trip(tmp_path):
-  config = TrainConfig(model="mlp", hidden_sizes=(64, 32), l2=1e-4).resolve()
+  config = TrainConfig(model="mlp", hidden_sizes=(64, 32), l2=1e-4, activation="hardtanh",
+                       activation_params=(("hardtanh_min", -2.0),)).resolve()
   path = tmp_path / "config.json"
   path.write_text(json.dumps(config_lib.to_json(config)))
   assert config_lib.from_json(files.read_json(str(path))) == config

@@ -34,7 +34,7 @@ def trained(mnist_data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digits(mnist_data_dir, tmp_path_factory):
-  """The first 20 MNIST test digits as PNG files, some resized or saved as RGB."""
+  """The first 20 MNIST test digits as PNG files, some resized, saved as RGB or dark on light."""
   arrays = datasets.load_arrays("mnist", tfds_data_dir=mnist_data_dir)
   folder = tmp_path_factory.mktemp("digits")
   paths, labels = [], []
@@ -44,6 +44,8 @@ def digits(mnist_data_dir, tmp_path_factory):
       image = image.resize((84, 84), Image.Resampling.BILINEAR)  # resized back to 28x28
     if i % 4 == 2:
       image = image.convert("RGB")  # converted back to grayscale
+    if i % 4 == 3:
+      image = Image.fromarray(255 - arrays["test_images"][i][..., 0])  # dark ink on light paper
     path = folder / f"digit_{i}.png"
     image.save(path)
     paths.append(str(path))
@@ -63,10 +65,12 @@ def test_predict_prints_class_and_probability_for_each_image(trained, digits, ru
   lines = result.stdout.strip().splitlines()
   assert len(lines) == 20
   correct = 0
-  for line, path, label in zip(lines, paths, labels):
+  for i, (line, path, label) in enumerate(zip(lines, paths, labels)):
     name, rest = line.split(": ")
-    predicted, probability = rest.split(" (")
-    assert name == path and 0.1 <= float(probability.rstrip(")")) <= 1.0
+    predicted, rest = rest.split(" (")
+    probability, note = rest.split(")")
+    assert name == path and 0.1 <= float(probability) <= 1.0
+    assert note == (" [inverted: light background]" if i % 4 == 3 else "")
     correct += predicted == str(label)
   assert correct >= 18  # one epoch of the MLP: 96% test accuracy, so ~19 of 20 expected
 
@@ -119,3 +123,14 @@ def test_the_cifar_shaped_convnet_trains_and_predicts_on_mnist(trained, digits, 
   assert len(result.stdout.strip().splitlines()) == 5
   assert np.mean([line.split(": ")[1].startswith(str(label)) for line, label in
                   zip(result.stdout.splitlines(), digits[1])]) >= 0.8
+
+
+def test_light_background_is_told_by_the_border():
+  from scripts import predict  # pylint: disable=g-import-not-at-top
+  digit = np.zeros((28, 28, 1), np.uint8)
+  digit[4:24, 12:16] = 255  # a "1" touching no border
+  assert not predict.light_background(digit)
+  assert predict.light_background(255 - digit)
+  stroke_to_edge = digit.copy()
+  stroke_to_edge[:, 12:16] = 255  # the stroke reaches the top and bottom rows: still dark
+  assert not predict.light_background(stroke_to_edge)

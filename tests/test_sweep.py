@@ -158,6 +158,6 @@ def test_a_killed_sweep_rerun_continues_to_the_same_results(run_module, mnist_da
   assert not (killed / "sweep.json").exists()
   result = run_module("scripts.sweep", *_sweep_flags(mnist_data_dir, killed))
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "already complete: results from the checkpoint of epoch 3" in result.stderr
+  assert "this run is already complete (the checkpoint of epoch 3 in" in result.stderr
   assert "resuming from the checkpoint of epoch" in result.stderr
   assert _numbers(killed) == _numbers(whole)

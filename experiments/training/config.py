@@ -55,6 +55,7 @@ class TrainConfig:
   model: str = "cnn"
   hidden_sizes: tuple[int, ...] | None = (512, 512)  # mlp only
   activation: str | None = "relu"  # mlp only
+  activation_params: tuple[tuple[str, float], ...] | None = ()  # (name, value) pairs; mlp only
   batch_norm: bool = False
   dropout: float | None = None  # None: the model's default (0.5 for cnn, 0 for the others)
   # Optimizer; None: the table's default for the form (models/optimizers.py).
@@ -85,6 +86,7 @@ class TrainConfig:
   # Outputs.
   checkpoint_every_epoch: bool = False
   plots: bool = True
+  tensorboard: bool = True  # TensorBoard event files in the run directory
   progress: bool = True
   archive_dir: str | None = None
   tfds_data_dir: str | None = None
@@ -111,9 +113,13 @@ class TrainConfig:
         self.optimizer, self.optimizer_form, self.hyperparameters)
     model = networks.MODELS.get(self.model)
     mlp_only = {s: getattr(self, s) if networks.takes(self.model, s) else None
-                for s in ("hidden_sizes", "activation")}
+                for s in ("hidden_sizes", "activation", "activation_params")}
     if mlp_only["hidden_sizes"] is not None:
       mlp_only["hidden_sizes"] = tuple(int(h) for h in mlp_only["hidden_sizes"])
+    if mlp_only["activation"] is not None:  # the parameters its activation takes, all of them
+      values = activations.ACTIVATIONS.get(self.activation).values(
+          **dict(self.activation_params or ()))
+      mlp_only["activation_params"] = tuple((k, float(v)) for k, v in values.items())
     return dataclasses.replace(
         self,
         learning_rate=float(spec.default_learning_rate if self.learning_rate is None
@@ -128,7 +134,7 @@ class TrainConfig:
 
 MEMBER_SETTINGS = ("seed", "fold", "learning_rate", *optimizers.SYMBOLS, "l1", "l2",
                    "weight_decay", "dropout")
-OUTPUT_SETTINGS = ("checkpoint_every_epoch", "plots", "progress", "archive_dir",
+OUTPUT_SETTINGS = ("checkpoint_every_epoch", "plots", "tensorboard", "progress", "archive_dir",
                    "tfds_data_dir")
 
 
@@ -141,7 +147,7 @@ def _check(c: TrainConfig) -> None:
   schedules.SCHEDULES.get(c.schedule)
   GD_MODES.get(c.gd_mode)
   if c.activation is not None and networks.takes(c.model, "activation"):
-    activations.ACTIVATIONS.get(c.activation)
+    _check_activation(c.activation, dict(c.activation_params or ()))
   check_integer("seed", c.seed, 0, MAX_SEED)
   if c.data_seed is not None:
     check_integer("data_seed", c.data_seed, 0, MAX_SEED)
@@ -177,6 +183,23 @@ def _check(c: TrainConfig) -> None:
         "its statistics are over one update's whole batch")
 
 
+def _check_activation(name: str, params: dict) -> None:
+  """The activation's name and the parameters it takes (others belong to other activations)."""
+  values = activations.ACTIVATIONS.get(name).values(**params)
+  for param, value in params.items():
+    spec = activations.PARAMETERS.get(param)
+    if spec is None:
+      raise ConfigError(f"unknown activation parameter {param!r}; choose one of "
+                        f"{', '.join(activations.PARAMETERS)}")
+    check_number(param, value, low=spec.low, low_open=spec.low_open)
+  if name == "rrelu" and not values["rrelu_lower"] <= values["rrelu_upper"]:
+    raise ConfigError(f"rrelu_lower must be <= rrelu_upper, got {values['rrelu_lower']} > "
+                      f"{values['rrelu_upper']}")
+  if name == "hardtanh" and not values["hardtanh_min"] < values["hardtanh_max"]:
+    raise ConfigError(f"hardtanh_min must be < hardtanh_max, got {values['hardtanh_min']} >= "
+                      f"{values['hardtanh_max']}")
+
+
 def check_integer(name: str, value, low: int, high: int, prefix: str = "") -> None:
   if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
     raise ConfigError(f"{name} must be {prefix}an integer in [{low}, {high}], got {value}")
@@ -200,6 +223,6 @@ def to_json(config: TrainConfig) -> dict:
 def from_json(saved: dict) -> TrainConfig:
   """The TrainConfig ``to_json`` gave (JSON lists back to tuples); unknown keys are ignored."""
   fields = {f.name for f in dataclasses.fields(TrainConfig)}
-  return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
-                        for k, v in saved.items() if k in fields})
+  tuples = lambda v: tuple(tuples(x) for x in v) if isinstance(v, list) else v  # noqa: E731
+  return TrainConfig(**{k: tuples(v) for k, v in saved.items() if k in fields})
 

@@ -4,7 +4,8 @@ Data flows one way: the dataset on the device -> each epoch's batches ->
 compiled blocks of train steps for all K members -> exact evaluation of
 every member on its validation split and on the test split -> each member's
 record (``record.py``: divergence, early stopping, the model to keep) ->
-``on_epoch`` (metrics.jsonl, ...) and Orbax checkpoints. A run directory with
+``on_epoch`` (metrics.jsonl, ...), TensorBoard events (``tensorboard_log.py``)
+and Orbax checkpoints. A run directory with
 a checkpoint is resumed: data order and dropout keys are functions of the
 seed, the epoch and the step, so the result equals an uninterrupted run's
 bit for bit.
@@ -147,9 +148,13 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
     state, kept, resumed_from = saved.state, saved.model, saved.epoch
     records = [record_lib.from_json(r) for r in saved.record["records"]]
     finished = saved.record["finished"]
-    logging.info("%s from the checkpoint of epoch %d in %s",
-                 "already complete: results" if finished else "resuming",
-                 saved.epoch, checkpoints.directory)
+    if finished:
+      logging.info("this run is already complete (the checkpoint of epoch %d in %s): nothing to "
+                   "train; its results are evaluated and written again", saved.epoch,
+                   checkpoints.directory)
+    else:
+      logging.info("resuming from the checkpoint of epoch %d in %s", saved.epoch,
+                   checkpoints.directory)
     if bar is not None:
       bar.update(saved.epoch * plan.updates_per_epoch * size)
   if on_start:
@@ -184,7 +189,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
     return programs.predictors[name](variables, inputs, splits, evaluated[name])
 
   train_seconds, seconds_to_first_step, epochs_run = 0.0, None, 0
-  test_metrics, test_logits = None, None
+  test_metrics, test_logits, events = None, None, None
   for epoch in range(first_epoch, config.num_epochs + 1) if training else ():
     epoch_blocks = first_blocks if epoch == first_epoch else blocks(epoch)
     totals, epoch_start = None, time.perf_counter()
@@ -215,6 +220,13 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
                for rec, row in zip(records, rows)]
     good = any(len(r.history) > n for r, n in zip(records, lengths))
     _log_epoch(epoch, rows, records, size * plan.updates_per_epoch * plan.batch_size / seconds)
+    if directory and config.tensorboard:
+      if events is None:  # opened after the first epoch: its import is not start-up time
+        from experiments.training import tensorboard_log  # pylint: disable=g-import-not-at-top
+        events = tensorboard_log.Log(directory, run.members, bool(config.folds), plan.schedule,
+                                     plan.updates_per_epoch)
+      events.epoch(epoch, [row if len(r.history) > n else None
+                           for row, r, n in zip(rows, records, lengths)])
     if not good:  # every member still training diverged: keep the last checkpoint as it is
       break
     kept = _keep(jnp.asarray(changed), state.variables, kept)
@@ -230,6 +242,8 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
     if last:
       break
 
+  if events is not None:
+    events.close(finished=test_metrics is not None)
   if test_logits is None:  # finished before, or every member diverged
     test_logits = np.asarray(evaluate(kept, "test"))
     test_metrics = (saved.record["test_metrics"] if finished
