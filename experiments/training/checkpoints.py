@@ -195,6 +195,8 @@ class Checkpoints:
     another run. Failed checkpoints newer than the one used are deleted: the
     run continues from the good one and will write them again.
     """
+    if not self.epochs():  # a fresh run needs no Orbax before its first step
+      return None
     ocp = _orbax()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, (_arrays(like), like.variables))
     found = self._newest_good(check, {"state": abstract[0], "model": abstract[1]})

@@ -80,8 +80,13 @@ def stack(states: list[TrainState]) -> TrainState:
 
 
 def initial_state(run: run_lib.Run) -> TrainState:
-  """Every member's state at step 0, stacked (K, ...)."""
-  return stack([member_state(run, m) for m in run.members])
+  """Every member's state at step 0, stacked (K, ...).
+
+  Built by one compiled program: initializing op by op dispatches dozens of
+  small computations (measured 0.5 s for the MLP, 0.7 s for the cnn with a
+  warm compilation cache, against 0.23 s and 0.30 s compiled).
+  """
+  return jax.jit(lambda: stack([member_state(run, m) for m in run.members]))()
 
 
 def member(state: TrainState, k: int) -> TrainState:
