@@ -24,6 +24,7 @@ readable. The folder is created by the first save (and Orbax imported only
 then): a run that never saved leaves nothing behind.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,6 +36,8 @@ import jax
 import numpy as np
 from absl import logging
 
+from experiments.training import config as config_lib
+from experiments.training.config import ConfigError
 from experiments.training.state import TrainState
 from models.registry import UserError
 
@@ -219,3 +222,32 @@ class Checkpoints:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
     _, record, restored = found
     return restored["model"], record
+
+
+def check_same_members(members, saved: dict, directory: str) -> None:
+  """ConfigError if the checkpoint in ``directory`` was trained with other settings."""
+  before = [config_lib.from_json(m).training_settings() for m in saved["members"]]
+  now = [m.training_settings() for m in members]
+  if len(before) != len(now):
+    raise ConfigError(f"{directory} holds a checkpoint of another run ({len(before)} models "
+                      f"there, {len(now)} here); resume with its settings, or use another "
+                      "--workdir")
+  for there, here in zip(before, now):
+    for key, value in here.items():
+      if there.get(key) != value:
+        raise ConfigError(
+            f"{directory} holds a checkpoint of another run ({key} {there.get(key)!r} there, "
+            f"{value!r} here); resume with its settings, or use another --workdir")
+
+
+def record(run, records, finished: bool, test_metrics, data, scaling) -> dict:
+  """A checkpoint's record: the members' settings and histories, and what predicting needs."""
+  return {
+      "members": [config_lib.to_json(m) for m in run.members],
+      "records": [dataclasses.asdict(r) for r in records],
+      "finished": finished,
+      "test_metrics": test_metrics if finished else None,
+      "input_shape": list(run.input_shape),
+      "class_names": list(data.class_names),
+      "pixel_scaling": [list(s) for s in scaling],
+  }

@@ -23,7 +23,6 @@ from absl import logging
 from tqdm import tqdm
 
 from experiments.training import checkpoints as checkpoints_lib
-from experiments.training import config as config_lib
 from experiments.training import inputs as inputs_lib
 from experiments.training import programs as programs_lib
 from experiments.training import record as record_lib
@@ -31,7 +30,6 @@ from experiments.training import report
 from experiments.training import run as run_lib
 from experiments.training import sharding
 from experiments.training import state as state_lib
-from experiments.training.config import ConfigError
 
 
 @dataclasses.dataclass
@@ -61,22 +59,6 @@ def _keep(changed: jax.Array, new: dict, old: dict) -> dict:
   def pick(a, b):
     return jnp.where(changed.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
   return jax.tree.map(pick, new, old)
-
-
-def _check_same_members(run: run_lib.Run, saved: dict, directory: str) -> None:
-  """ConfigError if the checkpoint in ``directory`` was trained with other settings."""
-  before = [config_lib.from_json(m).training_settings() for m in saved["members"]]
-  now = [m.training_settings() for m in run.members]
-  if len(before) != len(now):
-    raise ConfigError(f"{directory} holds a checkpoint of another run ({len(before)} models "
-                      f"there, {len(now)} here); resume with its settings, or use another "
-                      "--workdir")
-  for there, here in zip(before, now):
-    for key, value in here.items():
-      if there.get(key) != value:
-        raise ConfigError(
-            f"{directory} holds a checkpoint of another run ({key} {there.get(key)!r} there, "
-            f"{value!r} here); resume with its settings, or use another --workdir")
 
 
 def _log_epoch(epoch: int, rows: list[dict], records, images_per_second: float) -> None:
@@ -142,8 +124,8 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       np.broadcast_to(np.asarray(host_splits.pixel_std), (size,)))]
   checkpoints = checkpoints_lib.Checkpoints(directory) if directory else None
   resumed_from, finished = None, False
-  saved = checkpoints.restore(state, lambda record: _check_same_members(
-      run, record, directory)) if checkpoints else None
+  saved = checkpoints.restore(state, lambda record: checkpoints_lib.check_same_members(
+      run.members, record, directory)) if checkpoints else None
   if saved:
     state, kept, resumed_from = saved.state, saved.model, saved.epoch
     records = [record_lib.from_json(r) for r in saved.record["records"]]
@@ -263,7 +245,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       test_logits = np.asarray(evaluate(kept, "test"))
       test_metrics = _test_metrics(test_logits, records, data)
     if checkpoints and (last or config.checkpoint_every_epoch):
-      checkpoints.save(epoch, state, kept, _checkpoint_record(run, records, last, test_metrics,
+      checkpoints.save(epoch, state, kept, checkpoints_lib.record(run, records, last, test_metrics,
                                                               data, scaling), _loss(rows, records))
     if on_epoch:
       on_epoch(records)
@@ -303,15 +285,3 @@ def _test_metrics(logits, records, data) -> list[dict | None]:
   """Each member's test report of its kept model (None for a member with no good epoch)."""
   return [report.test_metrics(logits[k], data.test_labels, data.class_names)
           if r.best_epoch else None for k, r in enumerate(records)]
-
-
-def _checkpoint_record(run, records, finished, test_metrics, data, scaling) -> dict:
-  return {
-      "members": [config_lib.to_json(m) for m in run.members],
-      "records": [dataclasses.asdict(r) for r in records],
-      "finished": finished,
-      "test_metrics": test_metrics if finished else None,
-      "input_shape": list(run.input_shape),
-      "class_names": list(data.class_names),
-      "pixel_scaling": [list(s) for s in scaling],
-  }
