@@ -9,7 +9,7 @@ images' size (28x28 for MNIST) with bilinear interpolation, scaled to x/255
 and standardized with the training statistics when the run was. MNIST digits
 are light on a dark background: with --invert=auto (the default) a grayscale
 image whose border is lighter than mid-gray (dark ink on light paper) is
-inverted first, x -> 255 - x, and its line says so; --invert=yes / no forces it.
+inverted first, x -> 255 - x, and its line says so; --invert=true / false forces it.
 Prints one line per image: its path, the class name and its probability.
 A file that cannot be classified gets one error line and the exit status is 1,
 but the other images are still classified.
@@ -36,7 +36,7 @@ from models.registry import UserError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by experiments.mnist.")
 flags.DEFINE_integer("member", 0, "Which model of a --folds workdir classifies (its fold).")
-flags.DEFINE_enum("invert", "auto", ["auto", "yes", "no"],
+flags.DEFINE_enum("invert", "auto", ["auto", "true", "false"],
                   "Invert the images (x -> 255 - x) before classifying; auto: grayscale images "
                   "with a light border (dark on light, unlike MNIST).")
 
@@ -86,7 +86,7 @@ def load_image(path: str, input_shape: tuple[int, ...], invert: str) -> tuple[np
     image = image.convert("L" if channels == 1 else "RGB").resize(
         (width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(image, np.uint8).reshape(height, width, channels)
-  inverted = invert == "yes" or (invert == "auto" and channels == 1 and light_background(pixels))
+  inverted = invert == "true" or (invert == "auto" and channels == 1 and light_background(pixels))
   return (255 - pixels if inverted else pixels), inverted
 
 

@@ -42,7 +42,7 @@ def _one_line(result, start: str) -> None:
 
 def _numbers(summary: dict) -> dict:
   timing = ("train_seconds", "train_images_per_second", "compile_seconds",
-            "seconds_to_first_step", "already_complete", "checkpoint")
+            "seconds_to_first_step", "steps_in_first_block", "already_complete", "checkpoint")
   return {k: v for k, v in summary.items() if k not in timing}
 
 

@@ -66,13 +66,18 @@ def test_predict_prints_class_and_probability_for_each_image(trained, digits, ru
   assert len(lines) == 20
   correct = 0
   for i, (line, path, label) in enumerate(zip(lines, paths, labels)):
-    name, rest = line.split(": ")
+    name, rest = line.split(": ", 1)
     predicted, rest = rest.split(" (")
     probability, note = rest.split(")")
     assert name == path and 0.1 <= float(probability) <= 1.0
     assert note == (" [inverted: light background]" if i % 4 == 3 else "")
     correct += predicted == str(label)
   assert correct >= 18  # one epoch of the MLP: 96% test accuracy, so ~19 of 20 expected
+  dark_on_light = paths[3::4]
+  forced = run_module("scripts.predict", f"--workdir={trained['mlp']}", "--invert=false",
+                      *dark_on_light)
+  assert forced.returncode == 0 and "inverted" not in forced.stdout
+  assert len(forced.stdout.strip().splitlines()) == len(dark_on_light)
 
 
 def test_bad_images_get_one_line_each_and_the_rest_are_classified(
