@@ -99,9 +99,14 @@ def lock_holder(path: str) -> str:
 
 
 @contextlib.contextmanager
-def workdir_lock(directory: str) -> Iterator[None]:
-  """One process per workdir: UserError naming the holder's pid if another holds it."""
-  path = os.path.join(directory, ".lock")
+def workdir_lock(directory: str, process: int = 0) -> Iterator[None]:
+  """One run per workdir: UserError naming the holder's pid if another holds it.
+
+  A run over several processes takes one lock per process (``.lock`` for
+  process 0, ``.lock.process<i>`` for the others), so a second launch of any
+  process on the same workdir is refused.
+  """
+  path = os.path.join(directory, ".lock" if process == 0 else f".lock.process{process}")
   try:
     with exclusive_lock(path, blocking=False):
       yield

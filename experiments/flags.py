@@ -3,13 +3,17 @@
 Each flag is a field of ``TrainConfig`` (same name, same default); ``train_config``
 turns the parsed flags into one. Entrypoints adopt these flags as their own
 (``flags.adopt_module_key_flags``), so ``--help`` lists every one with its choices.
+The process flags say where a run trains, not what it is (not in the config):
+``join_processes`` joins the processes of a multi-process run.
 """
 
 from absl import flags
+from absl import logging
 
 from data import datasets
 from experiments import cli  # pylint: disable=unused-import  (the data flags, also config fields)
 from experiments.training import config as config_lib
+from experiments.training import distributed
 from models import activations
 from models import networks
 from models import optimizers
@@ -90,6 +94,15 @@ flags.DEFINE_boolean("plots", _D.plots, "Write PNG figures beside the JSON resul
 flags.DEFINE_boolean("tensorboard", _D.tensorboard,
                      "Write TensorBoard event files (tensorboard --logdir=WORKDIR).")
 flags.DEFINE_boolean("progress", _D.progress, "Show progress bars.")
+# Processes (scripts/launch.py sets these for processes on one machine).
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, which coordinates a "
+                    "run over several processes (with --num_processes and --process_id).")
+flags.DEFINE_integer("num_processes", None, "Processes that train the run together.")
+flags.DEFINE_integer("process_id", None, "This process's number, 0..num_processes-1.")
+flags.DEFINE_boolean("distributed", False, "Join the other processes of a Cloud TPU slice or a "
+                     "SLURM job (JAX finds the coordinator, count and id itself).")
+flags.DEFINE_integer("distributed_timeout", 120,
+                     "Seconds to wait for the coordinator and the other processes.")
 
 FLAGS = flags.FLAGS
 
@@ -111,3 +124,11 @@ def train_config(**overrides) -> config_lib.TrainConfig:
   values["activation_params"] = tuple((name, FLAGS[name].value) for name in activations.PARAMETERS
                                       if FLAGS[name].value is not None)
   return config_lib.TrainConfig(**{**values, **overrides})
+
+
+def join_processes() -> None:
+  """Joins the run's other processes (if the process flags ask for it); only process 0 logs INFO."""
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                         FLAGS.distributed_timeout, FLAGS.distributed)
+  if not distributed.is_leader():
+    logging.set_verbosity(logging.WARNING)

@@ -33,6 +33,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   config = training_flags.train_config()
+  training_flags.join_processes()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   if config.folds:

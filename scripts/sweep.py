@@ -30,6 +30,7 @@ from data import files
 from experiments import cli
 from experiments import flags as training_flags
 from experiments.training import config as config_lib
+from experiments.training import distributed
 from experiments.training import grid as grid_lib
 from experiments.training import record as record_lib
 from experiments.training import report
@@ -98,9 +99,12 @@ def grid_from_flags() -> dict[str, list]:
 def main(argv):
   del argv
   base = training_flags.train_config()
+  training_flags.join_processes()
   grid = grid_from_flags()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   results = sweep.run_sweep(base, grid, FLAGS.workdir, FLAGS.strategy, FLAGS.models_per_program)
+  if not distributed.is_leader():  # process 0 writes the tables and figures
+    return
   columns = grid_lib.swept(grid, base.folds)
   rows = tables.result_rows(results, columns)
   shown = tables.table_columns(columns)

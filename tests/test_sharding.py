@@ -28,10 +28,10 @@ config = TrainConfig(**{**config.__dict__, "optimizer": "momentum", "shared_batc
 results = sweep.run_sweep(config, {"learning_rate": [0.01, 0.1], "seed": [0, 1]},
                           os.path.join(sys.argv[2], "sweep"), strategy="vmapped")
 print(json.dumps({"devices": jax.device_count(), "data_parallel": single["devices"],
-                  "members_split": results[0][1].timing["devices"],
+                  "members_split": results[0].devices,
                   "single": [single["train_loss"], single["test_loss"]],
-                  "sweep": [[r.records[k].history[-1][m] for m in ("train_loss", "test_loss")]
-                            for _, r, k, _ in results]}))
+                  "sweep": [[r.record.history[-1][m] for m in ("train_loss", "test_loss")]
+                            for r in results]}))
 """
 
 

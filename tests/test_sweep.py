@@ -27,8 +27,8 @@ def mnist_base(mnist_data_dir):
 
 
 def _losses(results):
-  return [[r.records[k].history[-1][f"{s}_loss"] for s in ("train", "validation", "test")]
-          for _, r, k, _ in results]
+  return [[m.record.history[-1][f"{s}_loss"] for s in ("train", "validation", "test")]
+          for m in results]
 
 
 @pytest.mark.parametrize("shared_batches", [True, False])
@@ -41,12 +41,13 @@ def test_vmapped_and_sequential_sweeps_agree_on_real_mnist(mnist_base, shared_ba
   together = run(str(tmp_path / "v"), strategy="vmapped")
   alone = run(str(tmp_path / "s"), strategy="sequential")
   assert len(together) == len(alone) == 8
-  assert {s for *_, s in together} == {"vmapped"} and {s for *_, s in alone} == {"sequential"}
-  assert [c for c, *_ in together] == [c for c, *_ in alone]
+  assert {m.strategy for m in together} == {"vmapped"}
+  assert {m.strategy for m in alone} == {"sequential"}
+  assert [m.config for m in together] == [m.config for m in alone]
   # float32: batched and single matmuls round differently and 460 steps grow it
   # (measured up to 2e-5 relative).
   np.testing.assert_allclose(_losses(together), _losses(alone), rtol=1e-4)
-  accuracy = [r.records[k].history[-1]["test_accuracy"] for _, r, k, _ in together]
+  accuracy = [m.record.history[-1]["test_accuracy"] for m in together]
   assert min(accuracy) > 0.7  # measured: >= 0.786 (adam at 0.3x)
 
 

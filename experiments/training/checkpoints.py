@@ -37,6 +37,7 @@ import numpy as np
 from absl import logging
 
 from experiments.training import config as config_lib
+from experiments.training import sharding
 from experiments.training.config import ConfigError
 from experiments.training.state import TrainState
 from models.registry import UserError
@@ -70,8 +71,7 @@ def _arrays(state: TrainState) -> dict:
 def digest(tree) -> str:
   """SHA-256 of every leaf's path, dtype, shape and bytes, in tree order."""
   h = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    array = np.asarray(leaf)
+  for path, array in jax.tree_util.tree_flatten_with_path(sharding.to_host(tree))[0]:
     h.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
     h.update(np.ascontiguousarray(array).tobytes())
   return h.hexdigest()
@@ -95,24 +95,42 @@ def _reason(error: Exception) -> str:
 
 
 class Checkpoints:
-  """The checkpoints of one run directory."""
+  """The checkpoints of one run directory.
 
-  def __init__(self, directory: str):
+  Over several processes, every process of the run saves and restores its
+  own shards and process 0 writes the rest (Orbax's multi-process mode);
+  ``local``: this process alone trains the run and writes everything.
+  """
+
+  def __init__(self, directory: str, local: bool = False):
     self.directory = os.path.join(os.path.abspath(directory), "checkpoints")
     self._manager = None
+    self._local = local and jax.process_count() > 1
 
   def _open(self, create: bool = False):
     if self._manager is None:
       ocp = _orbax()
       policies = ocp.checkpoint_managers
+      me = jax.process_index()
+      processes = (ocp.options.MultiprocessingOptions(
+          primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"process{me}")
+                   if self._local else ocp.options.MultiprocessingOptions())
+      if create and self._local:  # Orbax leaves creating the folder to a subset of processes
+        os.makedirs(self.directory, exist_ok=True)
       options = ocp.CheckpointManagerOptions(
-          create=create, enable_async_checkpointing=False, cleanup_tmp_directories=True,
+          create=create and not self._local, enable_async_checkpointing=False, cleanup_tmp_directories=True,
+          multiprocessing_options=processes,
           preservation_policy=policies.AnyPreservationPolicy([
               policies.LatestN(2),
               policies.BestN(get_metric_fn=lambda metrics: metrics["loss"], reverse=True, n=1,
                              keep_checkpoints_without_metrics=False)]))
       self._manager = ocp.CheckpointManager(self.directory, options=options)
     return self._manager
+
+  def _saved_form(self, tree):
+    """What Orbax writes: over several processes, a run of one process's arrays as NumPy arrays
+    (Orbax refuses process-local jax.Arrays there)."""
+    return sharding.to_host(tree) if self._local else tree
 
   def epochs(self) -> list[int]:
     """The epochs with a complete checkpoint, newest first."""
@@ -136,7 +154,8 @@ class Checkpoints:
     try:
       manager = self._open(create=True)
       manager.save(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(arrays), model=ocp.args.StandardSave(model),
+          state=ocp.args.StandardSave(self._saved_form(arrays)),
+          model=ocp.args.StandardSave(self._saved_form(model)),
           record=ocp.args.JsonSave(record)), metrics={"loss": loss}, force=True)
       manager.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except  (any failure to write is one line)
@@ -201,13 +220,18 @@ class Checkpoints:
     if not self.epochs():  # a fresh run needs no Orbax before its first step
       return None
     ocp = _orbax()
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, (_arrays(like), like.variables))
+    targets = (_arrays(like), like.variables)
+    abstract = (jax.tree.map(lambda a: np.empty(a.shape, a.dtype), targets) if self._local
+                else jax.tree.map(ocp.utils.to_shape_dtype_struct, targets))
     found = self._newest_good(check, {"state": abstract[0], "model": abstract[1]})
     if found is None:
       return None
     epoch, record, restored = found
     for newer in [e for e in self.epochs() if e > epoch]:
       self._open().delete(newer)
+    if self._local:  # NumPy arrays, placed where ``like``'s are
+      restored = {name: jax.tree.map(lambda a, t: jax.device_put(a, t.sharding), restored[name],
+                                     target) for name, target in zip(("state", "model"), targets)}
     saved = restored["state"]
     state = like.replace(
         step=saved["step"], params=saved["params"], opt_state=saved["opt_state"],

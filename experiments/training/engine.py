@@ -49,7 +49,7 @@ class Result:
 
 
 def _per_member(counts) -> list[dict]:
-  loss, correct, count = (np.asarray(a, np.float64) for a in counts)
+  loss, correct, count = (np.asarray(a, np.float64) for a in sharding.to_host(counts))
   return [{"loss": float(l / n), "accuracy": float(c / n)} for l, c, n in zip(loss, correct, count)]
 
 
@@ -83,7 +83,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
         directory: str | None = None, *,
         on_start: Callable[[], None] | None = None,
         on_epoch: Callable[[list[record_lib.MemberRecord]], None] | None = None,
-        bar: tqdm | None = None, started_at: float | None = None) -> Result:
+        bar: tqdm | None = None, started_at: float | None = None, local: bool = False) -> Result:
   """Trains the run's K members together; checkpoints into and resumes from ``directory``.
 
   Args:
@@ -99,6 +99,11 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       bar per epoch when ``run.config.progress``.
     started_at: ``time.perf_counter()`` at process start, for
       ``seconds_to_first_step``; defaults to now.
+    local: train on this process's devices alone, when the other processes
+      of a multi-process job train other runs (``sharding.Layout``).
+    Over several processes, only the writing process (0, or this one when
+    ``local``) calls ``on_start`` and ``on_epoch`` and shows progress;
+    checkpoints are written by every process of the run.
 
   Returns:
     The Result. A member whose loss became NaN or infinite is recorded as
@@ -107,7 +112,9 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   """
   started_at = time.perf_counter() if started_at is None else started_at
   config, plan, size = run.config, run.plan, run.size
-  layout = sharding.Layout(size, plan.batch_size)
+  layout = sharding.Layout(size, plan.batch_size, local)
+  if not layout.writer:
+    on_start = on_epoch = bar = None
   host_splits = inputs_lib.splits(run, data)
   splits = inputs_lib.Splits(*(layout.per_member(a) if a.ndim == base + 1 else
                                layout.replicated(a)
@@ -122,7 +129,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   scaling = [(float(m), float(s)) for m, s in zip(
       np.broadcast_to(np.asarray(host_splits.pixel_mean), (size,)),
       np.broadcast_to(np.asarray(host_splits.pixel_std), (size,)))]
-  checkpoints = checkpoints_lib.Checkpoints(directory) if directory else None
+  checkpoints = checkpoints_lib.Checkpoints(directory, local) if directory else None
   resumed_from, finished = None, False
   saved = checkpoints.restore(state, lambda record: checkpoints_lib.check_same_members(
       run.members, record, directory)) if checkpoints else None
@@ -152,7 +159,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
     cores. Only epoch 1 does this, which a resumed run never repeats, so
     resuming stays exact.
     """
-    batches = inputs_lib.epoch_batches(run, splits, keys, epoch)
+    batches = sharding.to_host(inputs_lib.epoch_batches(run, splits, keys, epoch))
     shape = (plan.updates_per_epoch // plan.block_size, plan.block_size, plan.batch_size)
     if batches.ndim == 2:
       host_blocks = list(batches.reshape(shape))
@@ -198,7 +205,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   for epoch in range(first_epoch, config.num_epochs + 1) if training else ():
     epoch_blocks = first_blocks if epoch == first_epoch else blocks(epoch)
     totals, epoch_start = None, time.perf_counter()
-    own_bar = bar is None and config.progress
+    own_bar = bar is None and config.progress and layout.writer
     progress = tqdm(total=plan.updates_per_epoch * size, desc=f"epoch {epoch}/{config.num_epochs}",
                     unit="update", leave=False) if own_bar else bar
     for block in epoch_blocks:
@@ -230,7 +237,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
                for rec, row in zip(records, rows)]
     good = any(len(r.history) > n for r, n in zip(records, lengths))
     _log_epoch(epoch, rows, records, size * plan.updates_per_epoch * plan.batch_size / seconds)
-    if directory and config.tensorboard:
+    if directory and config.tensorboard and layout.writer:
       if events is None:  # opened after the first epoch: its import is not start-up time
         from experiments.training import tensorboard_log  # pylint: disable=g-import-not-at-top
         events = tensorboard_log.Log(directory, run.members, bool(config.folds), plan.schedule,
@@ -239,10 +246,10 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
                            for row, r, n in zip(rows, records, lengths)])
     if not good:  # every member still training diverged: keep the last checkpoint as it is
       break
-    kept = _keep(jnp.asarray(changed), state.variables, kept)
+    kept = _keep(np.asarray(changed), state.variables, kept)
     last = epoch == config.num_epochs or all(r.done for r in records)
     if last:
-      test_logits = np.asarray(evaluate(kept, "test"))
+      test_logits = sharding.to_host(evaluate(kept, "test"))
       test_metrics = _test_metrics(test_logits, records, data)
     if checkpoints and (last or config.checkpoint_every_epoch):
       checkpoints.save(epoch, state, kept, checkpoints_lib.record(run, records, last, test_metrics,
@@ -255,7 +262,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   if events is not None:
     events.close(finished=test_metrics is not None)
   if test_logits is None:  # finished before, or every member diverged
-    test_logits = np.asarray(evaluate(kept, "test"))
+    test_logits = sharding.to_host(evaluate(kept, "test"))
     test_metrics = (saved.record["test_metrics"] if finished
                     else _test_metrics(test_logits, records, data))
   images = epochs_run * plan.updates_per_epoch * plan.batch_size * size
@@ -269,6 +276,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       "num_params": num_params,
       "device": jax.devices()[0].device_kind,
       "devices": layout.devices,
+      "processes": layout.processes,
   }
   return Result(run, records, test_metrics, kept, test_logits, scaling, timing, resumed_from,
                 finished, checkpoints.latest_epoch() if checkpoints else None)

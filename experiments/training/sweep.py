@@ -9,18 +9,29 @@ faster in aggregate images/s. Every run has its own directory
 killed sweep rerun with the same command skips the finished runs, resumes the
 interrupted one and ends with the same results; the strategy chosen for each
 group is kept in ``plan.json`` so a resumed sweep does not choose again.
+
+Over several processes (``distributed.py``), a vmapped run is trained by all
+of them, its members split over every process's devices; the runs of one
+member are dealt out (run r to process r mod P), each trained on its
+process's devices alone. Process 0's calibration decides for all, and the
+models' results are gathered to every process at the end.
 """
 
+import dataclasses
 import json
 import os
 import time
+from typing import NamedTuple
 
 import jax
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from data import files
 from experiments.training import config as config_lib
+from experiments.training import distributed
 from experiments.training import engine
 from experiments.training import grid as grid_lib
 from experiments.training import inputs as inputs_lib
@@ -34,6 +45,16 @@ from experiments.training.config import ConfigError
 from experiments.training.config import TrainConfig
 
 STRATEGIES = ("auto", "vmapped", "sequential")
+
+
+class ModelResult(NamedTuple):
+  """One model of a sweep: its settings, its record and the test metrics of its kept model."""
+
+  config: TrainConfig
+  record: record_lib.MemberRecord
+  test_metrics: dict | None
+  strategy: str  # how its group was trained: "vmapped" or "sequential"
+  devices: int  # over how many devices its run was spread
 
 
 def calibrate(members: list[TrainConfig], size: int, data: inputs_lib.HostData,
@@ -75,8 +96,8 @@ def _check_same_sweep(workdir: str, settings: dict) -> None:
 
 
 def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: str = "auto",
-              models_per_program: int = 0) -> list[tuple[TrainConfig, engine.Result, int, str]]:
-  """Trains every model of the grid; returns (member config, its run's Result, its index, strategy).
+              models_per_program: int = 0) -> list[ModelResult]:
+  """Trains every model of the grid; returns each model's result, in grid order.
 
   Every invalid setting, grid or memory need is a ConfigError before any compilation.
   """
@@ -98,40 +119,73 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
       "base": config_lib.to_json(base), "grid": grid_lib.to_json(grid), "strategy": strategy,
       "models_per_program": models_per_program}))
   _check_same_sweep(workdir, settings)
-  with files.workdir_lock(workdir):
-    files.write_json(os.path.join(workdir, "config.json"), settings)
+  with files.workdir_lock(workdir, jax.process_index()):
+    if distributed.is_leader():
+      files.write_json(os.path.join(workdir, "config.json"), settings)
     return _train_groups(groups, data, make, sizes, workdir, strategy, base.progress)
 
 
-def _train_groups(groups, data, make, sizes, workdir, strategy, progress):
+def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> list[ModelResult]:
   """Trains every group's runs in turn (resuming from ``workdir``); the results of run_sweep."""
   plan_path = os.path.join(workdir, "plan.json")
   plan = files.read_json(plan_path) if os.path.exists(plan_path) else {}
   inputs = inputs_lib.to_device(data)
+  processes, me = jax.process_count(), jax.process_index()
   total = sum(len(m) for m in groups) * make(groups[0][:1]).plan.total_steps
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
-  results = []
-  with tqdm(total=total, desc="sweep", unit="update", disable=not progress) as bar:
+  results = {}  # index in the grid -> ModelResult, of the runs this process trained
+  with tqdm(total=total, desc="sweep", unit="update",
+            disable=not progress or not distributed.is_leader()) as bar:
     for g, members in enumerate(groups):
       chosen = plan.get(str(g), strategy)
       if chosen == "auto":
-        chosen, rates = (calibrate(members, sizes[g], data, inputs) if sizes[g] > 1
-                         else ("sequential", None))
-        if rates:
-          logging.info("group %d: vmapped %.0f vs sequential %.0f aggregate images/s -> %s", g,
-                       rates["vmapped"], rates["sequential"], chosen)
+        chosen = _calibrated(g, members, sizes[g], data, inputs)
         plan[str(g)] = chosen
-        files.write_json(plan_path, plan)
+        if distributed.is_leader():
+          files.write_json(plan_path, plan)
       size = sizes[g] if chosen == "vmapped" else 1
       start = time.perf_counter()
       for r, first in enumerate(range(0, len(members), size)):
+        local = size == 1 and processes > 1  # runs of one model are dealt out to the processes
+        if local and r % processes != me:
+          bar.update(make(members[:1]).plan.total_steps)
+          continue
         run = make(members[first:first + size])
         directory = os.path.join(workdir, "runs", f"{g:02d}-{r:03d}")
-        result = engine.fit(run, data, inputs, directory, bar=bar,
+        result = engine.fit(run, data, inputs, directory, bar=bar, local=local,
                             on_epoch=lambda records, d=directory: files.write_jsonl(
                                 os.path.join(d, "metrics.jsonl"),
                                 record_lib.metrics_rows(records, "member")))
-        results += [(m, result, k, chosen) for k, m in enumerate(run.members)]
+        offset = sum(len(m) for m in groups[:g]) + first
+        results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
+                                                chosen, result.timing["devices"])
+                        for k, m in enumerate(run.members)})
       logging.info("group %d: %d models in %.1fs (%s, %d per program)", g, len(members),
                    time.perf_counter() - start, chosen, size)
-  return results
+  if processes > 1:
+    results = _gathered(results, [m for members in groups for m in members])
+  return [results[i] for i in sorted(results)]
+
+
+def _calibrated(g: int, members, size: int, data, inputs) -> str:
+  """The faster strategy for group ``g``, timed by process 0 and shared with every process."""
+  chosen, rates = calibrate(members, size, data, inputs) if size > 1 else ("sequential", None)
+  if rates:
+    logging.info("group %d: vmapped %.0f vs sequential %.0f aggregate images/s -> %s", g,
+                 rates["vmapped"], rates["sequential"], chosen)
+  if jax.process_count() > 1:  # timings differ between processes; the choice must not
+    vmapped = multihost_utils.broadcast_one_to_all(np.int32(chosen == "vmapped"))
+    chosen = "vmapped" if int(vmapped) else "sequential"
+  return chosen
+
+
+def _gathered(results: dict, configs: list[TrainConfig]) -> dict:
+  """Every process's results, on every process (each model was trained by one or by all)."""
+  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy, r.devices]
+          for i, r in results.items()}
+  everyone = {}
+  for part in distributed.gather_json(mine):
+    everyone.update(part)
+  return {int(i): ModelResult(configs[int(i)], record_lib.from_json(record), test_metrics,
+                              strategy, devices)
+          for i, (record, test_metrics, strategy, devices) in everyone.items()}

@@ -24,8 +24,7 @@ REPEATS = ("seed", "fold")  # what varies within a configuration
 def result_rows(results, columns: list[str]) -> list[dict]:
   """One row per model from ``sweep.run_sweep``'s results: its settings, kept metrics, history."""
   rows = []
-  for config, result, k, strategy in results:
-    record = result.records[k]
+  for config, record, test_metrics, strategy, _ in results:
     kept = record.kept_row or {}
     rows.append({
         **{c: getattr(config, c) for c in grid_lib.SETTINGS if hasattr(config, c)},
@@ -35,7 +34,7 @@ def result_rows(results, columns: list[str]) -> list[dict]:
         **{m: kept.get(m) for m in METRICS},
         "epoch": record.best_epoch, "epochs_trained": len(record.history),
         "stopped_early": record.stopped_early, "diverged": record.diverged is not None,
-        "diverged_at": record.diverged, "test_metrics": result.test_metrics[k],
+        "diverged_at": record.diverged, "test_metrics": test_metrics,
         "history": record.history,
     })
   return rows

@@ -4,7 +4,8 @@ A TrainConfig becomes one run: K = 1 member, or with ``folds`` = k the k
 members that validate on folds 0..k-1 (trained together, vmapped). The
 workdir receives ``config.json`` (the resolved config), ``metrics.jsonl``
 (one line per member per epoch), Orbax checkpoints, ``summary.json`` and PNG
-figures; a workdir holding a checkpoint of the same run is resumed.
+figures; a workdir holding a checkpoint of the same run is resumed. Over
+several processes (``distributed.py``) all train and process 0 writes.
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ from experiments.training import memory
 from experiments.training import record as record_lib
 from experiments.training import report
 from experiments.training import run as run_lib
+from experiments.training import sharding
 from experiments.training.config import TrainConfig
 
 
@@ -102,7 +104,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
   run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                          data.num_examples)
   memory.members_that_fit(run, data, run.size, "use a smaller model or batch")
-  with files.workdir_lock(workdir):
+  with files.workdir_lock(workdir, jax.process_index()):
     return _train_and_evaluate(config, run, data, workdir, started_at)
 
 
@@ -146,20 +148,21 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.
       "jax_version": jax.__version__,
   }
   figures = []
+  writes = jax.process_index() == 0
   if config.folds:
     summary["folds"] = per_member
     summary["cross_validation"] = cross_validation(per_member)
     logging.info("cross-validation over %d folds:\n%s", config.folds,
                  folds_table(per_member, summary["cross_validation"]))
-    if config.plots:
+    if config.plots and writes:
       from experiments.training import plots  # pylint: disable=g-import-not-at-top
       figures = [plots.cross_validation(result.records, path("cross_validation.png"))]
   else:
     summary.update(per_member[0])
     logging.info("test metrics of the model of epoch %d:\n%s", per_member[0]["epoch"],
                  report.per_class_table(per_member[0]["test_metrics"]))
-    if config.plots:
-      kept = jax.tree.map(lambda a: np.asarray(a[0]), result.kept)
+    if config.plots and writes:
+      kept = jax.tree.map(lambda a: a[0], sharding.to_host(result.kept))
       figures = report.write_figures(
           workdir, result.records[0].history, kept, run.model.apply, data.test_images,
           data.test_labels, result.test_logits[0], result.pixel_scaling[0], data.class_names,
@@ -167,5 +170,6 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.
   if figures:
     logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))
   summary["figures"] = [os.path.basename(p) for p in figures]
-  files.write_json(path("summary.json"), summary)
+  if writes:
+    files.write_json(path("summary.json"), summary)
   return summary

@@ -1,0 +1,106 @@
+"""Many processes, one run: JAX's multi-controller runtime (``jax.distributed``).
+
+Every process runs the same program on its own devices. ``initialize`` joins
+them: afterwards ``jax.devices()`` lists the devices of all P processes, a
+program compiled over a mesh of them runs on all at once, and XLA moves the
+data between processes through collectives (on CPU: gloo over TCP). Process 0
+hosts the coordinator; the others connect to it at ``coordinator_address``.
+
+Who does what in a run over all processes (``sharding.Layout``): each computes
+the same batch order and holds its rows of each batch; the update is the
+single-process one (the gradient's sum over the batch is completed across
+processes); only the leader, process 0, writes results, figures, TensorBoard
+events and progress bars. Checkpoints are written by all together (Orbax's
+multi-process mode: every process saves and restores its own shards).
+"""
+
+import json
+import socket
+import time
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from models.registry import UserError
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None, timeout_seconds: int = 120,
+               auto: bool = False) -> None:
+  """Joins this process to the others; does nothing without an address, a count or ``auto``.
+
+  ``auto``: ``jax.distributed.initialize()`` finds everything itself on Cloud
+  TPU and under SLURM. UserError (one line) for a process id out of range, or
+  when the coordinator does not answer within ``timeout_seconds`` (checked by
+  processes > 0 before JAX connects, because JAX's client aborts the process
+  on a failed connection).
+  """
+  given = [v is not None for v in (coordinator_address, num_processes, process_id)]
+  if not any(given) and not auto:
+    return
+  if any(given) and not all(given) and not auto:
+    raise UserError("--coordinator_address, --num_processes and --process_id go together "
+                    "(or --distributed alone where JAX finds them: Cloud TPU, SLURM)")
+  if timeout_seconds < 1:
+    raise UserError(f"distributed_timeout must be >= 1 second, got {timeout_seconds}")
+  if num_processes is not None and process_id is not None:
+    if num_processes < 1:
+      raise UserError(f"num_processes must be >= 1, got {num_processes}")
+    if not 0 <= process_id < num_processes:
+      raise UserError(f"process_id must be in 0..{num_processes - 1} (--num_processes="
+                      f"{num_processes}), got {process_id}")
+    if process_id > 0 and coordinator_address:
+      _wait_for(coordinator_address, timeout_seconds)
+  # Processes on CPUs exchange arrays through gloo (the CPU client's default
+  # has no cross-process collectives). Accelerators ignore this setting.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               initialization_timeout=timeout_seconds)
+  except (ValueError, RuntimeError) as e:  # auto-detection found nothing, an address that does not parse
+    raise UserError(f"cannot join the other processes: {str(e).splitlines()[0]}") from None
+
+
+def _wait_for(address: str, timeout_seconds: int) -> None:
+  """Returns once ``address`` (host:port) accepts a TCP connection; UserError after the timeout."""
+  host, _, port = address.rpartition(":")
+  if not host or not port.isdigit():
+    raise UserError(f"coordinator_address must be host:port, got {address!r}")
+  deadline = time.monotonic() + timeout_seconds
+  while True:
+    try:
+      with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+        return
+    except OSError as e:
+      if time.monotonic() > deadline:
+        raise UserError(f"the coordinator at {address} did not answer within {timeout_seconds} s "
+                        f"({e.strerror or e}); start process 0 first, or check the address"
+                        ) from None
+      time.sleep(0.2)
+
+
+def is_leader() -> bool:
+  """Whether this process writes the run's outputs: process 0."""
+  return jax.process_index() == 0
+
+
+def describe() -> str:
+  """', process 1 of 2' when there are several processes, else ''."""
+  if jax.process_count() == 1:
+    return ""
+  return f", process {jax.process_index()} of {jax.process_count()}"
+
+
+def gather_json(value) -> list:
+  """Every process's ``value`` (anything JSON can hold), in process order.
+
+  Every process must call it at the same point: it is a collective, the
+  JSON text sent as bytes through ``process_allgather``.
+  """
+  data = np.frombuffer(json.dumps(value).encode(), np.uint8)
+  sizes = np.asarray(multihost_utils.process_allgather(np.int32(data.size))).ravel()
+  padded = np.zeros(int(sizes.max()), np.uint8)
+  padded[:data.size] = data
+  rows = np.asarray(multihost_utils.process_allgather(padded))
+  return [json.loads(bytes(row[:n])) for row, n in zip(rows, sizes)]
