@@ -172,6 +172,10 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
 def main(argv):
   del argv
   base = training_flags.train_config(plots=False)
+  if FLAGS.num_processes or FLAGS.coordinator_address or FLAGS.distributed:
+    raise config_lib.ConfigError(
+        "scripts.benchmark times one process; time a run over several with scripts.launch and "
+        "experiments.mnist (its summary.json has train_images_per_second)")
   config_lib.check_integer("repeats", FLAGS.repeats, 1, 1000)
   config_lib.check_integer("matmul_size", FLAGS.matmul_size, 1, 16384)
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)

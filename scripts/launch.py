@@ -100,6 +100,11 @@ def _stop(processes: list[subprocess.Popen], grace_seconds: float) -> None:
       p.wait()
 
 
+def _interrupt(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt
+
+
 def main(argv):
   command = argv[1:]
   if not command:
@@ -107,6 +112,7 @@ def main(argv):
                     "python -m scripts.launch --num_processes=2 -- python -m experiments.mnist")
   if not 1 <= FLAGS.num_processes <= 1024:
     raise UserError(f"num_processes must be in 1..1024, got {FLAGS.num_processes}")
+  signal.signal(signal.SIGTERM, _interrupt)  # stopped from outside: stop the processes too
   launch(command, FLAGS.num_processes, FLAGS.grace_seconds)
 
 

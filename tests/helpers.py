@@ -93,12 +93,13 @@ def damage(folder: str, seed: int = 0) -> str:
 def snapshot(folder: str) -> dict[str, bytes]:
   """Every file under ``folder`` and its bytes (to check that nothing changed).
 
-  ``.lock`` is left out: every process that takes a workdir's lock writes its pid there.
+  The locks (``.lock``, ``.lock.process<i>``) are left out: every process that
+  takes a workdir's lock writes its pid there.
   """
   out = {}
   for d, _, names in os.walk(folder):
     for name in names:
-      if name == ".lock":
+      if name.startswith(".lock"):
         continue
       with open(os.path.join(d, name), "rb") as f:
         out[os.path.relpath(os.path.join(d, name), folder)] = f.read()

@@ -150,7 +150,10 @@ class Checkpoints:
     arrays = _arrays(state)
     record = {**record, "digests": {"state": digest(arrays), "model": digest(model)}}
     record["digest"] = _record_digest(record)
-    previous = self.latest_epoch()
+    # Not self.latest_epoch(): whether the folder exists yet must not decide, since another
+    # process of the run may be creating it now (and every process must open Orbax alike).
+    # Without a manager, restore() found no checkpoint.
+    previous = max(self._manager.all_steps(), default=None) if self._manager else None
     try:
       manager = self._open(create=True)
       manager.save(epoch, args=ocp.args.Composite(
@@ -175,19 +178,31 @@ class Checkpoints:
     return record
 
   def _verified(self, epoch: int, check: Callable[[dict], None], items: dict) -> tuple:
-    """The record and the ``items`` (name -> abstract target or None) of ``epoch``, verified."""
+    """The record and the ``items`` (name -> abstract target or None) of ``epoch``, verified.
+
+    A None target restores NumPy arrays shaped as saved (whatever devices and
+    processes wrote them).
+    """
     ocp = _orbax()
     record = self._record(epoch)
     check(record)
     try:
+      targets = {name: self._as_saved(epoch, name) if target is None else target
+                 for name, target in items.items()}
       restored = self._open().restore(epoch, args=ocp.args.Composite(**{
-          name: ocp.args.StandardRestore(target) for name, target in items.items()}))
+          name: ocp.args.StandardRestore(target) for name, target in targets.items()}))
     except Exception as e:  # pylint: disable=broad-except  (damage, not a bug)
       raise Damaged(f"unreadable arrays: {_reason(e)}") from e
     for name in items:
       if digest(restored[name]) != record["digests"][name]:
         raise Damaged(f"its {name} arrays do not match their digest")
     return record, restored
+
+  def _as_saved(self, epoch: int, name: str):
+    """Empty NumPy arrays shaped like item ``name`` of ``epoch``, from its metadata."""
+    metadata = _orbax().StandardCheckpointer().metadata(
+        os.path.join(self.directory, str(epoch), name)).item_metadata.tree
+    return jax.tree.map(lambda a: np.empty(a.shape, a.dtype), metadata)
 
   def _newest_good(self, check: Callable[[dict], None], items: dict):
     """(epoch, record, restored items) of the newest checkpoint that passes; None if none exist."""

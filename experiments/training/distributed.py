@@ -85,13 +85,6 @@ def is_leader() -> bool:
   return jax.process_index() == 0
 
 
-def describe() -> str:
-  """', process 1 of 2' when there are several processes, else ''."""
-  if jax.process_count() == 1:
-    return ""
-  return f", process {jax.process_index()} of {jax.process_count()}"
-
-
 def gather_json(value) -> list:
   """Every process's ``value`` (anything JSON can hold), in process order.
 

@@ -1,0 +1,230 @@
+"""Training over several processes (jax.distributed, gloo on CPU) equals training in one.
+
+Every layout runs in its own processes: XLA fixes a process's devices when its
+backend starts. The fast tier trains the MLP on a small generated dataset
+through ``engine.fit``; the slow tier runs the entrypoints on real MNIST through
+``scripts.launch``: equal final parameters, equal sweep results, a killed
+process resumed bitwise, and bad set-ups refused in one line.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from data import files
+from experiments.training import distributed
+from models.registry import UserError
+from tests import helpers
+from tests.helpers import ROOT
+
+# One generated run: initialize from the launcher's flags (if any), fit, save the kept
+# parameters (process 0) and the layout the engine chose.
+SCRIPT = """
+import json, sys
+import jax
+import numpy as np
+from experiments.training import distributed, engine, inputs, run as run_lib, sharding
+from experiments.training.config import TrainConfig
+from tests import helpers
+flags = dict(a[2:].split("=", 1) for a in sys.argv[2:])
+if flags:
+  distributed.initialize(flags["coordinator_address"], int(flags["num_processes"]),
+                         int(flags["process_id"]), timeout_seconds=30)
+data = helpers.synthetic_data()
+config = TrainConfig(model="mlp", hidden_sizes=(16,), optimizer="adam", learning_rate=0.01,
+                     batch_size=32, num_epochs=2, validation_size=128, progress=False,
+                     plots=False)
+run = run_lib.make_run([config], data.input_shape, 10, data.num_examples)
+result = engine.fit(run, data, inputs.to_device(data))
+kept = sharding.to_host(result.kept)
+if distributed.is_leader():
+  np.savez(sys.argv[1], *jax.tree.leaves(kept))
+  print(json.dumps({**{k: result.timing[k] for k in ("devices", "processes")},
+                    "history": result.records[0].history[-1]}))
+"""
+
+
+def _env(devices: int = 1) -> dict:
+  return {**os.environ, "PYTHONPATH": ROOT,
+          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+
+
+def _generated_run(tmp_path, name: str, devices: int = 1, processes: int = 1):
+  out = str(tmp_path / f"{name}.npz")
+  command = [sys.executable, "-c", SCRIPT, out]
+  if processes > 1:
+    command = [sys.executable, "-m", "scripts.launch", f"--num_processes={processes}", "--",
+               *command]
+  result = subprocess.run(command, cwd=ROOT, env=_env(devices), capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+  summary = json.loads([line for line in result.stdout.splitlines() if "history" in line][-1]
+                       .removeprefix("[0] "))
+  with np.load(out) as saved:
+    return summary, [saved[k] for k in saved.files]
+
+
+def test_two_processes_train_the_mlp_as_one_process_does(tmp_path):
+  two, two_params = _generated_run(tmp_path, "two", processes=2)
+  pair, pair_params = _generated_run(tmp_path, "pair", devices=2)
+  one, one_params = _generated_run(tmp_path, "one")
+  assert (two["devices"], two["processes"]) == (2, 2)
+  assert (pair["devices"], pair["processes"]) == (2, 1)
+  assert (one["devices"], one["processes"]) == (1, 1)
+  # 2 processes x 1 device split each batch as 1 process x 2 devices does: the
+  # same partial sums, added by gloo instead of in process (measured bitwise equal).
+  for a, b in zip(two_params, pair_params):
+    np.testing.assert_array_equal(a, b)
+  # vs 1 device: the gradient's sum over 32 examples is two partial sums of 16
+  # (float32), then 40 Adam steps (measured <= 1e-6 relative).
+  for a, b in zip(two_params, one_params):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert two["history"]["test_accuracy"] == pytest.approx(one["history"]["test_accuracy"])
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("127.0.0.1:1234", 2, 2), r"process_id must be in 0\.\.1 \(--num_processes=2\), got 2"),
+    (("127.0.0.1:1234", 2, -1), r"process_id must be in 0\.\.1"),
+    (("127.0.0.1:1234", 0, 0), r"num_processes must be >= 1, got 0"),
+    (("127.0.0.1:1234", None, 1), r"go together"),
+    (("1234", 2, 1), r"coordinator_address must be host:port, got '1234'"),
+])
+def test_bad_process_settings_are_refused_before_joining(args, message):
+  with pytest.raises(UserError, match=message):
+    distributed.initialize(*args, timeout_seconds=1)
+
+
+def test_a_coordinator_that_never_answers_is_one_line_after_the_timeout():
+  address = f"127.0.0.1:{_free_port()}"
+  start = time.monotonic()
+  with pytest.raises(UserError, match=rf"the coordinator at {address} did not answer within 1 s"):
+    distributed.initialize(address, 2, 1, timeout_seconds=1)
+  assert time.monotonic() - start < 10
+
+
+def test_without_process_settings_nothing_is_joined():
+  distributed.initialize()  # a single process: no coordinator, no error
+  assert distributed.is_leader()
+
+
+# Real MNIST through the entrypoints.
+
+MLP = ["--model=mlp", "--hidden_sizes=64", "--num_epochs=1", "--validation_size=1000",
+       "--noplots", "--noprogress", "--compilation_cache_dir="]
+
+
+def _launch(processes: int, module: str, *flags, devices: int = 1, timeout=600):
+  command = [sys.executable, "-m", module, *flags]
+  if processes > 1:
+    command = [sys.executable, "-m", "scripts.launch", f"--num_processes={processes}", "--",
+               *command]
+  return subprocess.run(command, cwd=ROOT, env=_env(devices), capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def _kept(workdir) -> list[np.ndarray]:
+  from experiments.training import checkpoints  # pylint: disable=g-import-not-at-top
+  model, _ = checkpoints.Checkpoints(str(workdir)).restore_model()
+  import jax  # pylint: disable=g-import-not-at-top
+  return [np.asarray(a) for a in jax.tree.leaves(model)]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_on_real_mnist(mnist_data_dir, tmp_path):
+  data = f"--tfds_data_dir={mnist_data_dir}"
+  runs = {}
+  for name, processes, devices in (("two", 2, 1), ("pair", 1, 2), ("one", 1, 1)):
+    result = _launch(processes, "experiments.mnist", *MLP, data, f"--workdir={tmp_path / name}",
+                     devices=devices)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    summary = json.loads((tmp_path / name / "summary.json").read_text())
+    assert (summary["devices"], summary["processes"]) == (2 if name != "one" else 1, processes)
+    runs[name] = _kept(tmp_path / name)
+  assert not os.path.exists(tmp_path / "two" / "summary.json.tmp")
+  for a, b in zip(runs["two"], runs["pair"]):
+    np.testing.assert_array_equal(a, b)  # the same partial sums (measured bitwise equal)
+  for a, b in zip(runs["two"], runs["one"]):  # float32 partial sums over 460 Adam steps
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["vmapped", "sequential"])
+def test_a_sweep_over_two_processes_equals_one(mnist_data_dir, tmp_path, strategy):
+  flags = [*MLP, "--hidden_sizes=32", "--seeds=0,1,2,3", "--noshared_batches",
+           f"--strategy={strategy}", f"--tfds_data_dir={mnist_data_dir}"]
+  two = _launch(2, "scripts.sweep", *flags, f"--workdir={tmp_path / 'two'}")
+  assert two.returncode == 0, (two.stdout + two.stderr)[-3000:]
+  one = _launch(1, "scripts.sweep", *flags, f"--workdir={tmp_path / 'one'}")
+  assert one.returncode == 0, one.stderr[-3000:]
+  got, want = (json.loads((tmp_path / n / "sweep.json").read_text())["runs"] for n in ("two", "one"))
+  assert [r["seed"] for r in got] == [r["seed"] for r in want] == [0, 1, 2, 3]
+  for a, b in zip(got, want):
+    # vmapped: each process trains 2 of the 4 members, as 1 process trains all 4
+    # (measured equal); sequential: each run trained alone by one process (equal).
+    for metric in ("train_loss", "validation_loss", "test_loss", "test_accuracy"):
+      assert a[metric] == pytest.approx(b[metric], rel=1e-6), metric
+  if strategy == "sequential":  # dealt out: runs 0 and 2 to process 0, 1 and 3 to process 1
+    assert "process 0 of 2" not in two.stdout
+    assert len(os.listdir(tmp_path / "two" / "runs")) == 4
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_other_and_the_rerun_resumes_bitwise(mnist_data_dir, tmp_path):
+  flags = [*MLP, "--num_epochs=2", "--checkpoint_every_epoch", f"--tfds_data_dir={mnist_data_dir}"]
+  whole = _launch(2, "experiments.mnist", *flags, f"--workdir={tmp_path / 'whole'}")
+  assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
+
+  workdir = tmp_path / "killed"
+  command = [sys.executable, "-m", "scripts.launch", "--num_processes=2", "--",
+             sys.executable, "-m", "experiments.mnist", *flags, f"--workdir={workdir}"]
+  launcher = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 300
+  while not os.path.isdir(workdir / "checkpoints" / "1"):  # mid-epoch 2
+    assert launcher.poll() is None and time.monotonic() < deadline
+    time.sleep(0.05)
+  os.kill(int(files.lock_holder(str(workdir / ".lock.process1"))), signal.SIGKILL)
+  out, err = launcher.communicate(timeout=120)
+  assert launcher.returncode == 1
+  assert err.strip().splitlines()[-1] == ("error: process 1 of 2 was killed by SIGKILL; "
+                                          "the other processes were stopped")
+  rerun = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                         timeout=600)
+  assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+  assert "resuming from the checkpoint of epoch 1" in rerun.stdout
+  for a, b in zip(_kept(workdir), _kept(tmp_path / "whole")):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_bad_setups_are_one_line_before_training(mnist_data_dir, tmp_path):
+  data = f"--tfds_data_dir={mnist_data_dir}"
+  cases = [
+      (1, ["--coordinator_address=127.0.0.1:1234", "--num_processes=2", "--process_id=2"],
+       "error: process_id must be in 0..1 (--num_processes=2), got 2"),
+      (1, [f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
+           "--process_id=1", "--distributed_timeout=2"], "did not answer within 2 s"),
+      (2, ["--batch_size=127"], "error: a batch of 127 examples does not split over the 2 "
+       "devices of 2 processes; choose --batch_size a multiple of 2"),
+  ]
+  for processes, flags, message in cases:
+    result = _launch(processes, "experiments.mnist", *MLP, data, *flags,
+                     f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 1
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert any(message in line for line in lines), lines[-5:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not os.path.exists(tmp_path / "w" / "checkpoints")
