@@ -183,7 +183,9 @@ def test_a_sweep_over_two_processes_equals_one(mnist_data_dir, tmp_path, strateg
 
 @pytest.mark.slow
 def test_a_killed_process_stops_the_other_and_the_rerun_resumes_bitwise(mnist_data_dir, tmp_path):
-  flags = [*MLP, "--num_epochs=2", "--checkpoint_every_epoch", f"--tfds_data_dir={mnist_data_dir}"]
+  # Batches of 512: 107 steps per epoch (each step's gradient crosses processes through gloo).
+  flags = [*MLP, "--num_epochs=2", "--batch_size=512", "--checkpoint_every_epoch",
+           f"--tfds_data_dir={mnist_data_dir}"]
   whole = _launch(2, "experiments.mnist", *flags, f"--workdir={tmp_path / 'whole'}")
   assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
 

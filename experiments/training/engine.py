@@ -120,9 +120,9 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
                                layout.replicated(a)
                                for a, base in zip(host_splits, (1, 1, 0, 0))))
   inputs = layout.replicated(inputs)
-  evaluated = {"test": layout.replicated(inputs_lib.test_indices(data))}
+  evaluated = {"test": layout.examples(np.asarray(inputs_lib.test_indices(data)))}
   if host_splits.validation.shape[-1]:
-    evaluated = {"validation": splits.validation, **evaluated}
+    evaluated = {"validation": layout.examples(np.asarray(host_splits.validation)), **evaluated}
   state = layout.per_member(state_lib.initial_state(run))
   kept = jax.tree.map(jnp.copy, state.variables)  # the state's buffers are donated
   records = [record_lib.MemberRecord() for _ in run.members]
@@ -195,7 +195,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   programs = None if fresh else compile_rest(state)
 
   def labels(name):
-    return programs_lib.labels_of(inputs, evaluated[name])
+    return programs_lib.labels_of(inputs, evaluated[name], size)
 
   def evaluate(variables, name):
     return programs.predictors[name](variables, inputs, splits, evaluated[name])

@@ -61,8 +61,12 @@ def predict_fn(run: run_lib.Run, indices_ndim: int):
   one = functools.partial(steps.predict, apply_fn=apply_fn, chunk_size=chunk_size)
   if run.size == 1:
     def predict(variables, inputs, splits, indices):
-      return one(_squeeze(variables), inputs=inputs, pixel_mean=splits.pixel_mean,
-                 pixel_std=splits.pixel_std, indices=indices)[None]
+      """``indices`` (n,), or (D, n / D): one share per device (``Layout.examples``)."""
+      def share(idx):
+        return one(_squeeze(variables), inputs=inputs, pixel_mean=splits.pixel_mean,
+                   pixel_std=splits.pixel_std, indices=idx)
+      logits = share(indices) if indices.ndim == 1 else jax.vmap(share)(indices)
+      return logits.reshape(1, -1, logits.shape[-1])
     return predict
 
   def predict(variables, inputs, splits, indices):
@@ -111,5 +115,7 @@ def counts(logits: jax.Array, labels: jax.Array) -> metrics.Counts:
   return jax.vmap(metrics.counts, in_axes=(0, labels_axis))(logits, labels)
 
 
-def labels_of(inputs: inputs_lib.Inputs, indices: jax.Array) -> jax.Array:
-  return jnp.take(inputs.labels, indices, axis=0)
+def labels_of(inputs: inputs_lib.Inputs, indices: jax.Array, num_members: int) -> jax.Array:
+  """The labels of ``indices``: (n,), or (K, n) for per-member indices."""
+  labels = jnp.take(inputs.labels, indices, axis=0)
+  return labels if labels.ndim == 1 or num_members > 1 else labels.reshape(-1)

@@ -4,7 +4,7 @@ Two layouts, both on a one-axis mesh of devices:
 - data parallel (K = 1 member): the batch axis of each block of batch indices
   is split over the devices and everything else is replicated; XLA
   partitions each step and sums the gradient across devices, so the update
-  equals the single-device one.
+  equals the single-device one. Evaluation splits the examples likewise.
 - member parallel (K > 1): the leading member axis of the state (and of
   every per-member array) is split over the devices, each device training
   K / n members on full batches; the dataset is replicated.
@@ -77,6 +77,17 @@ class Layout:
     if self.kind == "members" and block.ndim == 3:
       return self._put(block, P("devices"))
     return self.replicated(block) if self.mesh else jax.device_put(block)
+
+  def examples(self, indices: np.ndarray) -> jax.Array:
+    """Indices of examples to evaluate, (n,) or (K, n) on the host.
+
+    Data parallel, (n,) becomes (devices, n / devices) split over the devices
+    (each evaluates its share; the counts are summed across them) when n
+    divides evenly; otherwise as the members' arrays.
+    """
+    if self.kind == "data" and indices.ndim == 1 and len(indices) % self.devices == 0:
+      return self._put(indices.reshape(self.devices, -1), P("devices"))
+    return self.per_member(indices) if indices.ndim == 2 else self.replicated(indices)
 
   def describe(self) -> str:
     across = f" of {self.processes} processes" if self.processes > 1 else ""
