@@ -10,7 +10,6 @@ process resumed bitwise, and bad set-ups refused in one line.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 from data import files
 from experiments.training import distributed
 from models.registry import UserError
-from tests import helpers
+from scripts import launch
 from tests.helpers import ROOT
 
 # One generated run: initialize from the launcher's flags (if any), fit, save the kept
@@ -32,7 +31,6 @@ import jax
 import numpy as np
 from experiments.training import distributed, engine, inputs, run as run_lib, sharding
 from experiments.training.config import TrainConfig
-from tests import helpers
 flags = dict(a[2:].split("=", 1) for a in sys.argv[2:])
 if flags:
   distributed.initialize(flags["coordinator_address"], int(flags["num_processes"]),
@@ -89,12 +87,6 @@ def test_two_processes_train_the_mlp_as_one_process_does(tmp_path):
   assert two["history"]["test_accuracy"] == pytest.approx(one["history"]["test_accuracy"])
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("args, message", [
     (("127.0.0.1:1234", 2, 2), r"process_id must be in 0\.\.1 \(--num_processes=2\), got 2"),
     (("127.0.0.1:1234", 2, -1), r"process_id must be in 0\.\.1"),
@@ -108,7 +100,7 @@ def test_bad_process_settings_are_refused_before_joining(args, message):
 
 
 def test_a_coordinator_that_never_answers_is_one_line_after_the_timeout():
-  address = f"127.0.0.1:{_free_port()}"
+  address = f"127.0.0.1:{launch.free_port()}"
   start = time.monotonic()
   with pytest.raises(UserError, match=rf"the coordinator at {address} did not answer within 1 s"):
     distributed.initialize(address, 2, 1, timeout_seconds=1)
@@ -217,7 +209,7 @@ def test_bad_setups_are_one_line_before_training(mnist_data_dir, tmp_path):
   cases = [
       (1, ["--coordinator_address=127.0.0.1:1234", "--num_processes=2", "--process_id=2"],
        "error: process_id must be in 0..1 (--num_processes=2), got 2"),
-      (1, [f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
+      (1, [f"--coordinator_address=127.0.0.1:{launch.free_port()}", "--num_processes=2",
            "--process_id=1", "--distributed_timeout=2"], "did not answer within 2 s"),
       (2, ["--batch_size=127"], "error: a batch of 127 examples does not split over the 2 "
        "devices of 2 processes; choose --batch_size a multiple of 2"),

@@ -52,7 +52,7 @@ class Layout:
 
   def _put(self, tree, spec):
     if self.mesh is None:
-      return tree
+      return jax.device_put(tree)
     sharding = NamedSharding(self.mesh, spec)
     if self.processes == 1:
       return jax.device_put(tree, sharding)
@@ -76,7 +76,7 @@ class Layout:
       return jax.make_array_from_process_local_data(sharding, block[:, rows], block.shape)
     if self.kind == "members" and block.ndim == 3:
       return self._put(block, P("devices"))
-    return self.replicated(block) if self.mesh else jax.device_put(block)
+    return self.replicated(block)
 
   def examples(self, indices: np.ndarray) -> jax.Array:
     """Indices of examples to evaluate, (n,) or (K, n) on the host.
