@@ -31,6 +31,7 @@ import jax
 import numpy as np
 from experiments.training import distributed, engine, inputs, run as run_lib, sharding
 from experiments.training.config import TrainConfig
+from tests import helpers
 flags = dict(a[2:].split("=", 1) for a in sys.argv[2:])
 if flags:
   distributed.initialize(flags["coordinator_address"], int(flags["num_processes"]),
