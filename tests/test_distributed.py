@@ -10,6 +10,7 @@ process resumed bitwise, and bad set-ups refused in one line.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,8 +33,10 @@ import numpy as np
 from experiments.training import distributed, engine, inputs, run as run_lib, sharding
 from experiments.training.config import TrainConfig
 from tests import helpers
-flags = dict(a[2:].split("=", 1) for a in sys.argv[2:])
-if flags:
+flags = dict((a[2:] + "=").split("=")[:2] for a in sys.argv[2:])
+if "distributed" in flags:  # JAX finds the processes itself (SLURM's variables)
+  distributed.initialize(timeout_seconds=30, auto=True)
+elif flags:
   distributed.initialize(flags["coordinator_address"], int(flags["num_processes"]),
                          int(flags["process_id"]), timeout_seconds=30)
 data = helpers.synthetic_data()
@@ -88,10 +91,41 @@ def test_two_processes_train_the_mlp_as_one_process_does(tmp_path):
   assert two["history"]["test_accuracy"] == pytest.approx(one["history"]["test_accuracy"])
 
 
+def test_under_slurm_the_processes_find_each_other_from_its_variables(tmp_path):
+  # What srun sets for a 2-task job step on one node; JAX's SLURM detection
+  # derives the coordinator's port from the job id (61440 + id mod 4096).
+  job = next(j for j in np.random.default_rng().permutation(4096) if _port_is_free(61440 + j))
+  out = str(tmp_path / "slurm.npz")
+  processes = [subprocess.Popen(
+      [sys.executable, "-c", SCRIPT, out, "--distributed"], cwd=ROOT, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True,
+      env={**_env(), "SLURM_JOB_ID": str(job), "SLURM_STEP_NODELIST": "localhost",
+           "SLURM_NTASKS": "2", "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)})
+      for i in range(2)]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+  summary = json.loads(outputs[0][0].strip().splitlines()[-1])
+  assert (summary["devices"], summary["processes"]) == (2, 2)
+  _, pair_params = _generated_run(tmp_path, "pair", devices=2)
+  with np.load(out) as saved:
+    for k, want in zip(saved.files, pair_params):
+      np.testing.assert_array_equal(saved[k], want)
+
+
+def _port_is_free(port: int) -> bool:
+  with socket.socket() as s:
+    try:
+      s.bind(("127.0.0.1", port))
+    except OSError:
+      return False
+  return True
+
+
 @pytest.mark.parametrize("args, message", [
     (("127.0.0.1:1234", 2, 2), r"process_id must be in 0\.\.1 \(--num_processes=2\), got 2"),
     (("127.0.0.1:1234", 2, -1), r"process_id must be in 0\.\.1"),
-    (("127.0.0.1:1234", 0, 0), r"num_processes must be >= 1, got 0"),
+    (("127.0.0.1:1234", 0, 0), r"num_processes must be an integer in \[1, 65536\], got 0"),
+    (("127.0.0.1:1234", 2**40, 0), r"num_processes must be an integer in \[1, 65536\]"),
     (("127.0.0.1:1234", None, 1), r"go together"),
     (("1234", 2, 1), r"coordinator_address must be host:port, got '1234'"),
 ])
