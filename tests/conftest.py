@@ -17,6 +17,7 @@ import pytest
 
 from data import archives
 from data import datasets
+from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT
 
 # Catch silent broadcasting and dtype promotion bugs.
@@ -26,8 +27,6 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # initializer of a new shape compiles for 0.3-1 s on CPU). JAX's persistent
 # compilation cache keeps them for the next run, here and in the entrypoints
 # the tests start; $JAX_COMPILATION_CACHE_DIR overrides the folder.
-COMPILATION_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
-    ROOT, ".pytest_cache", "jax")
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

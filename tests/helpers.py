@@ -6,6 +6,9 @@ import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+# JAX's persistent compilation cache of the tests and of the processes they start.
+COMPILATION_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+    ROOT, ".pytest_cache", "jax")
 
 
 def assert_trees_close(got, want, rtol: float, atol: float = 0.0) -> None:
@@ -80,9 +83,15 @@ def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
 
 
 def damage(folder: str, seed: int = 0) -> str:
-  """Writes 64 random bytes into the middle of the largest file under ``folder``; returns its path."""
+  """Writes 64 random bytes into the middle of the largest file under ``folder``; returns its path.
+
+  Where ``folder`` holds array data (Orbax keeps it in ``d/`` folders), the
+  largest data file: the metadata JSON beside it can be the largest file of a
+  small model, and which one is damaged must not depend on compression.
+  """
   paths = [os.path.join(d, f) for d, _, names in os.walk(folder) for f in names]
-  path = max(paths, key=os.path.getsize)
+  data = [p for p in paths if os.path.basename(os.path.dirname(p)) == "d"]
+  path = max(data or paths, key=os.path.getsize)
   size = os.path.getsize(path)
   with open(path, "r+b") as f:
     f.seek(max(0, size // 2 - 32))

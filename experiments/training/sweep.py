@@ -54,7 +54,6 @@ class ModelResult(NamedTuple):
   record: record_lib.MemberRecord
   test_metrics: dict | None
   strategy: str  # how its group was trained: "vmapped" or "sequential"
-  devices: int  # over how many devices its run was spread
 
 
 def calibrate(members: list[TrainConfig], size: int, data: inputs_lib.HostData,
@@ -158,8 +157,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
                                 record_lib.metrics_rows(records, "member")))
         offset = sum(len(m) for m in groups[:g]) + first
         results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
-                                                chosen, result.timing["devices"])
-                        for k, m in enumerate(run.members)})
+                                                chosen) for k, m in enumerate(run.members)})
       logging.info("group %d: %d models in %.1fs (%s, %d per program)", g, len(members),
                    time.perf_counter() - start, chosen, size)
   if processes > 1:
@@ -181,11 +179,11 @@ def _calibrated(g: int, members, size: int, data, inputs) -> str:
 
 def _gathered(results: dict, configs: list[TrainConfig]) -> dict:
   """Every process's results, on every process (each model was trained by one or by all)."""
-  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy, r.devices]
+  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy]
           for i, r in results.items()}
   everyone = {}
   for part in distributed.gather_json(mine):
     everyone.update(part)
   return {int(i): ModelResult(configs[int(i)], record_lib.from_json(record), test_metrics,
-                              strategy, devices)
-          for i, (record, test_metrics, strategy, devices) in everyone.items()}
+                              strategy)
+          for i, (record, test_metrics, strategy) in everyone.items()}

@@ -24,7 +24,7 @@ REPEATS = ("seed", "fold")  # what varies within a configuration
 def result_rows(results, columns: list[str]) -> list[dict]:
   """One row per model from ``sweep.run_sweep``'s results: its settings, kept metrics, history."""
   rows = []
-  for config, record, test_metrics, strategy, _ in results:
+  for config, record, test_metrics, strategy in results:
     kept = record.kept_row or {}
     rows.append({
         **{c: getattr(config, c) for c in grid_lib.SETTINGS if hasattr(config, c)},
