@@ -120,7 +120,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
                                layout.replicated(a)
                                for a, base in zip(host_splits, (1, 1, 0, 0))))
   inputs = layout.replicated(inputs)
-  evaluated = {"test": layout.examples(np.asarray(inputs_lib.test_indices(data)))}
+  evaluated = {"test": layout.examples(inputs_lib.test_indices(data))}
   if host_splits.validation.shape[-1]:
     evaluated = {"validation": layout.examples(np.asarray(host_splits.validation)), **evaluated}
   state = layout.per_member(state_lib.initial_state(run))

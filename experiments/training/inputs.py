@@ -97,9 +97,9 @@ def splits(run: run_lib.Run, data: HostData) -> Splits:
                 jnp.asarray(std, jnp.float32))
 
 
-def test_indices(data: HostData) -> jax.Array:
-  return jnp.arange(data.num_examples, data.num_examples + len(data.test_labels),
-                    dtype=jnp.int32)
+def test_indices(data: HostData) -> np.ndarray:
+  """The test split's rows of ``Inputs``: N .. N + N_test - 1 (on the host)."""
+  return np.arange(data.num_examples, data.num_examples + len(data.test_labels), dtype=np.int32)
 
 
 def shuffle_keys(run: run_lib.Run) -> jax.Array:

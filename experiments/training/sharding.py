@@ -27,6 +27,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from experiments.training import distributed
 from models.registry import UserError
 
 
@@ -48,7 +49,7 @@ class Layout:
     self.devices = n if self.kind else 1
     # Over several processes every array must be global, even when nothing is split.
     self.mesh = Mesh(np.array(devices), ("devices",)) if self.kind or self.processes > 1 else None
-    self.writer = local or jax.process_index() == 0  # writes the run's outputs
+    self.writer = local or distributed.is_leader()  # writes the run's outputs
 
   def _put(self, tree, spec):
     if self.mesh is None:

@@ -18,6 +18,7 @@ from absl import logging
 
 from data import files
 from experiments.training import config as config_lib
+from experiments.training import distributed
 from experiments.training import engine
 from experiments.training import inputs as inputs_lib
 from experiments.training import memory
@@ -148,7 +149,7 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.
       "jax_version": jax.__version__,
   }
   figures = []
-  writes = jax.process_index() == 0
+  writes = distributed.is_leader()
   if config.folds:
     summary["folds"] = per_member
     summary["cross_validation"] = cross_validation(per_member)
