@@ -68,6 +68,11 @@ def _arrays(state: TrainState) -> dict:
           "dropout": state.dropout, "dropout_key": jax.random.key_data(state.dropout_key)}
 
 
+def _empty(tree):
+  """Uninitialized NumPy arrays shaped like ``tree``'s leaves: Orbax restores into NumPy then."""
+  return jax.tree.map(lambda a: np.empty(a.shape, a.dtype), tree)
+
+
 def digest(tree) -> str:
   """SHA-256 of every leaf's path, dtype, shape and bytes, in tree order."""
   h = hashlib.sha256()
@@ -200,9 +205,8 @@ class Checkpoints:
 
   def _as_saved(self, epoch: int, name: str):
     """Empty NumPy arrays shaped like item ``name`` of ``epoch``, from its metadata."""
-    metadata = _orbax().StandardCheckpointer().metadata(
-        os.path.join(self.directory, str(epoch), name)).item_metadata.tree
-    return jax.tree.map(lambda a: np.empty(a.shape, a.dtype), metadata)
+    return _empty(_orbax().StandardCheckpointer().metadata(
+        os.path.join(self.directory, str(epoch), name)).item_metadata.tree)
 
   def _newest_good(self, check: Callable[[dict], None], items: dict):
     """(epoch, record, restored items) of the newest checkpoint that passes; None if none exist."""
@@ -236,7 +240,7 @@ class Checkpoints:
       return None
     ocp = _orbax()
     targets = (_arrays(like), like.variables)
-    abstract = (jax.tree.map(lambda a: np.empty(a.shape, a.dtype), targets) if self._local
+    abstract = (_empty(targets) if self._local
                 else jax.tree.map(ocp.utils.to_shape_dtype_struct, targets))
     found = self._newest_good(check, {"state": abstract[0], "model": abstract[1]})
     if found is None:

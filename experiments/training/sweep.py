@@ -130,7 +130,8 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
   plan = files.read_json(plan_path) if os.path.exists(plan_path) else {}
   inputs = inputs_lib.to_device(data)
   processes, me = jax.process_count(), jax.process_index()
-  total = sum(len(m) for m in groups) * make(groups[0][:1]).plan.total_steps
+  steps_per_model = make(groups[0][:1]).plan.total_steps  # the grid sweeps no batch or epochs
+  total = sum(len(m) for m in groups) * steps_per_model
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
   results = {}  # index in the grid -> ModelResult, of the runs this process trained
   with tqdm(total=total, desc="sweep", unit="update",
@@ -147,7 +148,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
       for r, first in enumerate(range(0, len(members), size)):
         local = size == 1 and processes > 1  # runs of one model are dealt out to the processes
         if local and r % processes != me:
-          bar.update(make(members[:1]).plan.total_steps)
+          bar.update(steps_per_model)
           continue
         run = make(members[first:first + size])
         directory = os.path.join(workdir, "runs", f"{g:02d}-{r:03d}")
