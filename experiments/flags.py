@@ -103,6 +103,8 @@ flags.DEFINE_boolean("distributed", False, "Join the other processes of a Cloud 
                      "SLURM job (JAX finds the coordinator, count and id itself).")
 flags.DEFINE_integer("distributed_timeout", 120,
                      "Seconds to wait for the coordinator and the other processes.")
+PROCESS_FLAGS = ("coordinator_address", "num_processes", "process_id", "distributed",
+                 "distributed_timeout")
 
 FLAGS = flags.FLAGS
 

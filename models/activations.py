@@ -127,7 +127,6 @@ def _normal_pdf(x):
   return jnp.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
 
 
-
 def softplus(x, beta):
   """SoftPlus with β: f(x) = (1/β) ln(1 + e^{βx}), computed stably as softplus(βx)/β."""
   return jax.nn.softplus(beta * x) / beta
@@ -149,6 +148,11 @@ def leaky_relu(x, negative_slope):
   return jnp.where(x >= 0, x, negative_slope * x)
 
 
+def leaky_relu_derivative(x, negative_slope):
+  """f'(x) = 1 for x > 0, a for x <= 0 (the left piece at the kink)."""
+  return jnp.where(x > 0, 1.0, negative_slope)
+
+
 def rrelu_train(x, key, rrelu_lower, rrelu_upper):
   """RReLU in training: x for x >= 0, a x for x < 0 with a ~ U(l, u) drawn per element."""
   slope = jax.random.uniform(key, x.shape, x.dtype, rrelu_lower, rrelu_upper)
@@ -166,6 +170,11 @@ def _hard_sigmoid_derivative(x):
 def _shrink(x, shrink_lambda, soft: bool):
   inside = jnp.abs(x) <= shrink_lambda
   return jnp.where(inside, 0.0, x - jnp.sign(x) * shrink_lambda if soft else x)
+
+
+def _shrink_derivative(x, shrink_lambda):
+  """Soft and hard shrink: f'(x) = 1 for |x| > λ, 0 inside (the left piece at ±λ)."""
+  return jnp.where((x > -shrink_lambda) & (x <= shrink_lambda), 0.0, 1.0).astype(x.dtype)
 
 
 _TABLE = {
@@ -215,7 +224,7 @@ _TABLE = {
         r"$\lambda$ if $x > 0$ else $\lambda\alpha e^x$", kinks=_at_zero),
     # The course's second table.
     "leaky_relu": Activation(
-        leaky_relu, lambda x, negative_slope: jnp.where(x > 0, 1.0, negative_slope),
+        leaky_relu, leaky_relu_derivative,
         r"$x$ if $x \geq 0$ else $a x$ ($a$=0.01)", r"$1$ if $x > 0$ else $a$",
         params=("negative_slope",), kinks=_at_zero),
     "mish": Activation(
@@ -227,7 +236,7 @@ _TABLE = {
         lambda x, rrelu_lower, rrelu_upper:
             leaky_relu(x, (rrelu_lower + rrelu_upper) / 2),
         lambda x, rrelu_lower, rrelu_upper:
-            jnp.where(x > 0, 1.0, (rrelu_lower + rrelu_upper) / 2),
+            leaky_relu_derivative(x, (rrelu_lower + rrelu_upper) / 2),
         r"$x$ if $x \geq 0$ else $a x$, $a \sim U(l, u)$ (eval: $\frac{l+u}{2}$)",
         r"$1$ if $x > 0$ else $a$", params=("rrelu_lower", "rrelu_upper"), kinks=_at_zero),
     "hardswish": Activation(
@@ -253,16 +262,12 @@ _TABLE = {
         lambda x: x - jnp.tanh(x), lambda x: jnp.tanh(x) ** 2,
         r"$x - \tanh x$", r"$\tanh^2 x$"),
     "softshrink": Activation(
-        lambda x, shrink_lambda: _shrink(x, shrink_lambda, soft=True),
-        lambda x, shrink_lambda: jnp.where((x > -shrink_lambda) & (x <= shrink_lambda),
-                                               0.0, 1.0).astype(x.dtype),
+        lambda x, shrink_lambda: _shrink(x, shrink_lambda, soft=True), _shrink_derivative,
         r"$x \mp \lambda$ if $\pm x > \lambda$ else $0$ ($\lambda$=0.5)",
         r"$1$ if $|x| > \lambda$ else $0$", params=("shrink_lambda",),
         kinks=lambda shrink_lambda: (-shrink_lambda, shrink_lambda)),
     "hardshrink": Activation(
-        lambda x, shrink_lambda: _shrink(x, shrink_lambda, soft=False),
-        lambda x, shrink_lambda: jnp.where((x > -shrink_lambda) & (x <= shrink_lambda),
-                                               0.0, 1.0).astype(x.dtype),
+        lambda x, shrink_lambda: _shrink(x, shrink_lambda, soft=False), _shrink_derivative,
         r"$x$ if $|x| > \lambda$ else $0$ ($\lambda$=0.5)", r"$1$ if $|x| > \lambda$ else $0$",
         params=("shrink_lambda",),
         kinks=lambda shrink_lambda: (-shrink_lambda, shrink_lambda)),

@@ -172,7 +172,7 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
 def main(argv):
   del argv
   base = training_flags.train_config(plots=False)
-  if FLAGS.num_processes or FLAGS.coordinator_address or FLAGS.distributed:
+  if any(FLAGS[name].present for name in training_flags.PROCESS_FLAGS):
     raise config_lib.ConfigError(
         "scripts.benchmark times one process; time a run over several with scripts.launch and "
         "experiments.mnist (its summary.json has train_images_per_second)")
