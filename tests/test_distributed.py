@@ -59,14 +59,17 @@ def _env(devices: int = 1) -> dict:
           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
 
 
+def _launched(processes: int, *command: str) -> list[str]:
+  """``command`` as one process, or as ``processes`` through scripts.launch."""
+  if processes == 1:
+    return list(command)
+  return [sys.executable, "-m", "scripts.launch", f"--num_processes={processes}", "--", *command]
+
+
 def _generated_run(tmp_path, name: str, devices: int = 1, processes: int = 1):
   out = str(tmp_path / f"{name}.npz")
-  command = [sys.executable, "-c", SCRIPT, out]
-  if processes > 1:
-    command = [sys.executable, "-m", "scripts.launch", f"--num_processes={processes}", "--",
-               *command]
-  result = subprocess.run(command, cwd=ROOT, env=_env(devices), capture_output=True, text=True,
-                          timeout=300)
+  result = subprocess.run(_launched(processes, sys.executable, "-c", SCRIPT, out), cwd=ROOT,
+                          env=_env(devices), capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
   summary = json.loads([line for line in result.stdout.splitlines() if "history" in line][-1]
                        .removeprefix("[0] "))
@@ -157,12 +160,8 @@ MLP = ["--model=mlp", "--hidden_sizes=64", "--num_epochs=1", "--batch_size=512",
 
 
 def _launch(processes: int, module: str, *flags, devices: int = 1, timeout=600):
-  command = [sys.executable, "-m", module, *flags]
-  if processes > 1:
-    command = [sys.executable, "-m", "scripts.launch", f"--num_processes={processes}", "--",
-               *command]
-  return subprocess.run(command, cwd=ROOT, env=_env(devices), capture_output=True, text=True,
-                        timeout=timeout)
+  return subprocess.run(_launched(processes, sys.executable, "-m", module, *flags), cwd=ROOT,
+                        env=_env(devices), capture_output=True, text=True, timeout=timeout)
 
 
 def _kept(workdir) -> list[np.ndarray]:
@@ -222,8 +221,8 @@ def test_a_killed_process_stops_the_other_and_the_rerun_resumes_bitwise(mnist_da
   assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
 
   workdir = tmp_path / "killed"
-  command = [sys.executable, "-m", "scripts.launch", "--num_processes=2", "--",
-             sys.executable, "-m", "experiments.mnist", *flags, f"--workdir={workdir}"]
+  command = _launched(2, sys.executable, "-m", "experiments.mnist", *flags,
+                      f"--workdir={workdir}")
   launcher = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 300
