@@ -159,6 +159,18 @@ def rrelu_train(x, key, rrelu_lower, rrelu_upper):
   return jnp.where(x >= 0, x, slope * x)
 
 
+def relu(x):
+  """max(0, x), written as a select: its autodiff gradient at 0 is 0, the left piece's.
+
+  (``jnp.maximum(x, 0)`` differentiates to 1/2 at 0.) The select form is also
+  what XLA:CPU fuses best after a convolution: a ``maximum`` with 0 feeding
+  the ConvNets' pooling reduction made XLA:CPU write out a full-size array of
+  zeros every step (``scripts/benchmark.py``: cnn_small 35.1 -> 32.1 ms per
+  step of 128 images, side by side in one process).
+  """
+  return jnp.where(x > 0, x, 0.0)
+
+
 def _relu6(x):
   return jnp.clip(x, 0.0, 6.0)
 
@@ -193,7 +205,7 @@ _TABLE = {
         jnp.arctan, lambda x: 1.0 / (1.0 + x**2),
         r"$\arctan x$", r"$1/(1+x^2)$"),
     "relu": Activation(
-        lambda x: jnp.maximum(x, 0.0), lambda x: (x > 0).astype(x.dtype),
+        relu, lambda x: (x > 0).astype(x.dtype),
         r"$\max(0, x)$", r"$1$ if $x > 0$ else $0$", kinks=_at_zero),
     "prelu": Activation(
         prelu, prelu_derivative,

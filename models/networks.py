@@ -139,11 +139,11 @@ class _ConvNet(nn.Module):
   def __call__(self, x, train: bool = False, dropout=None):
     for features in self.conv_features:
       x = _conv(features, self.kernel_size, self.custom_conv_vjp, use_bias=not self.batch_norm)(x)
-      x = pool_2x2(nn.relu(_maybe_batch_norm(x, self.batch_norm, train)), self.pool)
+      x = pool_2x2(activations.relu(_maybe_batch_norm(x, self.batch_norm, train)), self.pool)
     x = x.reshape((x.shape[0], -1))
     for width in self.dense_sizes:
       x = nn.Dense(width, use_bias=not self.batch_norm)(x)
-      x = nn.relu(_maybe_batch_norm(x, self.batch_norm, train))
+      x = activations.relu(_maybe_batch_norm(x, self.batch_norm, train))
     x = Dropout()(x, dropout, train)
     return nn.Dense(self.num_classes)(x)
 

@@ -133,6 +133,13 @@ def test_definitions_on_the_negative_side():
   np.testing.assert_array_equal(hardshrink.fn(x), jnp.array([-0.6, 0.0, 0.0, 0.0, 0.6]))
 
 
+def test_relu_autodiff_at_zero_is_the_hand_derivative():
+  """ReLU's autodiff (training's gradient) takes the left piece's slope at 0, as f' does."""
+  relu = activations.ACTIVATIONS.get("relu").bind()
+  assert float(jax.grad(relu.fn)(0.0)) == float(relu.derivative(jnp.float32(0.0))) == 0.0
+  assert float(jax.grad(relu.fn)(1e-30)) == 1.0
+
+
 def test_prelu_alpha_gradient_is_min_x_0():
   alpha_grad = jax.vmap(jax.grad(activations.prelu, argnums=1), in_axes=(0, None))(X, 0.3)
   np.testing.assert_allclose(alpha_grad, jnp.minimum(X, 0.0), rtol=RTOL)
