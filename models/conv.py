@@ -19,11 +19,23 @@ autodiff's gradients and 3 282 with this VJP, cnn at 65 and 1 204. The kernel
 gradient must be a plain NHWC convolution of explicitly transposed arrays:
 expressed with "CHWN" dimension numbers instead it was as slow as autodiff. Gradients are identical up to float rounding (tested against
 ``jax.grad`` of ``lax.conv_general_dilated``).
+
+With one input channel (the first layer on grayscale images) the forward
+pass is the definition itself, kh kw shifted multiply-adds,
+
+    y[n, i, j, :] = Σ_{a, b} x_pad[n, i + a, j + b, 0] w[a, b, 0, :],
+
+which XLA fuses into one elementwise loop: XLA:CPU's library convolution
+spends most of its time packing a 9-wide patch matrix. Measured in one
+process, alternating (20-step scans of the train step, batch 128):
+cnn_small 33.2 -> 28.6 ms per step, cifar_convnet 7.1 -> 4.0 ms, cnn (5x5)
+85.2 -> 83.4 ms.
 """
 
 import functools
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -33,14 +45,26 @@ def _conv(x, w, padding):
   return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_NHWC)
 
 
+def _forward(x, w, padding):
+  """The convolution; with one input channel, as kh kw shifted multiply-adds."""
+  if x.shape[-1] != 1:
+    return _conv(x, w, padding)
+  kh, kw = w.shape[:2]
+  x_pad = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in padding),
+                                              (0, 0, 0)))
+  height, width = x_pad.shape[1] - kh + 1, x_pad.shape[2] - kw + 1
+  return sum(x_pad[:, a:a + height, b:b + width] * w[a, b, 0][None, None, None]
+             for a in range(kh) for b in range(kw))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv2d(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
   """Stride-1 NHWC convolution with explicit ``padding`` ((lo, hi), (lo, hi))."""
-  return _conv(x, w, padding)
+  return _forward(x, w, padding)
 
 
 def _conv2d_fwd(x, w, padding):
-  return _conv(x, w, padding), (x, w)
+  return _forward(x, w, padding), (x, w)
 
 
 def _conv2d_bwd(padding, residuals, g):

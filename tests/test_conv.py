@@ -18,14 +18,15 @@ def _reference(x, w, padding):
   )
 
 
+@pytest.mark.parametrize("channels", [1, 3], ids=["one_channel_shifted_sums", "library_conv"])
 @pytest.mark.parametrize(
     "kernel,padding",
     [(3, "SAME"), (5, "SAME"), (3, "VALID"), (2, "SAME"), (3, ((2, 0), (1, 1)))],
 )
-def test_custom_vjp_matches_autodiff(kernel, padding):
+def test_custom_vjp_matches_autodiff(kernel, padding, channels):
   kx, kw, kg = jax.random.split(jax.random.key(0), 3)
-  x = jax.random.normal(kx, (2, 9, 8, 3))
-  w = jax.random.normal(kw, (kernel, kernel, 3, 4))
+  x = jax.random.normal(kx, (2, 9, 8, channels))
+  w = jax.random.normal(kw, (kernel, kernel, channels, 4))
   y_ref, vjp_ref = jax.vjp(lambda x, w: _reference(x, w, padding), x, w)
   y, vjp = jax.vjp(
       lambda x, w: conv.conv_general_dilated(x, w, (1, 1), padding), x, w
