@@ -25,8 +25,9 @@ pass is the definition itself, kh kw shifted multiply-adds,
 
     y[n, i, j, :] = Σ_{a, b} x_pad[n, i + a, j + b, 0] w[a, b, 0, :],
 
-which XLA fuses into one elementwise loop: XLA:CPU's library convolution
-spends most of its time packing a 9-wide patch matrix. Measured in one
+which XLA fuses into one elementwise loop. XLA:CPU's library convolution
+(an im2col GEMM whose inner dimension is only kh kw) took 4.3 ms per step
+for cnn_small's 58 MFLOP first layer. Measured in one
 process, alternating (20-step scans of the train step, batch 128):
 cnn_small 33.2 -> 28.6 ms per step, cifar_convnet 7.1 -> 4.0 ms, cnn (5x5)
 85.2 -> 83.4 ms.
