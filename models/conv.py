@@ -17,8 +17,9 @@ its fast library kernels, and runs them as naive loops: measured with
 ``scripts/benchmark.py --conv=both``, cnn_small trained at 144 images/s with
 autodiff's gradients and 3 282 with this VJP, cnn at 65 and 1 204. The kernel
 gradient must be a plain NHWC convolution of explicitly transposed arrays:
-expressed with "CHWN" dimension numbers instead it was as slow as autodiff. Gradients are identical up to float rounding (tested against
-``jax.grad`` of ``lax.conv_general_dilated``).
+expressed with "CHWN" dimension numbers instead it was as slow as autodiff.
+Gradients are identical up to float rounding (tested against ``jax.grad`` of
+``lax.conv_general_dilated``).
 
 With one input channel (the first layer on grayscale images) the forward
 pass is the definition itself, kh kw shifted multiply-adds,
@@ -27,10 +28,9 @@ pass is the definition itself, kh kw shifted multiply-adds,
 
 which XLA fuses into one elementwise loop. XLA:CPU's library convolution
 (an im2col GEMM whose inner dimension is only kh kw) took 4.3 ms per step
-for cnn_small's 58 MFLOP first layer. Measured in one
-process, alternating (20-step scans of the train step, batch 128):
-cnn_small 33.2 -> 28.6 ms per step, cifar_convnet 7.1 -> 4.0 ms, cnn (5x5)
-85.2 -> 83.4 ms.
+for cnn_small's 58 MFLOP first layer. Measured in one process, alternating
+(20-step scans of the train step, batch 128): cnn_small 33.2 -> 28.6 ms per
+step, cifar_convnet 7.1 -> 4.0 ms, cnn (5x5) 85.2 -> 83.4 ms.
 """
 
 import functools
