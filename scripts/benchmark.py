@@ -145,7 +145,7 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
     members = [dataclasses.replace(base, model="mlp", hidden_sizes=hidden, seed=s, data_seed=0)
                for s in range(k)]
     run = run_lib.make_run(members, data.input_shape, 10, data.num_examples)
-    splits = inputs_lib.splits(run, data)
+    splits = jax.device_put(inputs_lib.splits(run, data))
     batches = inputs_lib.epoch_batches(run, splits, inputs_lib.shuffle_keys(run), 1)
     held = [state_lib.initial_state(run)]  # the program donates the state it is given
     compiled = programs_lib.compile_programs(run, held[0], inputs, splits, batches, {})

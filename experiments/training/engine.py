@@ -122,13 +122,13 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
   inputs = layout.replicated(inputs)
   evaluated = {"test": layout.examples(inputs_lib.test_indices(data))}
   if host_splits.validation.shape[-1]:
-    evaluated = {"validation": layout.examples(np.asarray(host_splits.validation)), **evaluated}
+    evaluated = {"validation": layout.examples(host_splits.validation), **evaluated}
   state = layout.per_member(state_lib.initial_state(run))
   kept = jax.tree.map(jnp.copy, state.variables)  # the state's buffers are donated
   records = [record_lib.MemberRecord() for _ in run.members]
   scaling = [(float(m), float(s)) for m, s in zip(
-      np.broadcast_to(np.asarray(host_splits.pixel_mean), (size,)),
-      np.broadcast_to(np.asarray(host_splits.pixel_std), (size,)))]
+      np.broadcast_to(host_splits.pixel_mean, (size,)),
+      np.broadcast_to(host_splits.pixel_std, (size,)))]
   checkpoints = checkpoints_lib.Checkpoints(directory, local) if directory else None
   resumed_from, finished = None, False
   saved = checkpoints.restore(state, lambda record: checkpoints_lib.check_same_members(

@@ -65,7 +65,10 @@ def to_device(data: HostData) -> Inputs:
 
 
 class Splits(NamedTuple):
-  """Each member's example indices and pixel scaling; without a member axis when shared."""
+  """Each member's example indices and pixel scaling; without a member axis when shared.
+
+  ``splits`` makes them on the host (NumPy); whoever trains places them on devices.
+  """
 
   train: jax.Array  # int32 (K, n_train), or (n_train,) when every member has the same
   validation: jax.Array  # int32 (K, n_validation) or (n_validation,)
@@ -85,7 +88,7 @@ def member_split(member: TrainConfig, data: HostData) -> tuple[np.ndarray, np.nd
 
 
 def splits(run: run_lib.Run, data: HostData) -> Splits:
-  """The Splits of the run's members (shared when every member's split is the same)."""
+  """The Splits of the run's members, on the host (shared when every member's split is the same)."""
   keys = {(m.data_seed, m.fold) for m in run.members}
   members = run.members[:1] if len(keys) == 1 else run.members
   parts = [member_split(m, data) for m in members]
@@ -93,8 +96,8 @@ def splits(run: run_lib.Run, data: HostData) -> Splits:
   if len(keys) == 1:
     stacked = [a[0] for a in stacked]
   train, validation, mean, std = stacked
-  return Splits(jnp.asarray(train), jnp.asarray(validation), jnp.asarray(mean, jnp.float32),
-                jnp.asarray(std, jnp.float32))
+  return Splits(np.asarray(train, np.int32), np.asarray(validation, np.int32),
+                np.asarray(mean, np.float32), np.asarray(std, np.float32))
 
 
 def test_indices(data: HostData) -> np.ndarray:

@@ -63,7 +63,7 @@ def calibrate(members: list[TrainConfig], size: int, data: inputs_lib.HostData,
   for name, n in (("vmapped", size), ("sequential", 1)):
     run = run_lib.make_run(members[:n], data.input_shape, len(data.class_names),
                            data.num_examples)
-    splits = inputs_lib.splits(run, data)
+    splits = jax.device_put(inputs_lib.splits(run, data))
     batches = inputs_lib.epoch_batches(run, splits, inputs_lib.shuffle_keys(run), 0)
     block = (batches[:run.plan.block_size] if batches.ndim == 2
              else batches[:, :run.plan.block_size])
