@@ -120,9 +120,12 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
                                layout.replicated(a)
                                for a, base in zip(host_splits, (1, 1, 0, 0))))
   inputs = layout.replicated(inputs)
-  evaluated = {"test": layout.examples(inputs_lib.test_indices(data))}
+  host_evaluated = {"test": inputs_lib.test_indices(data)}
   if host_splits.validation.shape[-1]:
-    evaluated = {"validation": layout.examples(host_splits.validation), **evaluated}
+    host_evaluated = {"validation": host_splits.validation, **host_evaluated}
+  evaluated = {name: layout.examples(i) for name, i in host_evaluated.items()}
+  labels = {name: layout.replicated(inputs_lib.labels(data, i))
+            for name, i in host_evaluated.items()}
   state = layout.per_member(state_lib.initial_state(run))
   kept = jax.tree.map(jnp.copy, state.variables)  # the state's buffers are donated
   records = [record_lib.MemberRecord() for _ in run.members]
@@ -194,9 +197,6 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
       layout.describe())
   programs = None if fresh else compile_rest(state)
 
-  def labels(name):
-    return programs_lib.labels_of(inputs, evaluated[name], size)
-
   def evaluate(variables, name):
     return programs.predictors[name](variables, inputs, splits, evaluated[name])
 
@@ -229,7 +229,7 @@ def fit(run: run_lib.Run, data: inputs_lib.HostData, inputs: inputs_lib.Inputs,
     results = {"train": _per_member(totals)}
     for name in evaluated:
       results[name] = _per_member(programs_lib.counts(evaluate(state.variables, name),
-                                                      labels(name)))
+                                                      labels[name]))
     rows = [record_lib.epoch_row(epoch, {s: r[k] for s, r in results.items()}, seconds,
                                  plan.updates_per_epoch * plan.batch_size) for k in range(size)]
     lengths = [len(r.history) for r in records]

@@ -100,6 +100,11 @@ def splits(run: run_lib.Run, data: HostData) -> Splits:
                 np.asarray(mean, np.float32), np.asarray(std, np.float32))
 
 
+def labels(data: HostData, indices: np.ndarray) -> np.ndarray:
+  """The labels of rows ``indices`` of ``Inputs`` (any shape), on the host."""
+  return np.concatenate([data.train_labels, data.test_labels])[indices]
+
+
 def test_indices(data: HostData) -> np.ndarray:
   """The test split's rows of ``Inputs``: N .. N + N_test - 1 (on the host)."""
   return np.arange(data.num_examples, data.num_examples + len(data.test_labels), dtype=np.int32)

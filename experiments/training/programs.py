@@ -16,7 +16,6 @@ import time
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from experiments.training import inputs as inputs_lib
 from experiments.training import run as run_lib
@@ -113,9 +112,3 @@ def counts(logits: jax.Array, labels: jax.Array) -> metrics.Counts:
   """Loss and accuracy sums of each member's logits (K, n, C) against labels (n,) or (K, n)."""
   labels_axis = 0 if labels.ndim == 2 else None
   return jax.vmap(metrics.counts, in_axes=(0, labels_axis))(logits, labels)
-
-
-def labels_of(inputs: inputs_lib.Inputs, indices: jax.Array, num_members: int) -> jax.Array:
-  """The labels of ``indices``: (n,), or (K, n) for per-member indices."""
-  labels = jnp.take(inputs.labels, indices, axis=0)
-  return labels if labels.ndim == 1 or num_members > 1 else labels.reshape(-1)
