@@ -17,6 +17,7 @@ import pytest
 
 from data import archives
 from data import datasets
+from data import files
 from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT
 
@@ -60,6 +61,40 @@ def mnist_data_dir(archive_dir, tmp_path_factory):
   data_dir = str(tmp_path_factory.getbasetemp().parent / "tfds")
   datasets.load_arrays("mnist", archive_dir, data_dir)
   return data_dir
+
+
+# The models the prediction, export and serving tests share: one epoch on real MNIST.
+# The cnn trains on 10 000 images (a 50 000 validation split) to keep its epoch short.
+TRAINED = {
+    "mlp": ["--model=mlp", "--hidden_sizes=64", "--validation_size=1000"],
+    "cifar_convnet": ["--model=cifar_convnet", "--validation_size=1000"],
+    "cnn": ["--model=cnn", "--validation_size=50000"],
+}
+
+
+@pytest.fixture(scope="session")
+def trained(mnist_data_dir, tmp_path_factory):
+  """``trained(model)``: the workdir of a ``TRAINED`` model, trained once for the session.
+
+  Shared by the parallel test processes like ``mnist_data_dir``: the first to
+  ask trains it under a lock, the others wait and reuse its workdir.
+  """
+  root = tmp_path_factory.getbasetemp().parent / "trained"
+
+  def workdir(model: str):
+    path = root / model
+    with files.exclusive_lock(str(root / f"{model}.lock")):
+      if not (path / "summary.json").exists():
+        result = subprocess.run(
+            [sys.executable, "-m", "experiments.mnist", *TRAINED[model], "--num_epochs=1",
+             "--noplots", "--notensorboard", "--noprogress", f"--tfds_data_dir={mnist_data_dir}",
+             f"--workdir={path}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+        assert result.returncode == 0, result.stderr[-2000:]
+    return path
+
+  return workdir
 
 
 @pytest.fixture

@@ -1,35 +1,18 @@
-"""scripts.predict on a model trained on real MNIST: classes, resizing, and one-line errors."""
+"""scripts.predict on models trained on real MNIST: classes, image modes, errors, a workdir left as it was."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from data import datasets
-from tests.helpers import ROOT
+from tests import helpers
+from tests.test_images import MODES
+from tests.test_images import blank_png
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(mnist_data_dir, tmp_path_factory):
-  """Two workdirs trained for one epoch: an MLP and the CIFAR-shaped ConvNet (on MNIST)."""
-  workdirs = {}
-  for model in ("mlp", "cifar_convnet"):
-    workdir = tmp_path_factory.mktemp(model)
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.mnist", f"--model={model}", "--hidden_sizes=64",
-         "--num_epochs=1", "--validation_size=1000", "--noplots", "--noprogress",
-         f"--tfds_data_dir={mnist_data_dir}", f"--workdir={workdir}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    workdirs[model] = workdir
-  return workdirs
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +43,7 @@ def _lines(text):
 
 def test_predict_prints_class_and_probability_for_each_image(trained, digits, run_module):
   paths, labels = digits
-  result = run_module("scripts.predict", f"--workdir={trained['mlp']}", *paths)
+  result = run_module("scripts.predict", f"--workdir={trained('mlp')}", *paths)
   assert result.returncode == 0, result.stderr[-2000:]
   lines = result.stdout.strip().splitlines()
   assert len(lines) == 20
@@ -74,7 +57,7 @@ def test_predict_prints_class_and_probability_for_each_image(trained, digits, ru
     correct += predicted == str(label)
   assert correct >= 18  # one epoch of the MLP: 96% test accuracy, so ~19 of 20 expected
   dark_on_light = paths[3::4]
-  forced = run_module("scripts.predict", f"--workdir={trained['mlp']}", "--invert=false",
+  forced = run_module("scripts.predict", f"--workdir={trained('mlp')}", "--invert=false",
                       *dark_on_light)
   assert forced.returncode == 0 and "inverted" not in forced.stdout
   assert len(forced.stdout.strip().splitlines()) == len(dark_on_light)
@@ -85,7 +68,7 @@ def test_bad_images_get_one_line_each_and_the_rest_are_classified(
   text = tmp_path / "notes.png"
   text.write_text("not an image")
   missing = tmp_path / "missing.png"
-  result = run_module("scripts.predict", f"--workdir={trained['mlp']}", str(missing),
+  result = run_module("scripts.predict", f"--workdir={trained('mlp')}", str(missing),
                       digits[0][0], str(text))
   assert result.returncode == 1
   assert _lines(result.stderr) == [f"{missing}: error: no such file",
@@ -102,9 +85,9 @@ def test_a_workdir_without_a_usable_checkpoint_is_one_line(trained, digits, tmp_
 
   # The ConvNet's arrays under the record (settings and digests) of the MLP.
   mixed = tmp_path / "mixed"
-  shutil.copytree(trained["cifar_convnet"], mixed)
+  shutil.copytree(trained("cifar_convnet"), mixed)
   shutil.rmtree(mixed / "checkpoints" / "1" / "record")
-  shutil.copytree(trained["mlp"] / "checkpoints" / "1" / "record",
+  shutil.copytree(trained("mlp") / "checkpoints" / "1" / "record",
                   mixed / "checkpoints" / "1" / "record")
   result = run_module("scripts.predict", f"--workdir={mixed}", digits[0][0])
   assert result.returncode == 1
@@ -113,17 +96,17 @@ def test_a_workdir_without_a_usable_checkpoint_is_one_line(trained, digits, tmp_
       "match their digest; move that folder away to start over"]
   assert result.stdout == ""
 
-  result = run_module("scripts.predict", f"--workdir={trained['mlp']}", "--member=1",
+  result = run_module("scripts.predict", f"--workdir={trained('mlp')}", "--member=1",
                       digits[0][0])
   assert result.returncode == 1
   assert _lines(result.stderr) == ["error: member must be an integer in [0, 0], got 1"]
 
 
 def test_the_cifar_shaped_convnet_trains_and_predicts_on_mnist(trained, digits, run_module):
-  summary = json.loads((trained["cifar_convnet"] / "summary.json").read_text())
+  summary = json.loads((trained("cifar_convnet") / "summary.json").read_text())
   assert summary["num_params"] == 10 * 12 + (14 * 14 * 12 + 1) * 10
   assert summary["test_accuracy"] > 0.9  # measured: 0.96 after one epoch
-  result = run_module("scripts.predict", f"--workdir={trained['cifar_convnet']}", *digits[0][:5])
+  result = run_module("scripts.predict", f"--workdir={trained('cifar_convnet')}", *digits[0][:5])
   assert result.returncode == 0
   assert len(result.stdout.strip().splitlines()) == 5
   assert np.mean([line.split(": ")[1].startswith(str(label)) for line, label in
@@ -131,11 +114,57 @@ def test_the_cifar_shaped_convnet_trains_and_predicts_on_mnist(trained, digits, 
 
 
 def test_light_background_is_told_by_the_border():
-  from scripts import predict  # pylint: disable=g-import-not-at-top
+  from experiments.serving import images  # pylint: disable=g-import-not-at-top
   digit = np.zeros((28, 28, 1), np.uint8)
   digit[4:24, 12:16] = 255  # a "1" touching no border
-  assert not predict.light_background(digit)
-  assert predict.light_background(255 - digit)
+  assert not images.light_background(digit)
+  assert images.light_background(255 - digit)
   stroke_to_edge = digit.copy()
   stroke_to_edge[:, 12:16] = 255  # the stroke reaches the top and bottom rows: still dark
-  assert not predict.light_background(stroke_to_edge)
+  assert not images.light_background(stroke_to_edge)
+
+
+def test_every_image_mode_of_real_digits_predicts_as_its_8_bit_version(
+    trained, mnist_data_dir, tmp_path, run_module):
+  test_images = datasets.load_arrays("mnist", tfds_data_dir=mnist_data_dir)["test_images"]
+  paths = {}
+  for i in range(6):
+    for mode, build in MODES.items():
+      path = tmp_path / f"{i}-{mode.replace(' ', '_').replace('/', '_')}"
+      path.write_bytes(build(test_images[i][..., 0]))
+      paths[i, mode] = str(path)
+  result = run_module("scripts.predict", f"--workdir={trained('mlp')}", *paths.values())
+  assert result.returncode == 0, result.stderr[-2000:]
+  answers = [line.split(": ", 1)[1] for line in result.stdout.splitlines()]
+  by_file = dict(zip(paths, answers))
+  for (i, mode), answer in by_file.items():
+    assert answer.replace(" [inverted: light background]", "") == by_file[i, "L"], (i, mode)
+
+
+def test_predict_changes_nothing_in_a_workdir_a_run_is_writing(trained, digits, tmp_path,
+                                                               run_module):
+  workdir = tmp_path / "training"
+  shutil.copytree(trained("mlp"), workdir)
+  unfinished = workdir / "checkpoints" / "3.orbax-checkpoint-tmp"
+  unfinished.mkdir()
+  (unfinished / "partial").write_bytes(b"a checkpoint being written")
+  before = helpers.snapshot(str(workdir))
+  result = run_module("scripts.predict", f"--workdir={workdir}", digits[0][0])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert helpers.snapshot(str(workdir)) == before
+  assert sorted(p.name for p in workdir.rglob(".lock*")) == sorted(
+      p.name for p in trained("mlp").rglob(".lock*"))
+
+
+def test_a_huge_image_is_one_line_and_the_others_are_classified(trained, digits, tmp_path,
+                                                                 run_module):
+  missing = tmp_path / "missing.png"
+  huge = tmp_path / "huge.png"
+  huge.write_bytes(blank_png(20000))
+  result = run_module("scripts.predict", f"--workdir={trained('mlp')}", digits[0][0],
+                      str(huge), digits[0][1], str(missing))
+  assert result.returncode == 1
+  assert _lines(result.stderr) == [
+      f"{huge}: error: over the limit of 16777216 pixels (4096x4096)",
+      f"{missing}: error: no such file"]
+  assert [line.split(": ")[0] for line in result.stdout.splitlines()] == list(digits[0][:2])

@@ -107,12 +107,19 @@ class Checkpoints:
   ``local``: this process alone trains the run and writes everything.
   """
 
-  def __init__(self, directory: str, local: bool = False):
+  def __init__(self, directory: str, local: bool = False, read_only: bool = False):
     self.directory = os.path.join(os.path.abspath(directory), "checkpoints")
     self._manager = None
     self._local = local and jax.process_count() > 1
+    self._read_only = read_only
 
   def _open(self, create: bool = False):
+    if self._manager is None and self._read_only:
+      # Creates, deletes and locks nothing: a reader never disturbs a run writing here
+      # (a writable manager would delete the run's unfinished N.orbax-checkpoint-tmp).
+      ocp = _orbax()
+      self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+          read_only=True, enable_async_checkpointing=False))
     if self._manager is None:
       ocp = _orbax()
       policies = ocp.checkpoint_managers
@@ -151,6 +158,7 @@ class Checkpoints:
 
     UserError if it cannot be written (a full disk): the previous one is kept.
     """
+    assert not self._read_only, "a read-only Checkpoints cannot save"
     ocp = _orbax()
     arrays = _arrays(state)
     record = {**record, "digests": {"state": digest(arrays), "model": digest(model)}}
@@ -259,7 +267,10 @@ class Checkpoints:
     return Saved(epoch, state, restored["model"], record)
 
   def restore_model(self) -> tuple[dict, dict]:
-    """The newest good checkpoint's prediction variables (no target structure) and record."""
+    """The newest good checkpoint's prediction variables (no target structure) and record.
+
+    Opened ``read_only``, this changes nothing on disk.
+    """
     found = self._newest_good(lambda record: None, {"model": None})
     if found is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")

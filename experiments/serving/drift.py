@@ -1,0 +1,76 @@
+"""How far the images a model receives have drifted from its training images.
+
+An image set's pixel statistics are the mean and standard deviation of x/255
+and the histogram of its pixel values in ``BINS`` equal bins of [0, 255],
+as fractions p_i. A window of incoming images (fractions q_i) is compared with
+the training data's by the population stability index
+
+    PSI = Σ_i (q_i - p_i) ln(q_i / p_i),    p_i, q_i floored at 1e-4,
+
+which is 0 for equal histograms. The drift flag is raised when PSI exceeds
+``THRESHOLD`` = 0.2 (the usual reading: below 0.1 stable, above 0.2 a shift
+worth acting on) over at least ``MIN_IMAGES`` images.
+"""
+
+import collections
+
+import numpy as np
+
+BINS = 16
+THRESHOLD = 0.2
+MIN_IMAGES = 100
+_FLOOR = 1e-4
+
+
+def histogram(images: np.ndarray) -> np.ndarray:
+  """Counts of uint8 ``images``' pixels in ``BINS`` equal bins of [0, 255], int64."""
+  return np.bincount(images.reshape(-1) // (256 // BINS), minlength=BINS).astype(np.int64)
+
+
+def statistics(images: np.ndarray) -> dict:
+  """The pixel statistics of uint8 ``images`` (N, H, W, C) as JSON: mean, std, histogram, images."""
+  counts = np.bincount(images.reshape(-1), minlength=256).astype(np.float64)
+  values = np.arange(256) / 255.0
+  mean = counts @ values / counts.sum()
+  std = np.sqrt(counts @ np.square(values - mean) / counts.sum())
+  fractions = histogram(images) / images.size
+  return {"mean": float(mean), "std": float(std), "histogram": fractions.tolist(),
+          "images": int(len(images))}
+
+
+def psi(expected: np.ndarray, observed: np.ndarray) -> float:
+  """The population stability index of two histograms (counts or fractions)."""
+  p = np.maximum(np.asarray(expected, np.float64) / np.sum(expected), _FLOOR)
+  q = np.maximum(np.asarray(observed, np.float64) / np.sum(observed), _FLOOR)
+  return float(np.sum((q - p) * np.log(q / p)))
+
+
+class Window:
+  """The pixel histograms of the last ``size`` images, compared with the training data's."""
+
+  def __init__(self, training: dict, size: int = 1000):
+    self.training = training
+    self._images = collections.deque(maxlen=size)
+    self._total = np.zeros(BINS, np.int64)
+    self._sum = 0.0  # of the images' pixel means (x/255)
+
+  def add(self, images: np.ndarray) -> None:
+    for image in images:
+      counts = histogram(image)
+      mean = float(image.mean()) / 255.0
+      if len(self._images) == self._images.maxlen:
+        old_counts, old_mean = self._images[0]
+        self._total -= old_counts
+        self._sum -= old_mean
+      self._images.append((counts, mean))
+      self._total += counts
+      self._sum += mean
+
+  def report(self) -> dict:
+    """PSI against the training histogram, the pixel means, and whether it has drifted."""
+    n = len(self._images)
+    score = psi(self.training["histogram"], self._total) if n else None
+    return {"images": n, "psi": score, "threshold": THRESHOLD, "min_images": MIN_IMAGES,
+            "drifted": bool(n >= MIN_IMAGES and score > THRESHOLD),
+            "pixel_mean": self._sum / n if n else None,
+            "training_pixel_mean": self.training["mean"]}

@@ -1,0 +1,404 @@
+"""The prediction server: an ASGI app (Starlette) over an exported model, with monitoring.
+
+Routes (every one but /healthz needs the bearer token when a token is set):
+
+  POST /v1/models/<name>:predict   TF Serving's REST body {"instances": [...]}, each
+                                   instance an array of the input shape (28x28 or
+                                   28x28x1) of integers 0-255; or an image file body
+                                   (Content-Type image/*), decoded as scripts.predict
+                                   does. -> {"predictions": [{"id", "class", "label",
+                                   "probabilities"}]}
+  GET  /v1/models/<name>           the model's manifest (no file digests)
+  POST /v1/feedback                {"id": ..., "label": ...} or a list of them: true labels
+  GET  /v1/monitor                 live accuracy, per-class precision / recall / F1, the
+                                   confusion matrix, drift, and their history
+  GET  /healthz, /readyz           alive; loaded, warmed and not shutting down
+  GET  /metrics                    Prometheus' text format
+  GET  /, /monitor                 the drawing page and the monitoring page
+
+Bad input is a JSON {"error": "..."} with a 4xx status; the server keeps
+serving. Nothing an image holds is logged or stored: the feedback log keeps
+ids, classes, labels, confidences and times.
+"""
+
+import asyncio
+import collections
+import contextlib
+import hmac
+import json
+import os
+import time
+import uuid
+from typing import NamedTuple
+
+import numpy as np
+import prometheus_client as prom
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse
+from starlette.responses import HTMLResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Route
+
+from experiments.serving import artifact as artifact_lib
+from experiments.serving import batcher as batcher_lib
+from experiments.serving import drift
+from experiments.serving import images as images_lib
+from experiments.serving import monitor
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+PAGES = {"/": "index.html", "/monitor": "monitor.html"}
+COOKIE = "perceptrax_token"
+
+
+class Settings(NamedTuple):
+  """The server's settings (scripts/serve.py's flags)."""
+
+  model_name: str
+  max_batch: int = 64
+  max_wait: float = 0.002  # seconds
+  max_instances: int = 1024
+  max_body_bytes: int = 16 * 2**20
+  token: str | None = None
+  window: int = 1000  # labelled predictions in the monitor's window
+  drift_window: int = 1000  # images in the drift window
+  history_interval: float = 5.0  # seconds between the monitor's history points
+
+
+class BadRequest(Exception):
+  """A request the client must fix: its status and one message."""
+
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status = status
+
+
+class Metrics:
+  """The Prometheus metrics of one server, in a registry of its own."""
+
+  def __init__(self, class_names):
+    self.registry = prom.CollectorRegistry()
+    r = self.registry
+    self.requests = prom.Counter("perceptrax_requests", "Requests by route and status.",
+                                 ["route", "status"], registry=r)
+    self.latency = prom.Histogram(
+        "perceptrax_request_seconds", "Request latency by route.", ["route"], registry=r,
+        buckets=(.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
+    self.batch = prom.Histogram("perceptrax_batch_size", "Images per call of the model.",
+                                registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+    self.predictions = prom.Counter("perceptrax_predictions", "Predictions by class.",
+                                    ["label"], registry=r)
+    self.confidence = prom.Histogram(
+        "perceptrax_confidence", "The predicted class's probability.", registry=r,
+        buckets=(.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1.0))
+    self.accuracy = prom.Gauge("perceptrax_monitor_accuracy",
+                               "Accuracy over the labelled window.", registry=r)
+    self.labelled = prom.Gauge("perceptrax_monitor_labelled",
+                               "Labelled predictions in the window.", registry=r)
+    self.f1 = prom.Gauge("perceptrax_monitor_f1", "F1 per class over the labelled window.",
+                         ["label"], registry=r)
+    self.psi = prom.Gauge("perceptrax_drift_psi", "Population stability index of the pixel "
+                          "histogram against the training data's.", registry=r)
+    self.drifted = prom.Gauge("perceptrax_drift", "1 when the drift flag is raised.", registry=r)
+    for name in class_names:  # every class appears from the start, at 0
+      self.predictions.labels(name)
+
+
+class Server:
+  """The state behind the routes: the model, the batcher, the monitor and the metrics."""
+
+  def __init__(self, artifact: artifact_lib.Artifact, settings: Settings,
+               feedback: monitor.FeedbackLog):
+    self.artifact, self.settings, self.feedback = artifact, settings, feedback
+    self.class_names = artifact.class_names
+    self.model_id = artifact.manifest["files"][artifact_lib.MODEL_FILE][:16]
+    self.metrics = Metrics(self.class_names)
+    self.batcher = batcher_lib.Batcher(artifact.probabilities, artifact.input_shape,
+                                       settings.max_batch, settings.max_wait,
+                                       self.metrics.batch.observe)
+    self.window = monitor.Window(len(self.class_names), settings.window)
+    self.drift = drift.Window(artifact.manifest["pixel_statistics"], settings.drift_window)
+    self.recent = collections.OrderedDict()  # id -> (class, confidence), newest last
+    self.recent_limit = 100_000
+    self.history = collections.deque(maxlen=720)
+    self.predicted_images = 0
+    self.ready = False
+    self.labelled_ids = set()  # of the predictions in ``recent`` that have their label
+    records, self.skipped = feedback.read(self.model_id, len(self.class_names))
+    for record in records[-settings.window:]:  # the window continues where it stopped
+      self.window.add(record["label"], record["predicted"])
+
+  # -- predictions --------------------------------------------------------------------------
+
+  async def predict(self, images: np.ndarray) -> list[dict]:
+    probabilities = await self.batcher.predict(images)
+    self.drift.add(images)
+    self.predicted_images += len(images)
+    out = []
+    for p in probabilities:
+      k = int(np.argmax(p))
+      confidence = float(p[k])
+      prediction_id = uuid.uuid4().hex
+      self.recent[prediction_id] = (k, confidence)
+      if len(self.recent) > self.recent_limit:
+        self.labelled_ids.discard(self.recent.popitem(last=False)[0])
+      self.metrics.predictions.labels(self.class_names[k]).inc()
+      self.metrics.confidence.observe(confidence)
+      out.append({"id": prediction_id, "class": k, "label": self.class_names[k],
+                  "probabilities": p.tolist()})
+    return out
+
+  def instances(self, body: dict) -> np.ndarray:
+    """TF Serving's {"instances": [...]} as uint8 (n, H, W, C); BadRequest naming what is wrong."""
+    if not isinstance(body, dict) or "instances" not in body:
+      raise BadRequest(400, 'the body must be a JSON object {"instances": [...]}')
+    instances = body["instances"]
+    if not isinstance(instances, list) or not instances:
+      raise BadRequest(400, '"instances" must be a non-empty list')
+    if len(instances) > self.settings.max_instances:
+      raise BadRequest(400, f"at most {self.settings.max_instances} instances per request, got "
+                       f"{len(instances)}")
+    name = self.artifact.manifest["input"]["name"]
+    instances = [i[name] if isinstance(i, dict) and set(i) == {name} else i for i in instances]
+    shape = self.artifact.input_shape
+    shapes = f"{shape[0]}x{shape[1]}" + (f" or {'x'.join(map(str, shape))}"
+                                          if shape[-1] == 1 else "")
+    try:
+      values = np.asarray(instances)
+    except ValueError:
+      values = None
+    if values is None or values.shape[1:] not in (shape, shape[:2] if shape[-1] == 1 else shape):
+      raise BadRequest(400, f"each instance must be an array of shape {shapes}"
+                       + ("" if values is None else
+                          f", got {'x'.join(map(str, values.shape[1:])) or 'a number'}"))
+    if values.dtype.kind not in "iuf":
+      raise BadRequest(400, f"instance values must be numbers 0-255, got {values.dtype.kind!r} "
+                       "values (strings, booleans or nulls)")
+    if not np.all(np.isfinite(values)):
+      raise BadRequest(400, "instance values must be finite numbers 0-255 (got NaN or infinity)")
+    if values.min() < 0 or values.max() > 255:
+      raise BadRequest(400, f"instance values must be 0-255, got {values.min()} to "
+                       f"{values.max()}")
+    if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+      raise BadRequest(400, "instance values must be integers 0-255 (uint8 pixels)")
+    return values.astype(np.uint8).reshape(len(values), *shape)
+
+  # -- monitoring ---------------------------------------------------------------------------
+
+  def record_feedback(self, body) -> int:
+    items = body if isinstance(body, list) else [body]
+    if not items or len(items) > self.settings.max_instances:
+      raise BadRequest(400, f"feedback is an object {{\"id\", \"label\"}} or a list of 1 to "
+                       f"{self.settings.max_instances} of them")
+    records, seen = [], set()
+    now = time.time()
+    for item in items:
+      if not isinstance(item, dict) or set(item) != {"id", "label"}:
+        raise BadRequest(400, 'each feedback must be an object {"id": ..., "label": ...}')
+      prediction_id, label = item["id"], self._label(item["label"])
+      if not isinstance(prediction_id, str) or prediction_id not in self.recent:
+        raise BadRequest(404, f"no prediction with id {prediction_id!r} (ids are kept for the "
+                         f"last {self.recent_limit} predictions)")
+      if prediction_id in self.labelled_ids or prediction_id in seen:
+        raise BadRequest(409, f"prediction {prediction_id} already has its label")
+      seen.add(prediction_id)
+      predicted, confidence = self.recent[prediction_id]
+      records.append({"id": prediction_id, "label": label, "predicted": predicted,
+                      "confidence": round(confidence, 6), "time": round(now, 3),
+                      "model": self.model_id})
+    try:
+      self.feedback.append(records)
+    except OSError as e:
+      raise BadRequest(507, f"could not record the feedback in {self.feedback.path} "
+                       f"({e.strerror})") from None
+    for record in records:
+      self.window.add(record["label"], record["predicted"])
+      self.labelled_ids.add(record["id"])
+    return len(records)
+
+  def _label(self, label) -> int:
+    if type(label) is int and 0 <= label < len(self.class_names):
+      return label
+    if isinstance(label, str) and label in self.class_names:
+      return self.class_names.index(label)
+    raise BadRequest(400, f"label must be a class index 0-{len(self.class_names) - 1} or one of "
+                     f"the class names, got {label!r}")
+
+  def report(self) -> dict:
+    out = self.window.report(self.class_names)
+    out["drift"] = self.drift.report()
+    out["predictions"] = self.predicted_images
+    out["skipped_feedback_lines"] = self.skipped
+    out["history"] = list(self.history)
+    return out
+
+  async def sample_history(self) -> None:
+    """Every ``history_interval`` seconds: the time, accuracy, request rate and drift."""
+    last_count, last_time = self.predicted_images, time.time()
+    while True:
+      await asyncio.sleep(self.settings.history_interval)
+      now = time.time()
+      report = self.window.report(self.class_names)
+      self.history.append({
+          "time": round(now, 3), "accuracy": report["accuracy"],
+          "predictions_per_second": (self.predicted_images - last_count) / (now - last_time),
+          "psi": self.drift.report()["psi"]})
+      last_count, last_time = self.predicted_images, now
+
+  def update_gauges(self) -> None:
+    report = self.report()
+    m = self.metrics
+    m.labelled.set(report["labelled"])
+    m.accuracy.set(report["accuracy"] if report["accuracy"] is not None else float("nan"))
+    for row in report["per_class"]:
+      m.f1.labels(row["label"]).set(row["f1"])
+    m.psi.set(report["drift"]["psi"] if report["drift"]["psi"] is not None else float("nan"))
+    m.drifted.set(int(report["drift"]["drifted"]))
+
+
+def _error(status: int, message: str, headers=None) -> JSONResponse:
+  return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+  """The request body, at most ``limit`` bytes; BadRequest 413 beyond."""
+  declared = request.headers.get("content-length")
+  if declared is not None and declared.isdigit() and int(declared) > limit:
+    raise BadRequest(413, f"the body is over the limit of {limit} bytes")
+  chunks, size = [], 0
+  async for chunk in request.stream():
+    size += len(chunk)
+    if size > limit:
+      raise BadRequest(413, f"the body is over the limit of {limit} bytes")
+    chunks.append(chunk)
+  return b"".join(chunks)
+
+
+def _json(data: bytes):
+  def refuse(constant):
+    raise ValueError(f"{constant} is not a number 0-255")
+  try:
+    return json.loads(data, parse_constant=refuse)
+  except (ValueError, RecursionError) as e:
+    raise BadRequest(400, f"malformed JSON ({str(e).splitlines()[0][:120]})") from None
+
+
+def create_app(server: Server) -> Starlette:
+  """The ASGI app of ``server``."""
+  settings = server.settings
+  token = settings.token.encode() if settings.token else None
+
+  def authorized(request: Request) -> bool:
+    if token is None:
+      return True
+    header = request.headers.get("authorization", "")
+    given = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(given.encode(), token)
+
+  def route(name: str, handler, public: bool = False, page: bool = False):
+    """``handler`` with the token check, JSON errors, and its requests counted and timed."""
+
+    async def endpoint(request: Request) -> Response:
+      start = time.perf_counter()
+      try:
+        if not public and not authorized(request):
+          response = (FileResponse(os.path.join(STATIC, "login.html"), status_code=401)
+                      if page else
+                      _error(401, "a bearer token is required (Authorization: Bearer <token>)",
+                             {"WWW-Authenticate": "Bearer"}))
+        else:
+          response = await handler(request)
+      except BadRequest as e:
+        response = _error(e.status, str(e))
+      server.metrics.requests.labels(name, str(response.status_code)).inc()
+      server.metrics.latency.labels(name).observe(time.perf_counter() - start)
+      return response
+
+    return endpoint
+
+  async def predict(request: Request) -> Response:
+    if request.path_params["name"] != settings.model_name:
+      raise BadRequest(404, f"no model {request.path_params['name']!r}; this server serves "
+                       f"{settings.model_name!r}")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _body(request, settings.max_body_bytes)
+    if content_type.startswith("image/"):
+      try:
+        pixels, _ = images_lib.decode(body, server.artifact.input_shape, "auto")
+      except images_lib.ImageError as e:
+        raise BadRequest(400, f"the image cannot be classified: {e}") from None
+      images = pixels[None]
+    elif content_type in ("application/json", ""):
+      images = server.instances(_json(body))
+    else:
+      raise BadRequest(415, f"unsupported Content-Type {content_type!r}: send application/json "
+                       "or an image (image/png, image/jpeg)")
+    return JSONResponse({"predictions": await server.predict(images)})
+
+  async def models(request: Request) -> Response:
+    del request
+    return JSONResponse({"models": [settings.model_name]})
+
+  async def model_status(request: Request) -> Response:
+    if request.path_params["name"] != settings.model_name:
+      raise BadRequest(404, f"no model {request.path_params['name']!r}")
+    manifest = {k: v for k, v in server.artifact.manifest.items() if k != "files"}
+    return JSONResponse({"name": settings.model_name, "model_id": server.model_id,
+                         "max_batch": settings.max_batch, "manifest": manifest})
+
+  async def feedback(request: Request) -> Response:
+    count = server.record_feedback(_json(await _body(request, settings.max_body_bytes)))
+    return JSONResponse({"recorded": count})
+
+  async def monitor_report(request: Request) -> Response:
+    del request
+    return JSONResponse(server.report())
+
+  async def healthz(request: Request) -> Response:
+    del request
+    return JSONResponse({"status": "alive"})
+
+  async def readyz(request: Request) -> Response:
+    del request
+    return (JSONResponse({"status": "ready", "model": settings.model_name}) if server.ready
+            else _error(503, "not ready"))
+
+  async def metrics(request: Request) -> Response:
+    del request
+    server.update_gauges()
+    return Response(prom.generate_latest(server.metrics.registry),
+                    media_type=prom.CONTENT_TYPE_LATEST)
+
+  def static(name: str):
+    async def serve(request: Request) -> Response:
+      del request
+      return FileResponse(os.path.join(STATIC, name), headers={"Cache-Control": "no-store"})
+    return serve
+
+  @contextlib.asynccontextmanager
+  async def startup_and_shutdown(app):
+    del app
+    await server.batcher.start()
+    sampler = asyncio.get_running_loop().create_task(server.sample_history())
+    server.ready = True
+    yield
+    server.ready = False
+    sampler.cancel()
+    await server.batcher.stop()
+
+  routes = [
+      Route("/v1/models/{name}:predict", route("predict", predict), methods=["POST"]),
+      Route("/v1/models", route("model", models), methods=["GET"]),
+      Route("/v1/models/{name}", route("model", model_status), methods=["GET"]),
+      Route("/v1/feedback", route("feedback", feedback), methods=["POST"]),
+      Route("/v1/monitor", route("monitor", monitor_report), methods=["GET"]),
+      Route("/healthz", route("healthz", healthz, public=True), methods=["GET"]),
+      Route("/readyz", route("readyz", readyz), methods=["GET"]),
+      Route("/metrics", route("metrics", metrics), methods=["GET"]),
+      *[Route(path, route("page", static(name), page=True), methods=["GET"])
+        for path, name in PAGES.items()],
+      *[Route(f"/static/{name}", route("static", static(name)), methods=["GET"])
+        for name in ("draw.js", "monitor.js", "style.css")],
+  ]
+  return Starlette(routes=routes, lifespan=startup_and_shutdown)

@@ -1,0 +1,81 @@
+"""A trained model read from a workdir: its network, variables and what predicting needs.
+
+Reading changes nothing in the workdir: the checkpoints are opened read-only
+and no lock is taken, so predicting or exporting while a run writes the same
+workdir never disturbs it (a checkpoint being replaced meanwhile fails its
+digest and the next newest is used).
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from flax import linen as nn
+
+from data import datasets
+from experiments.training import checkpoints as checkpoints_lib
+from experiments.training import config as config_lib
+from experiments.training import run as run_lib
+from experiments.training.config import TrainConfig
+from models import networks
+from models.registry import UserError
+
+
+class TrainedModel(NamedTuple):
+  """One member of a trained run, ready to predict."""
+
+  model: nn.Module
+  variables: dict  # {"params"[, "batch_stats"]}: the kept epoch's
+  config: TrainConfig  # the member's resolved settings
+  class_names: tuple[str, ...]
+  input_shape: tuple[int, int, int]  # (H, W, C)
+  pixel_scaling: tuple[float, float]  # (mean, std) of datasets.to_model_input
+  test_metrics: dict | None  # of the finished run, else None
+
+
+def load(workdir: str, member: int = 0) -> TrainedModel:
+  """The workdir's model ``member`` (a fold of a --folds run), rebuilt from its saved settings.
+
+  UserError if there is no checkpoint or it does not fit its settings.
+  """
+  try:
+    stacked, record = checkpoints_lib.Checkpoints(workdir, read_only=True).restore_model()
+  except FileNotFoundError:
+    raise UserError(f"no trained model in {workdir}: it has no checkpoints") from None
+  config_lib.check_integer("member", member, 0, len(record["members"]) - 1)
+  config = config_lib.from_json(record["members"][member])
+  variables = jax.tree.map(lambda a: a[member], stacked)
+  model = run_lib.make_model(config, len(record["class_names"]))
+  input_shape = tuple(record["input_shape"])
+  expected = jax.eval_shape(lambda: networks.init_variables(model, jax.random.key(0), input_shape))
+  if not _same_shapes(variables, expected):
+    raise UserError(
+        f"the checkpoint in {workdir} does not fit the {config.model} model it was saved "
+        "with: the parameter names or shapes differ")
+  test_metrics = record["test_metrics"][member] if record.get("test_metrics") else None
+  return TrainedModel(model, variables, config, tuple(record["class_names"]), input_shape,
+                      tuple(record["pixel_scaling"][member]), test_metrics)
+
+
+def _same_shapes(variables, expected) -> bool:
+  flat, tree = jax.tree.flatten(variables)
+  expected_flat, expected_tree = jax.tree.flatten(expected)
+  return tree == expected_tree and all(
+      np.shape(a) == b.shape for a, b in zip(flat, expected_flat))
+
+
+def probability_function(trained: TrainedModel) -> Callable[[jax.Array], jax.Array]:
+  """uint8 images (N, H, W, C) -> class probabilities softmax(f((x/255 - mean) / std)), float32.
+
+  The variables and the pixel scaling are constants of the function: what
+  ``scripts.predict`` runs and what ``scripts.export`` serializes.
+  """
+  variables, (mean, std) = trained.variables, trained.pixel_scaling
+
+  def probabilities(pixels):
+    logits = trained.model.apply(variables, datasets.to_model_input(pixels, mean, std),
+                                 train=False)
+    return jax.nn.softmax(logits, axis=-1)
+
+  return probabilities

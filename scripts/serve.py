@@ -1,0 +1,139 @@
+r"""Serve an exported model over HTTP, with a drawing page and live monitoring.
+
+    python -m scripts.serve --model=/tmp/perceptrax/export [--port=8000]
+
+Loads and verifies the export written by ``scripts.export``, compiles its
+function for every batch size the dynamic batcher uses, then serves
+``experiments/serving/server.py``'s routes under uvicorn: TF Serving's REST
+predict API at /v1/models/<name>:predict, feedback and monitoring, Prometheus
+metrics, and the pages at / (draw a digit) and /monitor. Binds 127.0.0.1
+unless --host says otherwise; --auth_token_file makes every route but /healthz
+require the token in it. SIGTERM or Ctrl-C finishes the requests in flight
+and exits 0. A missing or damaged export, a port in use or a feedback log held
+by another server is one line and exit 1, before serving.
+"""
+
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+
+import uvicorn
+from absl import flags
+
+from experiments import cli
+from experiments.serving import artifact as artifact_lib
+from experiments.serving import monitor
+from experiments.serving import server as server_lib
+from experiments.training import config as config_lib
+from models.registry import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "/tmp/perceptrax/export", "A folder written by scripts.export.")
+flags.DEFINE_string("model_name", None, "The name in /v1/models/<name>:predict (default: the "
+                    "model's dataset, e.g. mnist).")
+flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface; "
+                    "give --auth_token_file then).")
+flags.DEFINE_integer("port", 8000, "Port to listen on (0: any free port, printed at start).")
+flags.DEFINE_string("auth_token_file", None, "A file holding the bearer token every route but "
+                    "/healthz requires.")
+flags.DEFINE_integer("max_batch", 64, "Most images in one call of the model (dynamic batching).")
+flags.DEFINE_float("max_wait_ms", 2.0, "Longest wait (ms) for more requests to fill a batch.")
+flags.DEFINE_integer("max_instances", 1024, "Most instances in one request.")
+flags.DEFINE_integer("max_body_bytes", 16 * 2**20, "Largest request body (bytes); larger: 413.")
+flags.DEFINE_string("feedback_log", None, "JSON-lines log of the labelled predictions (default: "
+                    "/tmp/perceptrax/serve/<model_name>/feedback.jsonl).")
+flags.DEFINE_integer("monitor_window", 1000, "Labelled predictions in the monitor's window.")
+flags.DEFINE_integer("drift_window", 1000, "Recent images compared with the training data's.")
+flags.DEFINE_float("history_interval", 5.0, "Seconds between the monitor's history points.")
+flags.DEFINE_bool("access_log", False, "Log every request (method, path, status; never bodies).")
+
+
+def _token(path: str | None) -> str | None:
+  if path is None:
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      token = f.read().strip()
+  except OSError as e:
+    raise UserError(f"cannot read --auth_token_file {path}: {e.strerror}") from None
+  if len(token) < 16 or any(c.isspace() for c in token):
+    raise UserError(f"the token in {path} must be at least 16 characters without spaces")
+  return token
+
+
+def _listen(host: str, port: int) -> socket.socket:
+  """A listening socket on ``host``:``port``; UserError naming why not (a port in use)."""
+  try:
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+  except ValueError:
+    raise UserError(f"--host must be an IP address, got {host!r}") from None
+  sock = socket.socket(family, socket.SOCK_STREAM)
+  sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  try:
+    sock.bind((host, port))
+  except OSError as e:
+    sock.close()
+    raise UserError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+  sock.listen(2048)
+  return sock
+
+
+class _Uvicorn(uvicorn.Server):
+  """uvicorn's server; after a graceful stop on SIGTERM / SIGINT the process exits 0.
+
+  (uvicorn raises the signal again once stopped, which would end the process with
+  status 128 + n although every request was answered.)
+  """
+
+  @contextlib.contextmanager
+  def capture_signals(self):
+    previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+      yield
+    finally:
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def main(argv):
+  del argv
+  config_lib.check_integer("port", FLAGS.port, 0, 65535)
+  for name in ("max_batch", "max_instances", "max_body_bytes", "monitor_window", "drift_window"):
+    config_lib.check_integer(name, getattr(FLAGS, name), 1, 2**31 - 1)
+  config_lib.check_number("max_wait_ms", FLAGS.max_wait_ms, 0.0, 10_000.0)
+  config_lib.check_number("history_interval", FLAGS.history_interval, 0.1, 86_400.0)
+  token = _token(FLAGS.auth_token_file)
+  model = artifact_lib.load(FLAGS.model)
+  name = FLAGS.model_name or model.manifest["dataset"]
+  if not name or "/" in name or ":" in name:
+    raise UserError(f"--model_name must be a name without '/' or ':', got {name!r}")
+  feedback = monitor.FeedbackLog(FLAGS.feedback_log or os.path.join(
+      "/tmp/perceptrax/serve", name, "feedback.jsonl"))
+  settings = server_lib.Settings(
+      name, FLAGS.max_batch, FLAGS.max_wait_ms / 1000, FLAGS.max_instances, FLAGS.max_body_bytes,
+      token, FLAGS.monitor_window, FLAGS.drift_window, FLAGS.history_interval)
+  server = server_lib.Server(model, settings, feedback)
+  if server.skipped:
+    logging.warning("%s: %d lines skipped (cut short or not of this form)", feedback.path,
+                    server.skipped)
+  sock = _listen(FLAGS.host, FLAGS.port)
+  if not ipaddress.ip_address(FLAGS.host).is_loopback and token is None:
+    logging.warning("serving on %s without --auth_token_file: anyone who reaches this address "
+                    "can use the model", FLAGS.host)
+  server.batcher.warm()  # every batch size compiled before the first request is accepted
+  host, port = sock.getsockname()[:2]
+  print(f"serving {name} ({model.manifest['model']}, {model.directory}) at http://{host}:{port}/ "
+        f"(batches up to {FLAGS.max_batch}; feedback log {feedback.path})", flush=True)
+  config = uvicorn.Config(server_lib.create_app(server), log_level="warning",
+                          access_log=FLAGS.access_log, timeout_graceful_shutdown=30,
+                          lifespan="on")
+  _Uvicorn(config).run(sockets=[sock])
+  feedback.close()
+  print("stopped: requests in flight answered", flush=True)
+
+
+if __name__ == "__main__":
+  cli.run(main)
