@@ -70,7 +70,7 @@ def main(argv):
   except httpx.HTTPError as e:
     raise UserError(f"cannot reach {FLAGS.url}: {e}") from None
   summary = {k: report[k] for k in ("labelled", "accuracy", "macro_f1", "drift")}
-  print(json.dumps(summary, indent=2))
+  print(json.dumps(summary))  # one line, the last
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ flags.DEFINE_integer("port", 8000, "Port to listen on (0: any free port, printed
 flags.DEFINE_string("auth_token_file", None, "A file holding the bearer token every route but "
                     "/healthz requires.")
 flags.DEFINE_integer("max_batch", 64, "Most images in one call of the model (dynamic batching).")
-flags.DEFINE_float("max_wait_ms", 2.0, "Longest wait (ms) for more requests to fill a batch.")
+flags.DEFINE_float("max_wait_ms", 0.0, "Longest wait (ms) for more requests to fill a batch "
+                  "(0: none; requests that arrive while the model runs form the next batch).")
 flags.DEFINE_integer("max_instances", 1024, "Most instances in one request.")
 flags.DEFINE_integer("max_body_bytes", 16 * 2**20, "Largest request body (bytes); larger: 413.")
 flags.DEFINE_string("feedback_log", None, "JSON-lines log of the labelled predictions (default: "

@@ -97,6 +97,26 @@ def trained(mnist_data_dir, tmp_path_factory):
   return workdir
 
 
+@pytest.fixture(scope="session")
+def exported(trained, mnist_data_dir, tmp_path_factory):
+  """``exported(model)``: the folder scripts.export wrote for a ``TRAINED`` model, made once."""
+  root = tmp_path_factory.getbasetemp().parent / "exported"
+
+  def folder(model: str):
+    path = root / model
+    with files.exclusive_lock(str(root / f"{model}.lock")):
+      if not (path / "manifest.json").exists():
+        result = subprocess.run(
+            [sys.executable, "-m", "scripts.export", f"--workdir={trained(model)}",
+             f"--output={path}", f"--tfds_data_dir={mnist_data_dir}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.startswith(f"exported the {model} model of ")
+    return path
+
+  return folder
+
+
 @pytest.fixture
 def run_module():
   """Runs ``python -m MODULE FLAGS...`` from the repository root, as users do."""

@@ -44,26 +44,6 @@ def test_images(mnist_data_dir):
   return arrays["test_images"][:1000], arrays["test_labels"][:1000]
 
 
-@pytest.fixture(scope="module")
-def exported(trained, mnist_data_dir, tmp_path_factory, request):
-  """``exported(model)``: an export of the trained ``model`` (written once per module)."""
-  folders = {}
-
-  def export(model):
-    if model not in folders:
-      folder = tmp_path_factory.mktemp("export") / model
-      result = subprocess.run(
-          [sys.executable, "-m", "scripts.export", f"--workdir={trained(model)}",
-           f"--output={folder}", f"--tfds_data_dir={mnist_data_dir}"],
-          cwd=ROOT, capture_output=True, text=True, timeout=600)
-      assert result.returncode == 0, result.stderr[-2000:]
-      assert result.stdout.startswith(f"exported the {model} model of ")
-      folders[model] = folder
-    return folders[model]
-
-  return export
-
-
 # Loads both formats with the project's packages unimportable, as a serving host would.
 _STANDALONE = textwrap.dedent("""
     import sys

@@ -57,7 +57,7 @@ class Settings(NamedTuple):
 
   model_name: str
   max_batch: int = 64
-  max_wait: float = 0.002  # seconds
+  max_wait: float = 0.0  # seconds
   max_instances: int = 1024
   max_body_bytes: int = 16 * 2**20
   token: str | None = None
