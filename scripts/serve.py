@@ -26,6 +26,7 @@ from absl import flags
 from experiments import cli
 from experiments.serving import artifact as artifact_lib
 from experiments.serving import monitor
+from experiments.serving import routes
 from experiments.serving import server as server_lib
 from experiments.training import config as config_lib
 from models.registry import UserError
@@ -128,7 +129,7 @@ def main(argv):
   host, port = sock.getsockname()[:2]
   print(f"serving {name} ({model.manifest['model']}, {model.directory}) at http://{host}:{port}/ "
         f"(batches up to {FLAGS.max_batch}; feedback log {feedback.path})", flush=True)
-  config = uvicorn.Config(server_lib.create_app(server), log_level="warning",
+  config = uvicorn.Config(routes.create_app(server), log_level="warning",
                           access_log=FLAGS.access_log, timeout_graceful_shutdown=30,
                           lifespan="on")
   _Uvicorn(config).run(sockets=[sock])

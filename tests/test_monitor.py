@@ -126,3 +126,16 @@ def test_a_full_disk_fails_the_append_and_keeps_every_whole_line(tmp_path):
   assert [r["id"] for r in records] == ["p0"] and skipped <= 1
   log.close()
   assert json.loads(path.read_bytes().splitlines()[0])["id"] == "p0"
+
+
+def test_the_serving_library_never_imports_the_training_engine():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tests.helpers import ROOT  # pylint: disable=g-import-not-at-top
+  code = ("import sys; import experiments.serving.routes; "
+          "print(sorted(m for m in sys.modules if m.startswith(('experiments.training', 'models.'))"
+          " and m != 'models.registry'))")
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == "[]"

@@ -267,8 +267,8 @@ def test_the_token_guards_every_route_but_healthz(exported, tmp_path):
         assert wrong.status_code == 401, path
       good = {"Authorization": "Bearer s3cret-token-of-32-characters!!!"}
       assert _predict(client, [_digit_json()], headers=good).status_code == 200
-      assert client.get("/", cookies={"perceptrax_token": "s3cret-token-of-32-characters!!!"}
-                        ).status_code == 200
+      client.cookies.set("perceptrax_token", "s3cret-token-of-32-characters!!!")
+      assert client.get("/").status_code == 200  # the pages' cookie
   finally:
     served.stop()
 

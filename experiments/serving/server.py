@@ -1,4 +1,4 @@
-"""The prediction server: an ASGI app (Starlette) over an exported model, with monitoring.
+"""The prediction server's state: an exported model, its batcher, monitor and metrics.
 
 Routes (every one but /healthz needs the bearer token when a token is set):
 
@@ -16,41 +16,24 @@ Routes (every one but /healthz needs the bearer token when a token is set):
   GET  /metrics                    Prometheus' text format
   GET  /, /monitor                 the drawing page and the monitoring page
 
-Bad input is a JSON {"error": "..."} with a 4xx status; the server keeps
-serving. Nothing an image holds is logged or stored: the feedback log keeps
+Bad input is a ``BadRequest`` (a JSON {"error": "..."} with a 4xx status,
+``routes.py``); the server keeps serving. Nothing an image holds is logged or stored: the feedback log keeps
 ids, classes, labels, confidences and times.
 """
 
 import asyncio
 import collections
-import contextlib
-import hmac
-import json
-import os
 import time
 import uuid
 from typing import NamedTuple
 
 import numpy as np
 import prometheus_client as prom
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse
-from starlette.responses import HTMLResponse
-from starlette.responses import JSONResponse
-from starlette.responses import Response
-from starlette.routing import Route
 
 from experiments.serving import artifact as artifact_lib
 from experiments.serving import batcher as batcher_lib
 from experiments.serving import drift
-from experiments.serving import images as images_lib
 from experiments.serving import monitor
-
-STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-PAGES = {"/": "index.html", "/monitor": "monitor.html"}
-COOKIE = "perceptrax_token"
-
 
 class Settings(NamedTuple):
   """The server's settings (scripts/serve.py's flags)."""
@@ -255,150 +238,3 @@ class Server:
       m.f1.labels(row["label"]).set(row["f1"])
     m.psi.set(report["drift"]["psi"] if report["drift"]["psi"] is not None else float("nan"))
     m.drifted.set(int(report["drift"]["drifted"]))
-
-
-def _error(status: int, message: str, headers=None) -> JSONResponse:
-  return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-  """The request body, at most ``limit`` bytes; BadRequest 413 beyond."""
-  declared = request.headers.get("content-length")
-  if declared is not None and declared.isdigit() and int(declared) > limit:
-    raise BadRequest(413, f"the body is over the limit of {limit} bytes")
-  chunks, size = [], 0
-  async for chunk in request.stream():
-    size += len(chunk)
-    if size > limit:
-      raise BadRequest(413, f"the body is over the limit of {limit} bytes")
-    chunks.append(chunk)
-  return b"".join(chunks)
-
-
-def _json(data: bytes):
-  def refuse(constant):
-    raise ValueError(f"{constant} is not a number 0-255")
-  try:
-    return json.loads(data, parse_constant=refuse)
-  except (ValueError, RecursionError) as e:
-    raise BadRequest(400, f"malformed JSON ({str(e).splitlines()[0][:120]})") from None
-
-
-def create_app(server: Server) -> Starlette:
-  """The ASGI app of ``server``."""
-  settings = server.settings
-  token = settings.token.encode() if settings.token else None
-
-  def authorized(request: Request) -> bool:
-    if token is None:
-      return True
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(given.encode(), token)
-
-  def route(name: str, handler, public: bool = False, page: bool = False):
-    """``handler`` with the token check, JSON errors, and its requests counted and timed."""
-
-    async def endpoint(request: Request) -> Response:
-      start = time.perf_counter()
-      try:
-        if not public and not authorized(request):
-          response = (FileResponse(os.path.join(STATIC, "login.html"), status_code=401)
-                      if page else
-                      _error(401, "a bearer token is required (Authorization: Bearer <token>)",
-                             {"WWW-Authenticate": "Bearer"}))
-        else:
-          response = await handler(request)
-      except BadRequest as e:
-        response = _error(e.status, str(e))
-      server.metrics.requests.labels(name, str(response.status_code)).inc()
-      server.metrics.latency.labels(name).observe(time.perf_counter() - start)
-      return response
-
-    return endpoint
-
-  async def predict(request: Request) -> Response:
-    if request.path_params["name"] != settings.model_name:
-      raise BadRequest(404, f"no model {request.path_params['name']!r}; this server serves "
-                       f"{settings.model_name!r}")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _body(request, settings.max_body_bytes)
-    if content_type.startswith("image/"):
-      try:
-        pixels, _ = images_lib.decode(body, server.artifact.input_shape, "auto")
-      except images_lib.ImageError as e:
-        raise BadRequest(400, f"the image cannot be classified: {e}") from None
-      images = pixels[None]
-    elif content_type in ("application/json", ""):
-      images = server.instances(_json(body))
-    else:
-      raise BadRequest(415, f"unsupported Content-Type {content_type!r}: send application/json "
-                       "or an image (image/png, image/jpeg)")
-    return JSONResponse({"predictions": await server.predict(images)})
-
-  async def models(request: Request) -> Response:
-    del request
-    return JSONResponse({"models": [settings.model_name]})
-
-  async def model_status(request: Request) -> Response:
-    if request.path_params["name"] != settings.model_name:
-      raise BadRequest(404, f"no model {request.path_params['name']!r}")
-    manifest = {k: v for k, v in server.artifact.manifest.items() if k != "files"}
-    return JSONResponse({"name": settings.model_name, "model_id": server.model_id,
-                         "max_batch": settings.max_batch, "manifest": manifest})
-
-  async def feedback(request: Request) -> Response:
-    count = server.record_feedback(_json(await _body(request, settings.max_body_bytes)))
-    return JSONResponse({"recorded": count})
-
-  async def monitor_report(request: Request) -> Response:
-    del request
-    return JSONResponse(server.report())
-
-  async def healthz(request: Request) -> Response:
-    del request
-    return JSONResponse({"status": "alive"})
-
-  async def readyz(request: Request) -> Response:
-    del request
-    return (JSONResponse({"status": "ready", "model": settings.model_name}) if server.ready
-            else _error(503, "not ready"))
-
-  async def metrics(request: Request) -> Response:
-    del request
-    server.update_gauges()
-    return Response(prom.generate_latest(server.metrics.registry),
-                    media_type=prom.CONTENT_TYPE_LATEST)
-
-  def static(name: str):
-    async def serve(request: Request) -> Response:
-      del request
-      return FileResponse(os.path.join(STATIC, name), headers={"Cache-Control": "no-store"})
-    return serve
-
-  @contextlib.asynccontextmanager
-  async def startup_and_shutdown(app):
-    del app
-    await server.batcher.start()
-    sampler = asyncio.get_running_loop().create_task(server.sample_history())
-    server.ready = True
-    yield
-    server.ready = False
-    sampler.cancel()
-    await server.batcher.stop()
-
-  routes = [
-      Route("/v1/models/{name}:predict", route("predict", predict), methods=["POST"]),
-      Route("/v1/models", route("model", models), methods=["GET"]),
-      Route("/v1/models/{name}", route("model", model_status), methods=["GET"]),
-      Route("/v1/feedback", route("feedback", feedback), methods=["POST"]),
-      Route("/v1/monitor", route("monitor", monitor_report), methods=["GET"]),
-      Route("/healthz", route("healthz", healthz, public=True), methods=["GET"]),
-      Route("/readyz", route("readyz", readyz), methods=["GET"]),
-      Route("/metrics", route("metrics", metrics), methods=["GET"]),
-      *[Route(path, route("page", static(name), page=True), methods=["GET"])
-        for path, name in PAGES.items()],
-      *[Route(f"/static/{name}", route("static", static(name)), methods=["GET"])
-        for name in ("draw.js", "monitor.js", "style.css")],
-  ]
-  return Starlette(routes=routes, lifespan=startup_and_shutdown)

@@ -1,0 +1,199 @@
+"""The HTTP routes of the prediction server (Starlette): the token check, errors, metrics.
+
+Each route is a plain ``async def handler(server, request)``; ``_guarded``
+wraps it with the token check (every route but /healthz when a token is
+set), turns ``BadRequest`` into a JSON {"error": ...} with its status, and
+counts and times the request. ``create_app`` serves a ``server.Server``.
+"""
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import time
+
+import prometheus_client as prom
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Route
+
+from experiments.serving import images as images_lib
+from experiments.serving.server import BadRequest
+from experiments.serving.server import Server
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+PAGES = {"/": "index.html", "/monitor": "monitor.html"}
+COOKIE = "perceptrax_token"
+
+
+def _error(status: int, message: str, headers=None) -> JSONResponse:
+  return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+  """The request body, at most ``limit`` bytes; BadRequest 413 beyond."""
+  declared = request.headers.get("content-length")
+  if declared is not None and declared.isdigit() and int(declared) > limit:
+    raise BadRequest(413, f"the body is over the limit of {limit} bytes")
+  chunks, size = [], 0
+  async for chunk in request.stream():
+    size += len(chunk)
+    if size > limit:
+      raise BadRequest(413, f"the body is over the limit of {limit} bytes")
+    chunks.append(chunk)
+  return b"".join(chunks)
+
+
+def _json(data: bytes):
+  def refuse(constant):
+    raise ValueError(f"{constant} is not a number 0-255")
+  try:
+    return json.loads(data, parse_constant=refuse)
+  except (ValueError, RecursionError) as e:
+    raise BadRequest(400, f"malformed JSON ({str(e).splitlines()[0][:120]})") from None
+
+
+def _server(request: Request) -> Server:
+  return request.app.state.server
+
+
+def _authorized(server: Server, request: Request) -> bool:
+  """Whether ``request`` carries the token (bearer header or the pages' cookie), if one is set."""
+  token = server.settings.token
+  if token is None:
+    return True
+  header = request.headers.get("authorization", "")
+  given = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
+  return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _guarded(name: str, handler, public: bool = False, page: bool = False):
+  """``handler`` with the token check, JSON errors, and its requests counted and timed."""
+
+  async def endpoint(request: Request) -> Response:
+    server, start = _server(request), time.perf_counter()
+    try:
+      if not public and not _authorized(server, request):
+        response = (FileResponse(os.path.join(STATIC, "login.html"), status_code=401) if page
+                    else _error(401, "a bearer token is required (Authorization: Bearer <token>)",
+                                {"WWW-Authenticate": "Bearer"}))
+      else:
+        response = await handler(server, request)
+    except BadRequest as e:
+      response = _error(e.status, str(e))
+    server.metrics.requests.labels(name, str(response.status_code)).inc()
+    server.metrics.latency.labels(name).observe(time.perf_counter() - start)
+    return response
+
+  return endpoint
+
+
+def _check_name(server: Server, request: Request) -> None:
+  if request.path_params["name"] != server.settings.model_name:
+    raise BadRequest(404, f"no model {request.path_params['name']!r}; this server serves "
+                     f"{server.settings.model_name!r}")
+
+
+async def _predict(server: Server, request: Request) -> Response:
+  _check_name(server, request)
+  content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+  body = await _body(request, server.settings.max_body_bytes)
+  if content_type.startswith("image/"):
+    try:
+      pixels, _ = images_lib.decode(body, server.artifact.input_shape, "auto")
+    except images_lib.ImageError as e:
+      raise BadRequest(400, f"the image cannot be classified: {e}") from None
+    images = pixels[None]
+  elif content_type in ("application/json", ""):
+    images = server.instances(_json(body))
+  else:
+    raise BadRequest(415, f"unsupported Content-Type {content_type!r}: send application/json "
+                     "or an image (image/png, image/jpeg)")
+  return JSONResponse({"predictions": await server.predict(images)})
+
+
+async def _models(server: Server, request: Request) -> Response:
+  del request
+  return JSONResponse({"models": [server.settings.model_name]})
+
+
+async def _model_status(server: Server, request: Request) -> Response:
+  _check_name(server, request)
+  manifest = {k: v for k, v in server.artifact.manifest.items() if k != "files"}
+  return JSONResponse({"name": server.settings.model_name, "model_id": server.model_id,
+                       "max_batch": server.settings.max_batch, "manifest": manifest})
+
+
+async def _feedback(server: Server, request: Request) -> Response:
+  body = await _body(request, server.settings.max_body_bytes)
+  return JSONResponse({"recorded": server.record_feedback(_json(body))})
+
+
+async def _monitor(server: Server, request: Request) -> Response:
+  del request
+  return JSONResponse(server.report())
+
+
+async def _healthz(server: Server, request: Request) -> Response:
+  del server, request
+  return JSONResponse({"status": "alive"})
+
+
+async def _readyz(server: Server, request: Request) -> Response:
+  del request
+  return (JSONResponse({"status": "ready", "model": server.settings.model_name}) if server.ready
+          else _error(503, "not ready"))
+
+
+async def _metrics(server: Server, request: Request) -> Response:
+  del request
+  server.update_gauges()
+  return Response(prom.generate_latest(server.metrics.registry),
+                  media_type=prom.CONTENT_TYPE_LATEST)
+
+
+def _static(name: str):
+  async def serve(server: Server, request: Request) -> Response:
+    del server, request
+    return FileResponse(os.path.join(STATIC, name), headers={"Cache-Control": "no-store"})
+  return serve
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette):
+  """Starts the batcher and the history sampler; on shutdown, after the last answer, stops them."""
+  server = app.state.server
+  await server.batcher.start()
+  sampler = asyncio.get_running_loop().create_task(server.sample_history())
+  server.ready = True
+  yield
+  server.ready = False
+  sampler.cancel()
+  await server.batcher.stop()
+
+
+ROUTES = [
+    Route("/v1/models/{name}:predict", _guarded("predict", _predict), methods=["POST"]),
+    Route("/v1/models", _guarded("model", _models), methods=["GET"]),
+    Route("/v1/models/{name}", _guarded("model", _model_status), methods=["GET"]),
+    Route("/v1/feedback", _guarded("feedback", _feedback), methods=["POST"]),
+    Route("/v1/monitor", _guarded("monitor", _monitor), methods=["GET"]),
+    Route("/healthz", _guarded("healthz", _healthz, public=True), methods=["GET"]),
+    Route("/readyz", _guarded("readyz", _readyz), methods=["GET"]),
+    Route("/metrics", _guarded("metrics", _metrics), methods=["GET"]),
+    *[Route(path, _guarded("page", _static(name), page=True), methods=["GET"])
+      for path, name in PAGES.items()],
+    *[Route(f"/static/{name}", _guarded("static", _static(name)), methods=["GET"])
+      for name in ("draw.js", "monitor.js", "style.css")],
+]
+
+
+def create_app(server: Server) -> Starlette:
+  """The ASGI app of ``server``."""
+  app = Starlette(routes=ROUTES, lifespan=_lifespan)
+  app.state.server = server
+  return app
