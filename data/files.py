@@ -33,14 +33,15 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
       write(f)
       f.flush()
       os.fsync(f.fileno())
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's files are private; these are ordinary files
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's files are private; these are ordinary files
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
     raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
+  """The process's umask (read by setting it and back)."""
   mask = os.umask(0)
   os.umask(mask)
   return mask

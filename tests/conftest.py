@@ -72,49 +72,34 @@ TRAINED = {
 }
 
 
+def _made_once(path, done: str, command: list[str]):
+  """Runs ``command`` (python -m ...) unless ``path/done`` exists, under a lock shared by the
+  parallel test processes (the first makes it, the others wait and reuse it)."""
+  with files.exclusive_lock(str(path) + ".lock"):
+    if not (path / done).exists():
+      result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True,
+                              text=True, timeout=600,
+                              env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+      assert result.returncode == 0, result.stderr[-2000:]
+  return path
+
+
 @pytest.fixture(scope="session")
 def trained(mnist_data_dir, tmp_path_factory):
-  """``trained(model)``: the workdir of a ``TRAINED`` model, trained once for the session.
-
-  Shared by the parallel test processes like ``mnist_data_dir``: the first to
-  ask trains it under a lock, the others wait and reuse its workdir.
-  """
+  """``trained(model)``: the workdir of a ``TRAINED`` model, trained once for the session."""
   root = tmp_path_factory.getbasetemp().parent / "trained"
-
-  def workdir(model: str):
-    path = root / model
-    with files.exclusive_lock(str(root / f"{model}.lock")):
-      if not (path / "summary.json").exists():
-        result = subprocess.run(
-            [sys.executable, "-m", "experiments.mnist", *TRAINED[model], "--num_epochs=1",
-             "--noplots", "--notensorboard", "--noprogress", f"--tfds_data_dir={mnist_data_dir}",
-             f"--workdir={path}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
-            env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
-        assert result.returncode == 0, result.stderr[-2000:]
-    return path
-
-  return workdir
+  return lambda model: _made_once(root / model, "summary.json", [
+      "experiments.mnist", *TRAINED[model], "--num_epochs=1", "--noplots", "--notensorboard",
+      "--noprogress", f"--tfds_data_dir={mnist_data_dir}", f"--workdir={root / model}"])
 
 
 @pytest.fixture(scope="session")
 def exported(trained, mnist_data_dir, tmp_path_factory):
   """``exported(model)``: the folder scripts.export wrote for a ``TRAINED`` model, made once."""
   root = tmp_path_factory.getbasetemp().parent / "exported"
-
-  def folder(model: str):
-    path = root / model
-    with files.exclusive_lock(str(root / f"{model}.lock")):
-      if not (path / "manifest.json").exists():
-        result = subprocess.run(
-            [sys.executable, "-m", "scripts.export", f"--workdir={trained(model)}",
-             f"--output={path}", f"--tfds_data_dir={mnist_data_dir}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert result.stdout.startswith(f"exported the {model} model of ")
-    return path
-
-  return folder
+  return lambda model: _made_once(root / model, "manifest.json", [
+      "scripts.export", f"--workdir={trained(model)}", f"--output={root / model}",
+      f"--tfds_data_dir={mnist_data_dir}"])
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def write(output: str, serialized: bytes, write_saved_model: Callable[[str], Non
     manifest = {"format": FORMAT, "version": VERSION, **manifest, "files": _digests(staging)}
     files.write_verified(os.path.join(staging, MANIFEST),
                          (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    os.chmod(staging, 0o777 & ~_umask())
+    os.chmod(staging, 0o777 & ~files.current_umask())  # mkdtemp's are private
     if os.path.exists(output):
       old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.old.")
       os.replace(output, os.path.join(old, "export"))
@@ -113,12 +113,6 @@ def write(output: str, serialized: bytes, write_saved_model: Callable[[str], Non
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise
-
-
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
 
 
 def read_manifest(directory: str) -> dict:

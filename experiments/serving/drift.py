@@ -16,6 +16,8 @@ import collections
 
 import numpy as np
 
+from data import datasets
+
 BINS = 16
 THRESHOLD = 0.2
 MIN_IMAGES = 100
@@ -29,12 +31,8 @@ def histogram(images: np.ndarray) -> np.ndarray:
 
 def statistics(images: np.ndarray) -> dict:
   """The pixel statistics of uint8 ``images`` (N, H, W, C) as JSON: mean, std, histogram, images."""
-  counts = np.bincount(images.reshape(-1), minlength=256).astype(np.float64)
-  values = np.arange(256) / 255.0
-  mean = counts @ values / counts.sum()
-  std = np.sqrt(counts @ np.square(values - mean) / counts.sum())
-  fractions = histogram(images) / images.size
-  return {"mean": float(mean), "std": float(std), "histogram": fractions.tolist(),
+  mean, std = datasets.pixel_statistics(images)
+  return {"mean": mean, "std": std, "histogram": (histogram(images) / images.size).tolist(),
           "images": int(len(images))}
 
 
