@@ -18,7 +18,7 @@ import urllib.parse
 
 import numpy as np
 
-from models import registry
+from data import errors
 
 ARCHIVE_DIR_ENV = "PERCEPTRAX_ARCHIVE_DIR"
 
@@ -40,7 +40,7 @@ ARCHIVES = {
 }
 
 
-class DataError(registry.UserError):
+class DataError(errors.UserError):
   """A dataset cannot be prepared or read; the message says what to do."""
 
 

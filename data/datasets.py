@@ -25,14 +25,14 @@ from absl import logging
 
 from data import archives
 from data import files
-from models import registry
+from data import errors
 
 
 class Dataset(NamedTuple):
   class_names: tuple[str, ...]
 
 
-DATASETS = registry.Registry("dataset", {
+DATASETS = errors.Registry("dataset", {
     "mnist": Dataset(tuple(str(d) for d in range(10))),
     "fashion_mnist": Dataset((
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

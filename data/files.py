@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from models.registry import UserError
+from data.errors import UserError
 
 
 def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:

@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
+from data import errors
 from experiments import cli
 from experiments.training import config as config_lib
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from models import backprop
 from models import classic
 
@@ -39,9 +40,9 @@ def _numbers(name: str, values, count: int) -> np.ndarray:
   try:
     numbers = np.array([float(v) for v in values], np.float32)
   except ValueError as e:
-    raise ConfigError(f"--{name} must be numbers, got {','.join(values)}") from e
+    raise UserError(f"--{name} must be numbers, got {','.join(values)}") from e
   if numbers.size != count:
-    raise ConfigError(f"--{name} needs {count} numbers, got {numbers.size}")
+    raise UserError(f"--{name} needs {count} numbers, got {numbers.size}")
   return numbers
 
 
@@ -82,9 +83,9 @@ def main(argv):
   x = _numbers("x", FLAGS.x, 2).reshape(1, 2)
   d = np.array([[FLAGS.d]], np.float32)
   w1, w2 = _numbers("w1", FLAGS.w1, 6), _numbers("w2", FLAGS.w2, 3)
-  config_lib.check_number("c", FLAGS.c, low=0.0, low_open=True)
-  config_lib.check_number("tolerance", FLAGS.tolerance, low=0.0)
-  config_lib.check_integer("max_iterations", FLAGS.max_iterations, 1, config_lib.MAX_COUNT)
+  errors.check_number("c", FLAGS.c, low=0.0, low_open=True)
+  errors.check_number("tolerance", FLAGS.tolerance, low=0.0)
+  errors.check_integer("max_iterations", FLAGS.max_iterations, 1, errors.MAX_COUNT)
   weights = [jnp.asarray(w1.reshape(3, 2)), jnp.asarray(w2.reshape(3, 1))]
 
   print(f"2-2-1 sigmoid network, x = {x.ravel().tolist()}, d = {FLAGS.d}\n")

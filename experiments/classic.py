@@ -23,14 +23,14 @@ from data import files
 from data import toy
 from experiments import cli
 from experiments.training import config as config_lib
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from models import classic
-from models import registry
+from data import errors
 
-ALGORITHMS = registry.Registry("algorithm", {
+ALGORITHMS = errors.Registry("algorithm", {
     "perceptron": "Rosenblatt's perceptron", "lms": "sequential MSE (LMS, Widrow-Hoff)",
     "sdm": "steepest descent on the whole sample", "least_squares": "closed-form least squares"})
-DATASETS = registry.Registry("dataset", {
+DATASETS = errors.Registry("dataset", {
     "and": "logic gate", "or": "logic gate", "xor": "logic gate", "blobs": "2-D Gaussian blobs",
     "mnist": "image classes", "fashion_mnist": "image classes"})
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
@@ -151,18 +151,18 @@ def _parse_flags():
     kind = "image" if FLAGS.dataset in IMAGE_DATASETS else "toy"
     cs = [float(c) for c in FLAGS.c] if FLAGS.c else [DEFAULT_C.get(FLAGS.algorithm, {}).get(kind)]
   except ValueError as e:
-    raise ConfigError(f"--classes must be integers and --c numbers: {e}") from e
+    raise UserError(f"--classes must be integers and --c numbers: {e}") from e
   if FLAGS.dataset in IMAGE_DATASETS and (
       len(classes) < 2 or len(set(classes)) != len(classes) or not all(0 <= c < 10 for c in classes)
   ):
-    raise ConfigError(f"--classes must be 2 to 10 distinct labels in 0..9, got {FLAGS.classes}")
+    raise UserError(f"--classes must be 2 to 10 distinct labels in 0..9, got {FLAGS.classes}")
   if FLAGS.algorithm != "least_squares":
     for c in cs:
-      config_lib.check_number("c", c, low=0.0, low_open=True)
-  config_lib.check_integer("max_passes", FLAGS.max_passes, 1, config_lib.MAX_COUNT)
-  config_lib.check_number("tolerance", FLAGS.tolerance, low=0.0)
-  config_lib.check_integer("seed", FLAGS.seed, 0, config_lib.MAX_SEED)
-  config_lib.check_integer("num_examples", FLAGS.num_examples, 2, config_lib.MAX_COUNT)
+      errors.check_number("c", c, low=0.0, low_open=True)
+  errors.check_integer("max_passes", FLAGS.max_passes, 1, errors.MAX_COUNT)
+  errors.check_number("tolerance", FLAGS.tolerance, low=0.0)
+  errors.check_integer("seed", FLAGS.seed, 0, errors.MAX_SEED)
+  errors.check_integer("num_examples", FLAGS.num_examples, 2, errors.MAX_COUNT)
   if FLAGS.dataset not in IMAGE_DATASETS:
     classes = [0, 1]
   return classes, cs

@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from data import archives
-from models.registry import UserError
+from data.errors import UserError
 
 flags.DEFINE_string(
     "archive_dir", None,
@@ -34,42 +34,37 @@ flags.DEFINE_string(
 )
 FLAGS = flags.FLAGS
 
-# XLA:CPU runs these small convolutions ~1.6-2x faster with Eigen than with its
-# default YNNPACK path (measured with scripts/benchmark.py: cnn_small 1.4k -> 3.0k
-# images/s, cnn 0.68k -> 1.10k on 2 cores). XLA reads XLA_FLAGS when the backend
-# starts, so this must run before the first computation; a user's own setting wins.
+# XLA:CPU runs these small convolutions faster with Eigen than with its default
+# YNNPACK path (README, Benchmark). XLA reads XLA_FLAGS when the backend starts.
 _XLA_CPU_FLAGS = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 
 
-def configure_xla() -> None:
+def configure_process() -> None:
+  """What every entrypoint sets before its first computation: XLA flags, quiet logs.
+
+  A user's own XLA setting wins. JAX's "no TPU found" INFO line is dropped;
+  Orbax's per-step INFO lines and the tracebacks its threads print for a
+  failed write or read are dropped too (``checkpoints.py`` reports every
+  failure in one line), as is the "Event loop is closed" that tensorstore's
+  callbacks raise after a failed write.
+  """
   flags_now = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_experimental_ynn_fusion_type" not in flags_now:
     os.environ["XLA_FLAGS"] = f"{flags_now} {_XLA_CPU_FLAGS}".strip()
-
-
-configure_xla()
-# JAX logs at INFO that it found no TPU on every start: noise on CPU and GPU.
-logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-# Orbax logs each step of every checkpoint write at INFO through absl's logger,
-# and a failed write or read as tracebacks from its threads (and asyncio's
-# "exception was never retrieved"): experiments/training/checkpoints.py reports
-# every failure itself, in one line.
-logging.getLogger("absl").addFilter(lambda record: "orbax" not in record.pathname)
-logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  logging.getLogger("absl").addFilter(lambda record: "orbax" not in record.pathname)
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+  sys.unraisablehook = _unraisable
 
 
 def _unraisable(info) -> None:
-  """Drops the "Event loop is closed" that tensorstore's callbacks raise after a failed write."""
   if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
     return
   sys.__unraisablehook__(info)
 
 
-sys.unraisablehook = _unraisable
-
-
 def enable_compilation_cache(path: str) -> None:
-  """Persists compiled programs on disk; measured to cut a second start by seconds."""
+  """Persists compiled programs on disk, so a later run of the same program skips compiling it."""
   if not path:
     return
   import jax  # pylint: disable=g-import-not-at-top
@@ -106,6 +101,7 @@ def run(main, takes_arguments: bool = False) -> None:
   """
 
   def guarded(argv):
+    configure_process()
     if len(argv) > 1 and not takes_arguments:
       _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:

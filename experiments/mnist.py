@@ -21,19 +21,21 @@ from absl import flags  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
 from experiments import cli  # pylint: disable=wrong-import-position
-from experiments import flags as training_flags  # pylint: disable=wrong-import-position
+from experiments import config_flags  # pylint: disable=wrong-import-position
+from experiments import process_flags  # pylint: disable=wrong-import-position
 from experiments.training import train  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "Output directory.")
-flags.adopt_module_key_flags(training_flags)
+flags.adopt_module_key_flags(config_flags)
+flags.adopt_module_key_flags(process_flags)
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  config = training_flags.train_config()
-  training_flags.join_processes()
+  config = config_flags.config_from_flags().resolve()
+  process_flags.join_processes()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   if config.folds:

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import special
 
-from models import registry
+from data import errors
 
 SELU_LAMBDA = 1.0507009873554804934193349852946
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -286,4 +286,4 @@ _TABLE = {
 }
 
 _TABLE["swish"] = _TABLE["silu"]
-ACTIVATIONS = registry.Registry("activation", _TABLE)
+ACTIVATIONS = errors.Registry("activation", _TABLE)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from models import activations
 from models import conv
-from models import registry
+from data import errors
 
 BATCH_NORM_MOMENTUM = 0.9
 
@@ -184,7 +184,7 @@ class CifarConvNet(_ConvNet):
   conv_features: Sequence[int] = (12,)
 
 
-MODELS = registry.Registry(
+MODELS = errors.Registry(
     "model", {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet})
 
 # The architecture settings a user chooses; each model takes some of them.

@@ -34,10 +34,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from models import registry
+from data import errors
 from models import regularizers
 
-FORMS = registry.Registry("optimizer_form", {"optax": "Optax's alias", "textbook": "the course's rule"})
+FORMS = errors.Registry("optimizer_form", {"optax": "Optax's alias", "textbook": "the course's rule"})
 
 # Hyperparameter names (as flags) and the symbols the rules use for them.
 SYMBOLS = {"momentum": "γ", "b1": "β1", "b2": "β2", "eps": "ε", "initial_accumulator": "G_0"}
@@ -95,7 +95,7 @@ def _descend(transform: optax.GradientTransformation, learning_rate) -> optax.Gr
   return optax.chain(transform, optax.scale_by_learning_rate(learning_rate))
 
 
-OPTIMIZERS = registry.Registry("optimizer", {
+OPTIMIZERS = errors.Registry("optimizer", {
     "sgd": Optimizer(
         optax=Form(optax.sgd, 0.5, {}, "Δθ = -α g"),
         textbook=Form(
@@ -194,16 +194,16 @@ def resolve_hyperparameters(
   unused = sorted(set(given) - set(spec.hyperparameters))
   if unused:
     takes = ", ".join(f"--{k}" for k in spec.hyperparameters) or "none"
-    raise registry.UserError(
+    raise errors.UserError(
         f"{name} ({form_name} form) does not take --{unused[0]}; it takes: {takes}")
   values = {**spec.hyperparameters, **given}
   for key, value in values.items():
     if key in ("momentum", "b1", "b2") and not 0 <= value < 1:
-      raise registry.UserError(f"{key} must be in [0, 1), got {value}")
+      raise errors.UserError(f"{key} must be in [0, 1), got {value}")
     if key == "eps" and not 0 < value < math.inf:
-      raise registry.UserError(f"eps must be finite and > 0, got {value}")
+      raise errors.UserError(f"eps must be finite and > 0, got {value}")
     if key == "initial_accumulator" and not 0 <= value < math.inf:
-      raise registry.UserError(f"initial_accumulator must be finite and >= 0, got {value}")
+      raise errors.UserError(f"initial_accumulator must be finite and >= 0, got {value}")
   return {k: float(v) for k, v in values.items()}
 
 
@@ -247,7 +247,7 @@ def create_optimizer(
     tx = optax.inject_hyperparams(spec.make)(learning_rate, **values)
   else:
     if not weight_decay >= 0:
-      raise registry.UserError(f"weight_decay must be >= 0, got {weight_decay}")
+      raise errors.UserError(f"weight_decay must be >= 0, got {weight_decay}")
 
     def decayed(learning_rate, weight_decay, **hyperparameters):
       return optax.chain(

@@ -14,7 +14,7 @@ All are Optax schedules (``optax.constant_schedule``,
 
 import optax
 
-from models import registry
+from data import errors
 
 
 def _constant(peak, total_steps, warmup_steps, decay_rate):
@@ -36,12 +36,12 @@ def _cosine(peak, total_steps, warmup_steps, decay_rate):
 def _warmup_cosine(peak, total_steps, warmup_steps, decay_rate):
   del decay_rate
   if not 0 < warmup_steps < total_steps:
-    raise registry.UserError(
+    raise errors.UserError(
         f"warmup must last between 1 and {total_steps - 1} updates, got {warmup_steps}")
   return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, total_steps)
 
 
-SCHEDULES = registry.Registry("schedule", {
+SCHEDULES = errors.Registry("schedule", {
     "constant": _constant, "step": _step, "cosine": _cosine, "warmup_cosine": _warmup_cosine})
 
 

@@ -34,12 +34,15 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
+from data import errors
 from data import files
 from experiments import cli
-from experiments import flags as training_flags
+from experiments import config_flags
 from experiments.training import config as config_lib
+from experiments.training import batches as batches_lib
+from experiments.training import dataset
 from experiments.training import engine
-from experiments.training import inputs as inputs_lib
+from experiments.training import pipeline as pipeline_lib
 from experiments.training import programs as programs_lib
 from experiments.training import run as run_lib
 from experiments.training import state as state_lib
@@ -58,7 +61,7 @@ flags.DEFINE_boolean("synthetic_data", False,
 flags.DEFINE_integer("repeats", 5, "Timed repetitions of the matmul and of each sweep program.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matrices timing the matmul peak.")
 flags.DEFINE_string("output", "benchmark.json", "Where to write the JSON results.")
-flags.adopt_module_key_flags(training_flags)
+flags.adopt_module_key_flags(config_flags)
 FLAGS = flags.FLAGS
 FLAGS.set_default("num_epochs", 2)  # the first epoch's timing is as steady as the later ones'
 FLAGS.set_default("progress", False)
@@ -86,12 +89,12 @@ def matmul_peak_flops(size: int, repeats: int) -> float:
   return 10 * 2 * size**3 / seconds
 
 
-def synthetic_data(num_train: int = 60_000, num_test: int = 10_000) -> inputs_lib.HostData:
+def synthetic_data(num_train: int = 60_000, num_test: int = 10_000) -> dataset.HostData:
   """Random uint8 images and labels with MNIST's shapes (for timing only)."""
   rng = np.random.default_rng(0)
   images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), np.uint8)  # pylint: disable=unnecessary-lambda-assignment
   labels = lambda n: rng.integers(0, 10, n).astype(np.int32)  # pylint: disable=unnecessary-lambda-assignment
-  return inputs_lib.HostData(images(num_train), labels(num_train), images(num_test),
+  return dataset.HostData(images(num_train), labels(num_train), images(num_test),
                              labels(num_test), tuple(str(d) for d in range(10)))
 
 
@@ -106,7 +109,7 @@ def step_flops(run: run_lib.Run) -> float:
   return float(analysis["flops"])
 
 
-def benchmark_model(config: config_lib.TrainConfig, data: inputs_lib.HostData,
+def benchmark_model(config: config_lib.TrainConfig, data: dataset.HostData,
                     compare: str) -> dict:
   """Trains ``config`` as experiments.mnist does (nothing written); its own timings.
 
@@ -114,7 +117,7 @@ def benchmark_model(config: config_lib.TrainConfig, data: inputs_lib.HostData,
   for the same updates, eager and compiled.
   """
   run = run_lib.make_run([config], data.input_shape, len(data.class_names), data.num_examples)
-  result = engine.fit(run, data, inputs_lib.to_device(data))
+  result = engine.fit(run, data)
   timing = result.timing
   images_per_second = timing["train_images_per_second"]
   flops = step_flops(run) / run.plan.batch_size * images_per_second
@@ -123,7 +126,7 @@ def benchmark_model(config: config_lib.TrainConfig, data: inputs_lib.HostData,
          "gflops_per_second": flops / 1e9, "compile_seconds": timing["compile_seconds"],
          "epochs": config.num_epochs}
   if compare == "torch":
-    train, _, _, _ = inputs_lib.member_split(run.config, data)
+    train, _, _, _ = batches_lib.member_split(run.config, data)
     for mode, compiled in (("torch_eager", False), ("torch_compile", True)):
       torch_row = torch_reference.train(config.model, run.config, data.train_images[train],
                                         data.train_labels[train], run.plan.updates_per_epoch,
@@ -137,21 +140,21 @@ SWEEP_SIZES = {"softmax 784-10": (), "mlp 784-64-10": (64,), "mlp 784-512-512-10
 
 
 def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: list[int],
-                    data: inputs_lib.HostData, repeats: int) -> list[dict]:
+                    data: dataset.HostData, repeats: int) -> list[dict]:
   """Aggregate images/s of K vmapped members vs K sequential runs of one, per K (one epoch)."""
-  inputs = inputs_lib.to_device(data)
+  inputs = dataset.to_device(data)
 
   def program(k):
-    members = [dataclasses.replace(base, model="mlp", hidden_sizes=hidden, seed=s, data_seed=0)
-               for s in range(k)]
+    members = [dataclasses.replace(base, model="mlp", hidden_sizes=hidden, seed=s,
+                                   data_seed=0).resolve() for s in range(k)]
     run = run_lib.make_run(members, data.input_shape, 10, data.num_examples)
-    splits = jax.device_put(inputs_lib.splits(run, data))
-    batches = inputs_lib.epoch_batches(run, splits, inputs_lib.shuffle_keys(run), 1)
-    held = [state_lib.initial_state(run)]  # the program donates the state it is given
-    compiled = programs_lib.compile_programs(run, held[0], inputs, splits, batches, {})
+    pipeline = pipeline_lib.Pipeline(run, data, inputs=inputs)
+    compiled = programs_lib.Program(pipeline)
+    batches = pipeline.layout.batches(batches_lib.epoch_batches(run, pipeline.host_splits, 1))
+    held = [pipeline.initial_state()]  # the program donates the state it is given
 
     def epoch():
-      held[0], counts = compiled.train_block(held[0], inputs, splits, batches)
+      held[0], counts = compiled.train(held[0], batches)
       return counts
 
     return epoch, run.plan.updates_per_epoch * run.plan.batch_size * k
@@ -171,23 +174,19 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
 
 def main(argv):
   del argv
-  base = training_flags.train_config(plots=False)
-  if any(FLAGS[name].present for name in training_flags.PROCESS_FLAGS):
-    raise config_lib.ConfigError(
-        "scripts.benchmark times one process; time a run over several with scripts.launch and "
-        "experiments.mnist (its summary.json has train_images_per_second)")
-  config_lib.check_integer("repeats", FLAGS.repeats, 1, 1000)
-  config_lib.check_integer("matmul_size", FLAGS.matmul_size, 1, 16384)
+  base = config_flags.config_from_flags(plots=False)
+  errors.check_integer("repeats", FLAGS.repeats, 1, 1000)
+  errors.check_integer("matmul_size", FLAGS.matmul_size, 1, 16384)
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
-  data = synthetic_data() if FLAGS.synthetic_data else inputs_lib.load(base)
+  data = synthetic_data() if FLAGS.synthetic_data else dataset.load(base)
   device = jax.devices()[0]
   if FLAGS.mode == "sweep":
     try:
       ks = [int(k) for k in FLAGS.ks]
     except ValueError:
-      raise config_lib.ConfigError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from None
+      raise errors.UserError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from None
     for k in ks:
-      config_lib.check_integer("ks", k, 1, 1024)
+      errors.check_integer("ks", k, 1, 1024)
     rows = []
     print("| model | K | vmapped images/s | sequential images/s | vmapped / sequential |")
     print("|---|---:|---:|---:|---:|")
@@ -205,7 +204,7 @@ def main(argv):
   peak = matmul_peak_flops(FLAGS.matmul_size, FLAGS.repeats)
   rows = []
   for name in FLAGS.models:
-    config = dataclasses.replace(base, model=name)
+    config = dataclasses.replace(base, model=name).resolve()
     row = benchmark_model(config, data, FLAGS.compare)
     row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
     rows.append(row)

@@ -22,11 +22,12 @@ import time
 import numpy as np
 from absl import flags
 
+from data import errors
 from data import files
 from experiments import cli
 from experiments.serving import artifact as artifact_lib
 from experiments.training import config as config_lib
-from models.registry import UserError
+from data.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", [], "An export folder (repeat for several).")
@@ -100,7 +101,7 @@ def main(argv):
     raise UserError("give one or more --model=EXPORT_DIR")
   levels = [int(c) if c.isdigit() else -1 for c in FLAGS.clients]
   for level in levels:
-    config_lib.check_integer("clients", level, 1, 4096)
+    errors.check_integer("clients", level, 1, 4096)
   rows = []
   for model_dir in FLAGS.model:
     model = artifact_lib.load(model_dir)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from absl import flags
 from absl import logging
 
+from data import errors
 from data import datasets
 from experiments import cli
 from experiments.serving import artifact
@@ -67,7 +68,7 @@ def saved_model_writer(function, input_shape):
 
 def main(argv):
   del argv
-  config_lib.check_integer("member", FLAGS.member, 0, config_lib.MAX_COUNT)
+  errors.check_integer("member", FLAGS.member, 0, errors.MAX_COUNT)
   trained = trained_model.load(FLAGS.workdir, FLAGS.member)
   config = trained.config
   train_images = datasets.load_arrays(config.dataset, FLAGS.archive_dir,

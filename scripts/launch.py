@@ -23,7 +23,7 @@ import time
 from absl import flags
 
 from experiments import cli
-from models.registry import UserError
+from data.errors import UserError
 
 flags.DEFINE_integer("num_processes", 2, "Processes to start.")
 flags.DEFINE_float("grace_seconds", 5.0, "After one process fails, how long the others get to "

@@ -16,10 +16,11 @@ import httpx
 from absl import flags
 from tqdm import tqdm
 
+from data import errors
 from data import datasets
 from experiments import cli
 from experiments.training import config as config_lib
-from models.registry import UserError
+from data.errors import UserError
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
 
@@ -45,8 +46,8 @@ def _checked(response: httpx.Response) -> dict:
 
 def main(argv):
   del argv
-  config_lib.check_integer("limit", FLAGS.limit, 1, config_lib.MAX_COUNT)
-  config_lib.check_integer("batch_size", FLAGS.batch_size, 1, 1024)
+  errors.check_integer("limit", FLAGS.limit, 1, errors.MAX_COUNT)
+  errors.check_integer("batch_size", FLAGS.batch_size, 1, 1024)
   arrays = datasets.load_arrays(FLAGS.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
   images = arrays[f"{FLAGS.split}_images"][:FLAGS.limit]
   labels = arrays[f"{FLAGS.split}_labels"][:FLAGS.limit]

@@ -23,11 +23,12 @@ import jax
 import numpy as np
 from absl import flags
 
+from data import errors
 from experiments import cli
 from experiments.serving import images as images_lib
 from experiments.training import config as config_lib
 from experiments.training import trained_model
-from models.registry import UserError
+from data.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by experiments.mnist.")
@@ -54,7 +55,7 @@ def main(argv):
   paths = argv[1:]
   if not paths:
     raise UserError("give one or more image files to classify")
-  config_lib.check_integer("member", FLAGS.member, 0, config_lib.MAX_COUNT)
+  errors.check_integer("member", FLAGS.member, 0, errors.MAX_COUNT)
   trained = trained_model.load(FLAGS.workdir, FLAGS.member)
   decoded = {}
   for path in paths:

@@ -23,13 +23,14 @@ import socket
 import uvicorn
 from absl import flags
 
+from data import errors
 from experiments import cli
 from experiments.serving import artifact as artifact_lib
 from experiments.serving import monitor
 from experiments.serving import routes
 from experiments.serving import server as server_lib
 from experiments.training import config as config_lib
-from models.registry import UserError
+from data.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "/tmp/perceptrax/export", "A folder written by scripts.export.")
@@ -102,11 +103,11 @@ class _Uvicorn(uvicorn.Server):
 
 def main(argv):
   del argv
-  config_lib.check_integer("port", FLAGS.port, 0, 65535)
+  errors.check_integer("port", FLAGS.port, 0, 65535)
   for name in ("max_batch", "max_instances", "max_body_bytes", "monitor_window", "drift_window"):
-    config_lib.check_integer(name, getattr(FLAGS, name), 1, 2**31 - 1)
-  config_lib.check_number("max_wait_ms", FLAGS.max_wait_ms, 0.0, 10_000.0)
-  config_lib.check_number("history_interval", FLAGS.history_interval, 0.1, 86_400.0)
+    errors.check_integer(name, getattr(FLAGS, name), 1, 2**31 - 1)
+  errors.check_number("max_wait_ms", FLAGS.max_wait_ms, 0.0, 10_000.0)
+  errors.check_number("history_interval", FLAGS.history_interval, 0.1, 86_400.0)
   token = _token(FLAGS.auth_token_file)
   model = artifact_lib.load(FLAGS.model)
   name = FLAGS.model_name or model.manifest["dataset"]

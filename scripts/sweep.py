@@ -28,7 +28,8 @@ from absl import logging
 
 from data import files
 from experiments import cli
-from experiments import flags as training_flags
+from experiments import config_flags
+from experiments import process_flags
 from experiments.training import config as config_lib
 from experiments.training import distributed
 from experiments.training import grid as grid_lib
@@ -36,71 +37,24 @@ from experiments.training import record as record_lib
 from experiments.training import report
 from experiments.training import sweep
 from experiments.training import tables
-from experiments.training.config import ConfigError
 
 flags.DEFINE_string("workdir", "/tmp/perceptrax/sweep", "Output directory.")
-flags.DEFINE_list("models", [], "Models to compare (default: --model).")
-flags.DEFINE_string("hidden_sizes_grid", None,
-                    "MLP shapes to compare, separated by ';', e.g. '64;512,512' ('' for none).")
-flags.DEFINE_list("activations", [], "MLP activations to compare.")
-flags.DEFINE_list("batch_norms", [], "Batch norm off/on to compare: false,true.")
-flags.DEFINE_list("optimizers", [], "Optimizers to compare (default: --optimizer).")
-flags.DEFINE_list("learning_rates", [], "Peak learning rates α, the same for every optimizer.")
-flags.DEFINE_list("learning_rate_multipliers", [],
-                  "Each optimizer's default α times these (instead of --learning_rates).")
-for _name in ("momentum", "b1", "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
-              "dropout"):
-  flags.DEFINE_list(f"{_name}s", [], f"Values of --{_name} to compare (for the models or "
-                    "optimizers that have it).")
-flags.DEFINE_list("seeds", [], "Seeds (initialization, dropout, own shuffling); default: --seed.")
 flags.DEFINE_enum("strategy", "auto", sweep.STRATEGIES,
                   "vmapped, sequential, or auto: time both per group and use the faster.")
 flags.DEFINE_integer("models_per_program", 0, "At most this many models per compiled program "
                      "(0: a whole group).")
-flags.adopt_module_key_flags(training_flags)
+config_flags.define_grid_flags()
+flags.adopt_module_key_flags(config_flags)
+flags.adopt_module_key_flags(process_flags)
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
-
-def _boolean(value: str) -> bool:
-  if value.lower() not in ("true", "false"):
-    raise ValueError(value)
-  return value.lower() == "true"
-
-
-_GRID_FLAGS = {  # grid setting -> (flag, parse one value, what the values must be)
-    "model": ("models", str, "names"), "activation": ("activations", str, "names"),
-    "batch_norm": ("batch_norms", _boolean, "true or false"),
-    "optimizer": ("optimizers", str, "names"),
-    "learning_rate": ("learning_rates", float, "numbers"),
-    "learning_rate_multiplier": ("learning_rate_multipliers", float, "numbers"),
-    **{n: (f"{n}s", float, "numbers") for n in (
-        "momentum", "b1", "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
-        "dropout")},
-    "seed": ("seeds", int, "integers"),
-}
-
-
-def grid_from_flags() -> dict[str, list]:
-  """The grid flags that were given, parsed; ConfigError naming a flag whose value does not parse."""
-  grid = {}
-  for setting, (name, parse, kind) in _GRID_FLAGS.items():
-    if FLAGS[name].present:
-      values = getattr(FLAGS, name)
-      try:
-        grid[setting] = [parse(v) for v in values]
-      except ValueError as e:
-        raise ConfigError(f"--{name} must be {kind}, got {','.join(values)}") from e
-  if FLAGS.hidden_sizes_grid is not None:
-    grid["hidden_sizes"] = [training_flags.hidden_sizes([h for h in shape.split(",") if h])
-                            for shape in FLAGS.hidden_sizes_grid.split(";")]
-  return grid
 
 
 def main(argv):
   del argv
-  base = training_flags.train_config()
-  training_flags.join_processes()
-  grid = grid_from_flags()
+  base = config_flags.config_from_flags()
+  process_flags.join_processes()
+  grid = config_flags.grid_from_flags()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   results = sweep.run_sweep(base, grid, FLAGS.workdir, FLAGS.strategy, FLAGS.models_per_program)
   if not distributed.is_leader():  # process 0 writes the tables and figures

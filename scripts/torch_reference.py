@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from models.registry import UserError
+from data.errors import UserError
 
 TORCH_OPTIMIZERS = ("sgd", "momentum", "adam")  # the rules PyTorch has exactly
 

@@ -30,11 +30,11 @@ def assert_trees_equal(got, want) -> None:
 
 
 def uint8_inputs(n: int, shape=(8, 8, 1), num_classes: int = 10, seed: int = 0):
-  """Random uint8 images and labels on the device, as ``inputs.Inputs``."""
-  from experiments.training import inputs  # pylint: disable=g-import-not-at-top
+  """Random uint8 images and labels on the device, as ``dataset.Inputs``."""
+  from experiments.training import dataset  # pylint: disable=g-import-not-at-top
   images = jax.random.randint(jax.random.key(seed), (n, *shape), 0, 256).astype(np.uint8)
   labels = jax.random.randint(jax.random.key(seed + 1), (n,), 0, num_classes)
-  return inputs.Inputs(images, labels)
+  return dataset.Inputs(images, labels)
 
 
 def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dropout=None):
@@ -57,12 +57,12 @@ def train(state, inputs, batches, chunk_size=None):
 
 
 def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
-  """A small learnable ``inputs.HostData``: 8x8 uint8 noise, each class brightening its own line.
+  """A small learnable ``dataset.HostData``: 8x8 uint8 noise, each class brightening its own line.
 
   Class c < 8 brightens row c, class 8 or 9 column c - 8, so a model can learn
   it in a few epochs; for the fast engine tests in place of a real dataset.
   """
-  from experiments.training import inputs  # pylint: disable=g-import-not-at-top
+  from experiments.training import dataset  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
 
   def split(n):
@@ -78,7 +78,7 @@ def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
 
   train_images, train_labels = split(num_train)
   test_images, test_labels = split(num_test)
-  return inputs.HostData(train_images, train_labels, test_images, test_labels,
+  return dataset.HostData(train_images, train_labels, test_images, test_labels,
                          tuple(str(c) for c in range(10)))
 
 

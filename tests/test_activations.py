@@ -8,7 +8,7 @@ from jax.scipy import stats
 
 from models import activations
 from models import networks
-from models import registry
+from data import errors
 
 X = jnp.linspace(-6.0, 6.0, 241)  # a step of 0.05: it lands on every kink of the defaults
 RTOL, ATOL = 1e-5, 1e-6  # float32: closed forms vs autodiff of the same f, a few ulps
@@ -146,5 +146,5 @@ def test_prelu_alpha_gradient_is_min_x_0():
 
 
 def test_unknown_activation_names_the_choices():
-  with pytest.raises(registry.UserError, match="unknown activation 'swishy'; choose one of identity, "):
+  with pytest.raises(errors.UserError, match="unknown activation 'swishy'; choose one of identity, "):
     activations.ACTIVATIONS.get("swishy")

@@ -7,7 +7,7 @@ import pytest
 
 from data import files
 from experiments.training import config as config_lib
-from models.registry import UserError
+from data.errors import UserError
 from experiments.training.config import TrainConfig
 
 

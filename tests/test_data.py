@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from data import archives
 from data import datasets
-from models.registry import UserError
+from data.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

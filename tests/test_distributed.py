@@ -20,7 +20,7 @@ import pytest
 
 from data import files
 from experiments.training import distributed
-from models.registry import UserError
+from data.errors import UserError
 from scripts import launch
 from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT

@@ -17,9 +17,8 @@ from experiments.training import inputs as inputs_lib
 from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 from experiments.training import steps
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from experiments.training.config import TrainConfig
-from models.registry import UserError
 from tests import helpers
 
 DATA = helpers.synthetic_data()
@@ -119,7 +118,7 @@ def _untimed(rows):
 
 def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path):
   fit([BASE], str(tmp_path))
-  with pytest.raises(ConfigError) as raised:
+  with pytest.raises(UserError) as raised:
     fit([dataclasses.replace(BASE, learning_rate=0.01)], str(tmp_path))
   assert str(raised.value) == (f"{tmp_path} holds a checkpoint of another run (learning_rate "
                                "0.2 there, 0.01 here); resume with its settings, or use "

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from data import files
-from models.registry import UserError
+from data.errors import UserError
 
 # A folder that refuses new files even to root (sysfs); None where there is none.
 READ_ONLY = "/sys/kernel" if os.path.isdir("/sys/kernel") else None

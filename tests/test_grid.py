@@ -6,7 +6,7 @@ import pytest
 from experiments.training import grid as grid_lib
 from experiments.training import tables
 from experiments.training.config import TrainConfig
-from models.registry import UserError
+from data.errors import UserError
 
 BASE = TrainConfig(model="mlp", hidden_sizes=(16,), num_epochs=1, validation_size=1000,
                    progress=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models import networks
-from models import registry
+from data import errors
 
 
 def _num_params(params):
@@ -85,7 +85,7 @@ def test_custom_conv_vjp_gives_autodiff_gradients(name):
 
 
 def test_unknown_model_names_the_choices():
-  with pytest.raises(registry.UserError,
+  with pytest.raises(errors.UserError,
                      match="unknown model 'resnet'; choose one of mlp, cnn, cnn_small, cifar_convnet"):
     networks.create_model("resnet", 10)
 

@@ -17,7 +17,7 @@ import pytest
 from experiments.training import train
 from experiments.training.config import TrainConfig
 from models import optimizers
-from models import registry
+from data import errors
 from models import schedules
 
 CURVATURE = np.array([0.5, 2.0, 10.0, 1.0])
@@ -194,7 +194,7 @@ def test_clipping_rescales_the_gradient_to_the_global_norm():
     ],
 )
 def test_bad_hyperparameters_are_refused_in_one_line(name, form, given, message):
-  with pytest.raises(registry.UserError, match=message):
+  with pytest.raises(errors.UserError, match=message):
     optimizers.resolve_hyperparameters(name, form, given)
 
 

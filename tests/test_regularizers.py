@@ -9,7 +9,7 @@ import pytest
 from models import networks
 from models import optimizers
 from models import regularizers
-from models import registry
+from data import errors
 from tests import helpers
 
 
@@ -86,5 +86,5 @@ def test_weight_decay_is_an_injected_hyperparameter():
   tx = optimizers.create_optimizer("momentum", "textbook", 0.1, weight_decay=0.01)
   state = tx.init({"w": jnp.ones((2, 2))})
   np.testing.assert_allclose(state.hyperparams["weight_decay"], 0.01)
-  with pytest.raises(registry.UserError, match="weight_decay must be >= 0"):
+  with pytest.raises(errors.UserError, match="weight_decay must be >= 0"):
     optimizers.create_optimizer("sgd", weight_decay=-1.0)

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from experiments.training import run as run_lib
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from experiments.training.config import TrainConfig
 
 MLP = TrainConfig(model="mlp", hidden_sizes=(16,), validation_size=100, progress=False)
@@ -38,7 +38,7 @@ def test_folds_train_every_model_on_the_same_number_of_examples():
 ])
 def test_splits_and_batches_that_do_not_fit_the_data_are_refused(change, examples, message):
   config = dataclasses.replace(MLP, **change)
-  with pytest.raises(ConfigError, match=message):
+  with pytest.raises(UserError, match=message):
     run_lib.make_run([config], (8, 8, 1), 10, examples)
 
 
@@ -48,8 +48,8 @@ def test_members_may_differ_only_in_member_settings():
   run = run_lib.make_run(members, (8, 8, 1), 10, 1000)
   assert run.size == 2 and run.terms == run_lib.Terms(dropout=False, l1=False, l2=True,
                                                        weight_decay=False)
-  with pytest.raises(ConfigError, match="models trained together must share hidden_sizes: "
+  with pytest.raises(UserError, match="models trained together must share hidden_sizes: "
                                         r"\(16,\) and \(32,\)"):
     run_lib.make_run([MLP, dataclasses.replace(MLP, hidden_sizes=(32,))], (8, 8, 1), 10, 1000)
-  with pytest.raises(ConfigError, match="must share data_seed"):  # each seed splits otherwise
+  with pytest.raises(UserError, match="must share data_seed"):  # each seed splits otherwise
     run_lib.make_run([MLP, dataclasses.replace(MLP, seed=1)], (8, 8, 1), 10, 1000)

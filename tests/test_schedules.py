@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from models import registry
+from data import errors
 from models import schedules
 
 PEAK, TOTAL = 0.2, 100
@@ -34,7 +34,7 @@ def test_schedules_follow_their_formulas(t):
 
 
 def test_bad_schedules_are_refused():
-  with pytest.raises(registry.UserError, match="unknown schedule 'linear'"):
+  with pytest.raises(errors.UserError, match="unknown schedule 'linear'"):
     schedules.learning_rate_schedule("linear", PEAK, TOTAL)
-  with pytest.raises(registry.UserError, match="warmup must last between 1 and 99 updates, got 100"):
+  with pytest.raises(errors.UserError, match="warmup must last between 1 and 99 updates, got 100"):
     schedules.learning_rate_schedule("warmup_cosine", PEAK, TOTAL, warmup_steps=100)

@@ -13,7 +13,7 @@ import pytest
 
 from experiments.training import memory
 from experiments.training import sweep
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from experiments.training.config import TrainConfig
 from tests.helpers import ROOT
 
@@ -55,7 +55,7 @@ def test_a_group_that_does_not_fit_in_memory_is_refused_before_compiling(
     mnist_base, monkeypatch, tmp_path):
   monkeypatch.setattr(memory, "available_bytes", lambda: 300 * 2**20)  # 300 MiB
   base = TrainConfig(**{**mnist_base.__dict__, "hidden_sizes": (512, 512)})
-  with pytest.raises(ConfigError, match=r"64 mlp models of adam in one program need about "
+  with pytest.raises(UserError, match=r"64 mlp models of adam in one program need about "
                                         r".* set --models_per_program to at most \d+"):
     sweep.run_sweep(base, {"seed": list(range(64))}, str(tmp_path))
   assert not os.path.exists(tmp_path / "runs")

@@ -12,7 +12,7 @@ import pytest
 
 from experiments.training import config as config_lib
 from models import networks
-from models.registry import UserError
+from data.errors import UserError
 from scripts import torch_reference
 
 torch = pytest.importorskip("torch")

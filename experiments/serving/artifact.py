@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from data import files
-from models.registry import UserError
+from data.errors import UserError
 
 FORMAT = "perceptrax-export"
 VERSION = 1

@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from data import files
-from models.registry import UserError
+from data.errors import UserError
 
 
 class Window:

@@ -36,11 +36,11 @@ import jax
 import numpy as np
 from absl import logging
 
+from data import files
 from experiments.training import config as config_lib
 from experiments.training import sharding
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from experiments.training.state import TrainState
-from models.registry import UserError
 
 
 class Saved(NamedTuple):
@@ -66,6 +66,14 @@ def _arrays(state: TrainState) -> dict:
   return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
           "batch_stats": state.batch_stats, "penalty": state.penalty._asdict(),
           "dropout": state.dropout, "dropout_key": jax.random.key_data(state.dropout_key)}
+
+
+def _with_member_axis(tree):
+  return jax.tree.map(lambda a: a[None], tree)
+
+
+def _member(tree, k: int):
+  return jax.tree.map(lambda a: a[k], tree)
 
 
 def _empty(tree):
@@ -153,13 +161,19 @@ class Checkpoints:
   def latest_epoch(self) -> int | None:
     return next(iter(self.epochs()), None)
 
-  def save(self, epoch: int, state: TrainState, model: dict, record: dict, loss: float) -> None:
+  def save(self, epoch: int, state: TrainState, model: dict, record: dict, loss: float,
+           stacked: bool = True) -> None:
     """Writes the checkpoint of ``epoch``; ``loss`` ranks it (lowest kept: validation loss).
 
-    UserError if it cannot be written (a full disk): the previous one is kept.
+    ``stacked``: the state and model have a member axis; without one (a single
+    model), they are saved with a member axis of size 1, so every checkpoint
+    has the same form. UserError if it cannot be written (a full disk): the
+    previous one is kept.
     """
     assert not self._read_only, "a read-only Checkpoints cannot save"
     ocp = _orbax()
+    if not stacked:
+      state, model = _with_member_axis((state, model))
     arrays = _arrays(state)
     record = {**record, "digests": {"state": digest(arrays), "model": digest(model)}}
     record["digest"] = _record_digest(record)
@@ -237,15 +251,20 @@ class Checkpoints:
                     f"{'; '.join(f'epoch {e}: {why}' for e, why in damaged)}; move that folder "
                     "away to start over")
 
-  def restore(self, like: TrainState, check: Callable[[dict], None]) -> Saved | None:
+  def restore(self, like: TrainState, check: Callable[[dict], None],
+              stacked: bool = True) -> Saved | None:
     """The newest good checkpoint, arrays shaped and placed like ``like``'s; None if none.
 
-    ``check(record)`` raises (a ConfigError) if the checkpoint belongs to
-    another run. Failed checkpoints newer than the one used are deleted: the
-    run continues from the good one and will write them again.
+    ``check(record)`` raises (a UserError) if the checkpoint belongs to
+    another run. ``stacked``: as in ``save``. Failed checkpoints newer than
+    the one used are deleted: the run continues from the good one and will
+    write them again.
     """
     if not self.epochs():  # a fresh run needs no Orbax before its first step
       return None
+    if not stacked:
+      saved = self.restore(_with_member_axis(like), check)
+      return saved._replace(state=_member(saved.state, 0), model=_member(saved.model, 0))
     ocp = _orbax()
     targets = (_arrays(like), like.variables)
     abstract = (_empty(targets) if self._local
@@ -278,18 +297,30 @@ class Checkpoints:
     return restored["model"], record
 
 
+def check_writable(workdir: str) -> None:
+  """UserError (one line) unless ``workdir`` and the checkpoint folders already in it are writable.
+
+  Checked before any work, so that a run does not find out after an epoch.
+  """
+  files.check_writable(workdir)
+  for folder, subfolders, _ in os.walk(workdir):
+    if "checkpoints" in subfolders:  # a folder, or a link to one (os.walk does not follow it)
+      files.check_writable(os.path.join(folder, "checkpoints"))
+      subfolders.remove("checkpoints")
+
+
 def check_same_members(members, saved: dict, directory: str) -> None:
-  """ConfigError if the checkpoint in ``directory`` was trained with other settings."""
+  """UserError if the checkpoint in ``directory`` was trained with other settings."""
   before = [config_lib.from_json(m).training_settings() for m in saved["members"]]
   now = [m.training_settings() for m in members]
   if len(before) != len(now):
-    raise ConfigError(f"{directory} holds a checkpoint of another run ({len(before)} models "
+    raise UserError(f"{directory} holds a checkpoint of another run ({len(before)} models "
                       f"there, {len(now)} here); resume with its settings, or use another "
                       "--workdir")
   for there, here in zip(before, now):
     for key, value in here.items():
       if there.get(key) != value:
-        raise ConfigError(
+        raise UserError(
             f"{directory} holds a checkpoint of another run ({key} {there.get(key)!r} there, "
             f"{value!r} here); resume with its settings, or use another --workdir")
 

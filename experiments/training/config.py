@@ -1,43 +1,127 @@
-"""TrainConfig: every setting of one model's training, as a frozen dataclass resolved once.
+"""TrainConfig: every setting of one model's training, each defined once with what it means.
 
-``config.resolve()`` checks every setting (one ``ConfigError`` line naming the
-setting and its valid range or choices) and fills what was left to the tables:
-the optimizer form's default α and hyperparameters, the model's default
-dropout, the data seed. The resolved config is what ``config.json`` and the
-checkpoints store, so passing a default explicitly changes nothing.
+A field is declared with ``setting(default, help, ...)``, which records in
+the field's metadata everything derived from it elsewhere:
 
-The settings fall in three kinds:
-  member settings (``MEMBER_SETTINGS``): may differ between models trained
-      together in one compiled program (seed, fold, α, optimizer
-      hyperparameters, penalties, weight decay, dropout);
-  output settings (``OUTPUT_SETTINGS``): change what a run writes, not what it
-      trains, so a resumed run may change them;
-  the rest: shared by every model of a run (architecture, optimizer, data,
-      update plan).
+  help     the flag's help and the README's flag table (``scripts.readme_tables``);
+  check    its valid range or choices (``Integer``, ``Number``, ``OneOf``),
+           checked by ``resolve`` with one ``UserError`` line;
+  kind     ``MEMBER``: may differ between models trained together in one
+           compiled program (seed, fold, α, hyperparameters, penalties,
+           weight decay, dropout); ``OUTPUT``: changes what a run writes, not
+           what it trains, so a resumed run may change it; ``SHARED``: the
+           rest, the same for every model of a run;
+  sweep    ``GROUP`` (shapes the compiled program: a sweep trains one group
+           after another) or ``MEMBER`` (varies within a group); None: not
+           sweepable. Each sweepable setting gets a plural grid flag;
+  flag     False for a setting with no flag of its own (``fold``: set by
+           ``--folds``; ``activation_params``: one flag per parameter).
+
+``experiments/config_flags.py`` turns the fields into absl flags and grid
+flags, so adding a member setting is one field here plus the line that uses it.
+``resolve()`` checks every setting and fills in what was left to the tables
+(the optimizer form's α and hyperparameters, the model's dropout, the data
+seed); the entrypoint resolves once and passes the result down, and the
+resolved config is what ``config.json`` and the checkpoints store.
 """
 
 import dataclasses
 import math
+import types
+from typing import NamedTuple
 
 from data import datasets
+from data import errors
+from data.errors import UserError
 from models import activations
 from models import networks
 from models import optimizers
-from models import registry
 from models import schedules
 
+SHARED, MEMBER, OUTPUT = "shared", "member", "output"
+GROUP = "group"  # a sweep kind: settings that shape the compiled program
 
-class ConfigError(registry.UserError):
-  """An invalid setting; the message is one line naming the valid choices or range."""
-
-
-GD_MODES = registry.Registry("gd_mode", {
-    "minibatch": "batch_size examples per update",
-    "stochastic": "one example per update",
-    "full_batch": "all training examples per update",
+# Gradient-descent modes: B, the examples per update, of (config, N training examples).
+GD_MODES = errors.Registry("gd_mode", {
+    "minibatch": lambda config, num_train: config.batch_size,
+    "stochastic": lambda config, num_train: 1,
+    "full_batch": lambda config, num_train: num_train,
 })
 MAX_SEED = 2**32 - 1  # JAX keys hold 32 bits of a seed: larger seeds would collide.
-MAX_COUNT = 2**31 - 1  # step and example counters are int32 in the compiled programs.
+
+
+class Integer(NamedTuple):
+  """An integer in [low, high]."""
+
+  low: int
+  high: int = errors.MAX_COUNT
+
+  def check(self, name: str, value) -> None:
+    errors.check_integer(name, value, self.low, self.high)
+
+  def describe(self) -> str:
+    return f"integer in [{self.low}, {self.high}]"
+
+
+class Number(NamedTuple):
+  """A finite number in an interval, open where stated."""
+
+  low: float
+  high: float = math.inf
+  low_open: bool = False
+  high_open: bool = True
+
+  def check(self, name: str, value) -> None:
+    errors.check_number(name, value, self.low, self.high, self.low_open, self.high_open)
+
+  def describe(self) -> str:
+    return (("(" if self.low_open else "[") + f"{self.low:g}, {self.high:g}"
+            + (")" if self.high_open else "]"))
+
+
+class OneOf(NamedTuple):
+  """A name in a table (``errors.Registry``)."""
+
+  table: errors.Registry
+
+  def check(self, name: str, value) -> None:
+    del name  # the table's error names its kind
+    self.table.get(value)
+
+  def describe(self) -> str:
+    return " | ".join(self.table)
+
+
+class Widths(NamedTuple):
+  """Layer widths, each an integer in [1, MAX_COUNT]."""
+
+  def check(self, name: str, value) -> None:
+    for width in value:
+      errors.check_integer(name, width, 1, errors.MAX_COUNT)
+
+  def describe(self) -> str:
+    return "comma-separated widths"
+
+
+def setting(default, help: str, *, kind: str = SHARED, check=None, sweep: str | None = None,  # pylint: disable=redefined-builtin
+            flag: bool = True):
+  """A TrainConfig field carrying its metadata (see the module docstring)."""
+  return dataclasses.field(default=default, metadata={
+      "help": help, "kind": kind, "check": check, "sweep": sweep, "flag": flag})
+
+
+_SYMBOL_HELP = {
+    "momentum": "γ of momentum; default 0.9.",
+    "b1": "β1: Adam's first-moment decay, textbook Adadelta's D decay.",
+    "b2": "β2: second-moment decay of rmsprop, adam, adadelta (Optax's ρ).",
+    "eps": "ε of adagrad, adadelta, rmsprop, adam; see README for where.",
+    "initial_accumulator": "Adagrad's G_0; default 0.1 optax, 0 textbook.",
+}
+
+
+def _hyperparameter(name: str):
+  # Its range depends on the optimizer: optimizers.resolve_hyperparameters checks it.
+  return setting(None, _SYMBOL_HELP[name], kind=MEMBER, sweep=MEMBER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,51 +129,98 @@ class TrainConfig:
   """The settings of one model's training (the entrypoints' flags, as data)."""
 
   # Data.
-  dataset: str = "mnist"
-  validation_size: int = 5000  # holdout split carved from train (ignored with folds)
-  folds: int = 0  # k-fold cross-validation: 0 for a holdout split, else k >= 2
-  fold: int = 0  # the fold this model validates on (0 <= fold < folds)
-  data_seed: int | None = None  # seeds the split (and shared batch order); None: seed
-  standardize: bool = False
+  dataset: str = setting("mnist", "Dataset.", check=OneOf(datasets.DATASETS))
+  validation_size: int = setting(
+      5000, "Training images held out for validation (0: none; ignored with --folds).",
+      check=Integer(0))
+  folds: int = setting(
+      0, "k-fold cross-validation: k >= 2 models, each validating on its own fold of the "
+      "training split (0: one model and a holdout split).", check=Integer(0))
+  fold: int = setting(0, "The fold this model validates on (0 <= fold < folds).", kind=MEMBER,
+                      check=Integer(0), flag=False)
+  data_seed: int | None = setting(
+      None, "Seeds the validation split or folds and the shared batch order (default: --seed).",
+      check=Integer(0, MAX_SEED))
+  standardize: bool = setting(
+      False, "Standardize pixels with the training mean and std, (x - mean) / std, else x / 255.")
   # Model.
-  model: str = "cnn"
-  hidden_sizes: tuple[int, ...] | None = (512, 512)  # mlp only
-  activation: str | None = "relu"  # mlp only
-  activation_params: tuple[tuple[str, float], ...] | None = ()  # (name, value) pairs; mlp only
-  batch_norm: bool = False
-  dropout: float | None = None  # None: the model's default (0.5 for cnn, 0 for the others)
+  model: str = setting("cnn", "Network (see README's Layout).", check=OneOf(networks.MODELS),
+                       sweep=GROUP)
+  hidden_sizes: tuple[int, ...] | None = setting(
+      (512, 512), "MLP hidden layer widths; empty (--hidden_sizes=) is softmax regression.",
+      check=Widths(), sweep=GROUP)
+  activation: str | None = setting("relu", "MLP activation (see README's activation table).",
+                                   check=OneOf(activations.ACTIVATIONS), sweep=GROUP)
+  activation_params: tuple[tuple[str, float], ...] | None = setting(
+      (), "The activation's (parameter, value) pairs; one flag per parameter.", flag=False)
+  batch_norm: bool = setting(
+      False, "Batch normalization between each hidden layer's linear map and its activation.",
+      sweep=GROUP)
   # Optimizer; None: the table's default for the form (models/optimizers.py).
-  optimizer: str = "adam"
-  optimizer_form: str = "optax"
-  learning_rate: float | None = None
-  momentum: float | None = None
-  b1: float | None = None
-  b2: float | None = None
-  eps: float | None = None
-  initial_accumulator: float | None = None
-  clip_norm: float | None = None
-  schedule: str = "cosine"
-  warmup_epochs: float = 1.0  # warmup_cosine only
-  step_decay_rate: float = 0.1  # step only
+  optimizer: str = setting("adam", "Optimizer (see README's optimizer table).",
+                           check=OneOf(optimizers.OPTIMIZERS), sweep=GROUP)
+  optimizer_form: str = setting(
+      "optax", "optax (Optax's alias) | textbook (the course's exact rule); see README.",
+      check=OneOf(optimizers.FORMS))
+  learning_rate: float | None = setting(
+      None, "(Peak) step size α; default: the optimizer table's for the form.", kind=MEMBER,
+      check=Number(0.0, low_open=True), sweep=MEMBER)
+  momentum: float | None = _hyperparameter("momentum")
+  b1: float | None = _hyperparameter("b1")
+  b2: float | None = _hyperparameter("b2")
+  eps: float | None = _hyperparameter("eps")
+  initial_accumulator: float | None = _hyperparameter("initial_accumulator")
+  clip_norm: float | None = setting(
+      None, "Rescale the gradient to at most this global norm, g min(1, c / ‖g‖) (default: no "
+      "clipping).", check=Number(0.0, low_open=True))
+  schedule: str = setting("cosine", "Learning rate over training (see README).",
+                          check=OneOf(schedules.SCHEDULES))
+  warmup_epochs: float = setting(1.0, "Warmup length of warmup_cosine, in epochs.",
+                                 check=Number(0.0, low_open=True))
+  step_decay_rate: float = setting(0.1, "Factor of the step schedule at 1/2 and 3/4 of training.",
+                                   check=Number(0.0, 1.0, low_open=True, high_open=False))
   # Regularization.
-  l1: float = 0.0  # λ1 of the penalty λ1 Σ|w|
-  l2: float = 0.0  # λ2 of the penalty (λ2/2) Σ w²
-  weight_decay: float = 0.0  # λ of decoupled weight decay
+  l1: float = setting(0.0, "λ1 of the L1 penalty λ1 Σ|w| on the weights.", kind=MEMBER,
+                      check=Number(0.0), sweep=MEMBER)
+  l2: float = setting(0.0, "λ2 of the L2 penalty (λ2/2) Σ w² on the weights.", kind=MEMBER,
+                      check=Number(0.0), sweep=MEMBER)
+  weight_decay: float = setting(
+      0.0, "λ of decoupled weight decay (AdamW style): Δθ -= α λ θ on the weights.",
+      kind=MEMBER, check=Number(0.0), sweep=MEMBER)
+  dropout: float | None = setting(
+      None, "Dropout rate p before the output layer (and after every MLP hidden layer); "
+      "default: the model's (0.5 for cnn, 0 for the others).", kind=MEMBER,
+      check=Number(0.0, 1.0), sweep=MEMBER)
   # Updates.
-  gd_mode: str = "minibatch"
-  batch_size: int = 128  # minibatch only
-  num_epochs: int = 10
-  chunk_size: int = 1000  # most examples per forward pass (evaluation, full-batch gradients)
-  seed: int = 0  # initialization, dropout, and the batch order unless shared
-  shared_batches: bool = True  # batch order from data_seed (models trained together share it)
-  patience: int = 0  # early stopping after this many epochs without a lower validation loss
+  gd_mode: str = setting(
+      "minibatch", "minibatch (--batch_size per update) | stochastic (one example per update) | "
+      "full_batch (all training examples per update).", check=OneOf(GD_MODES))
+  batch_size: int = setting(128, "Examples per update in minibatch mode.", check=Integer(1))
+  num_epochs: int = setting(10, "Passes over the training split.", check=Integer(1))
+  chunk_size: int = setting(
+      1000, "Most examples per forward pass when evaluating and in full-batch gradients.",
+      check=Integer(1))
+  seed: int = setting(
+      0, "Seeds initialization, dropout and the batch order (and the split unless --data_seed).",
+      kind=MEMBER, check=Integer(0, MAX_SEED), sweep=MEMBER)
+  shared_batches: bool = setting(
+      True, "Batch order from --data_seed, shared by models trained together (else each "
+      "model's own --seed).")
+  patience: int = setting(
+      0, "Early stopping: stop after this many epochs without a lower validation loss and keep "
+      "the best epoch's model (0: train all epochs).", check=Integer(0))
   # Outputs.
-  checkpoint_every_epoch: bool = False
-  plots: bool = True
-  tensorboard: bool = True  # TensorBoard event files in the run directory
-  progress: bool = True
-  archive_dir: str | None = None
-  tfds_data_dir: str | None = None
+  checkpoint_every_epoch: bool = setting(
+      False, "Save a checkpoint after every epoch (always: at the end).", kind=OUTPUT)
+  plots: bool = setting(True, "Write PNG figures beside the JSON results.", kind=OUTPUT)
+  tensorboard: bool = setting(
+      True, "Write TensorBoard event files (tensorboard --logdir=WORKDIR).", kind=OUTPUT)
+  progress: bool = setting(True, "Show progress bars.", kind=OUTPUT)
+  archive_dir: str | None = setting(
+      None, "Folder with one subfolder per dataset holding its official archives.", kind=OUTPUT,
+      flag=False)  # cli.py's data flag, shared with the other entrypoints
+  tfds_data_dir: str | None = setting(
+      None, "Where tfds keeps prepared datasets.", kind=OUTPUT, flag=False)  # cli.py's, likewise
 
   @property
   def hyperparameters(self) -> dict[str, float]:
@@ -98,15 +229,19 @@ class TrainConfig:
 
   def shared_settings(self) -> dict:
     """The settings every model trained together with this one must share."""
-    return {k: v for k, v in dataclasses.asdict(self).items()
-            if k not in MEMBER_SETTINGS and k not in OUTPUT_SETTINGS}
+    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k) == SHARED}
 
   def training_settings(self) -> dict:
     """Everything but the output settings: what a checkpoint must have been trained with."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if k not in OUTPUT_SETTINGS}
+    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k) != OUTPUT}
+
+  @property
+  def resolved(self) -> bool:
+    """Whether ``resolve`` made this config (the table defaults are filled in)."""
+    return None not in (self.learning_rate, self.dropout, self.data_seed)
 
   def resolve(self) -> "TrainConfig":
-    """This config checked, with every default filled in; ConfigError on the first bad setting."""
+    """This config checked, with every default filled in; UserError on the first bad setting."""
     _check(self)
     spec = optimizers.form(self.optimizer, self.optimizer_form)
     hyperparameters = optimizers.resolve_hyperparameters(
@@ -132,52 +267,50 @@ class TrainConfig:
     )
 
 
-MEMBER_SETTINGS = ("seed", "fold", "learning_rate", *optimizers.SYMBOLS, "l1", "l2",
-                   "weight_decay", "dropout")
-OUTPUT_SETTINGS = ("checkpoint_every_epoch", "plots", "tensorboard", "progress", "archive_dir",
-                   "tfds_data_dir")
+def fields(config_class=TrainConfig) -> tuple[dataclasses.Field, ...]:
+  return dataclasses.fields(config_class)
+
+
+def kind(name: str, config_class=TrainConfig) -> str:
+  return config_class.__dataclass_fields__[name].metadata["kind"]
+
+
+def names(config_class=TrainConfig, *, of_kind: str | None = None,
+          sweep: str | None = None) -> tuple[str, ...]:
+  """The settings of ``config_class`` of a kind, or sweepable as ``sweep``, in field order."""
+  return tuple(f.name for f in fields(config_class)
+               if (of_kind is None or f.metadata["kind"] == of_kind)
+               and (sweep is None or f.metadata["sweep"] == sweep))
+
+
+def value_type(field: dataclasses.Field) -> type:
+  """The type of a field's values: ``float`` for ``float | None``, ``tuple`` for widths."""
+  annotation = field.type
+  if isinstance(annotation, types.UnionType):
+    annotation = next(a for a in annotation.__args__ if a is not type(None))
+  return getattr(annotation, "__origin__", annotation)
+
+
+MEMBER_SETTINGS = names(of_kind=MEMBER)
+OUTPUT_SETTINGS = names(of_kind=OUTPUT)
 
 
 def _check(c: TrainConfig) -> None:
-  """ConfigError naming the first setting of ``c`` out of its range or choices."""
-  datasets.DATASETS.get(c.dataset)
-  networks.MODELS.get(c.model)
-  optimizers.OPTIMIZERS.get(c.optimizer)
-  optimizers.FORMS.get(c.optimizer_form)
-  schedules.SCHEDULES.get(c.schedule)
-  GD_MODES.get(c.gd_mode)
+  """UserError naming the first setting of ``c`` out of its range or choices."""
+  for field in fields(type(c)):
+    value = getattr(c, field.name)
+    if field.metadata["check"] is not None and value is not None:
+      field.metadata["check"].check(field.name, value)
+  if c.folds == 1:
+    raise UserError("folds must be 0 (a holdout split) or an integer in "
+                    f"[2, {errors.MAX_COUNT}], got 1")
+  errors.check_integer("fold", c.fold, 0, max(c.folds - 1, 0))
   if c.activation is not None and networks.takes(c.model, "activation"):
     _check_activation(c.activation, dict(c.activation_params or ()))
-  check_integer("seed", c.seed, 0, MAX_SEED)
-  if c.data_seed is not None:
-    check_integer("data_seed", c.data_seed, 0, MAX_SEED)
-  for name in ("batch_size", "num_epochs", "chunk_size"):
-    check_integer(name, getattr(c, name), 1, MAX_COUNT)
-  check_integer("validation_size", c.validation_size, 0, MAX_COUNT)
-  check_integer("patience", c.patience, 0, MAX_COUNT)
-  if c.folds != 0:
-    check_integer("folds", c.folds, 2, MAX_COUNT, "0 (a holdout split) or ")
-  check_integer("fold", c.fold, 0, max(c.folds - 1, 0))
-  if c.hidden_sizes is not None and networks.takes(c.model, "hidden_sizes"):
-    for width in c.hidden_sizes:
-      check_integer("hidden_sizes", width, 1, MAX_COUNT)
-  if c.learning_rate is not None:
-    check_number("learning_rate", c.learning_rate, low=0.0, low_open=True)
-  if c.clip_norm is not None:
-    check_number("clip_norm", c.clip_norm, low=0.0, low_open=True)
-  for name in ("l1", "l2", "weight_decay"):
-    check_number(name, getattr(c, name), low=0.0)
-  if c.dropout is not None:
-    check_number("dropout", c.dropout, low=0.0, high=1.0)
-  if c.schedule == "warmup_cosine":
-    check_number("warmup_epochs", c.warmup_epochs, low=0.0, high=c.num_epochs, low_open=True)
-  if c.schedule == "step":
-    check_number("step_decay_rate", c.step_decay_rate, low=0.0, high=1.0, low_open=True,
-            high_open=False)
   if c.patience and not (c.validation_size or c.folds):
-    raise ConfigError("patience needs a validation split: set --validation_size > 0 or --folds")
+    raise UserError("patience needs a validation split: set --validation_size > 0 or --folds")
   if c.batch_norm and not (c.gd_mode == "minibatch" and 2 <= c.batch_size <= c.chunk_size):
-    raise ConfigError(
+    raise UserError(
         "batch_norm needs minibatch descent with 2 <= batch_size <= chunk_size "
         f"(got {c.gd_mode}, batch_size {c.batch_size}, chunk_size {c.chunk_size}): "
         "its statistics are over one update's whole batch")
@@ -189,31 +322,15 @@ def _check_activation(name: str, params: dict) -> None:
   for param, value in params.items():
     spec = activations.PARAMETERS.get(param)
     if spec is None:
-      raise ConfigError(f"unknown activation parameter {param!r}; choose one of "
-                        f"{', '.join(activations.PARAMETERS)}")
-    check_number(param, value, low=spec.low, low_open=spec.low_open)
+      raise UserError(f"unknown activation parameter {param!r}; choose one of "
+                      f"{', '.join(activations.PARAMETERS)}")
+    errors.check_number(param, value, low=spec.low, low_open=spec.low_open)
   if name == "rrelu" and not values["rrelu_lower"] <= values["rrelu_upper"]:
-    raise ConfigError(f"rrelu_lower must be <= rrelu_upper, got {values['rrelu_lower']} > "
-                      f"{values['rrelu_upper']}")
+    raise UserError(f"rrelu_lower must be <= rrelu_upper, got {values['rrelu_lower']} > "
+                    f"{values['rrelu_upper']}")
   if name == "hardtanh" and not values["hardtanh_min"] < values["hardtanh_max"]:
-    raise ConfigError(f"hardtanh_min must be < hardtanh_max, got {values['hardtanh_min']} >= "
-                      f"{values['hardtanh_max']}")
-
-
-def check_integer(name: str, value, low: int, high: int, prefix: str = "") -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-    raise ConfigError(f"{name} must be {prefix}an integer in [{low}, {high}], got {value}")
-
-
-def check_number(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
-            high_open: bool = True) -> None:
-  """ConfigError unless ``value`` is a finite number in the interval (open where stated)."""
-  ok = isinstance(value, (int, float)) and math.isfinite(value)
-  ok = ok and (value > low if low_open else value >= low)
-  ok = ok and (value < high if high_open else value <= high)
-  if not ok:
-    interval = (("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]"))
-    raise ConfigError(f"{name} must be a finite number in {interval}, got {value}")
+    raise UserError(f"hardtanh_min must be < hardtanh_max, got {values['hardtanh_min']} >= "
+                    f"{values['hardtanh_max']}")
 
 
 def to_json(config: TrainConfig) -> dict:
@@ -222,7 +339,6 @@ def to_json(config: TrainConfig) -> dict:
 
 def from_json(saved: dict) -> TrainConfig:
   """The TrainConfig ``to_json`` gave (JSON lists back to tuples); unknown keys are ignored."""
-  fields = {f.name for f in dataclasses.fields(TrainConfig)}
+  known = {f.name for f in fields()}
   tuples = lambda v: tuple(tuples(x) for x in v) if isinstance(v, list) else v  # noqa: E731
-  return TrainConfig(**{k: tuples(v) for k, v in saved.items() if k in fields})
-
+  return TrainConfig(**{k: tuples(v) for k, v in saved.items() if k in known})

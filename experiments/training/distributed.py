@@ -22,8 +22,9 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from data import errors
 from experiments.training import config
-from models.registry import UserError
+from data.errors import UserError
 
 MAX_PROCESSES = 65_536
 
@@ -45,9 +46,9 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if any(given) and not all(given) and not auto:
     raise UserError("--coordinator_address, --num_processes and --process_id go together "
                     "(or --distributed alone where JAX finds them: Cloud TPU, SLURM)")
-  config.check_integer("distributed_timeout", timeout_seconds, 1, 86_400)
+  errors.check_integer("distributed_timeout", timeout_seconds, 1, 86_400)
   if num_processes is not None and process_id is not None:
-    config.check_integer("num_processes", num_processes, 1, MAX_PROCESSES)
+    errors.check_integer("num_processes", num_processes, 1, MAX_PROCESSES)
     if not 0 <= process_id < num_processes:
       raise UserError(f"process_id must be in 0..{num_processes - 1} (--num_processes="
                       f"{num_processes}), got {process_id}")

@@ -1,11 +1,12 @@
 """A sweep's grid: values per setting, expanded into groups of models to train together.
 
-Any training setting can be swept. The settings that shape the compiled
-program (``GROUP_SETTINGS``: the model and its architecture, the optimizer)
-split the grid into groups, trained one after another; the member settings
-(``MEMBER_GRID``: α, optimizer hyperparameters, penalties, weight decay,
-dropout, seed) vary within a group, whose members train together (vmapped)
-or one after another. A setting applies to the models or optimizers that
+The sweepable settings are TrainConfig's fields with ``sweep`` metadata
+(``config.py``). Those that shape the compiled program (``GROUP_SETTINGS``:
+the model and its architecture, the optimizer) split the grid into groups,
+trained one after another; the member settings (``MEMBER_GRID``: α or its
+multiplier, optimizer hyperparameters, penalties, weight decay, dropout,
+seed) vary within a group, whose members train together (vmapped) or one
+after another. A setting applies to the models or optimizers that
 have it: the hidden sizes to the MLP, γ to momentum, and so on; a grid over
 a setting that none of them has is an error. Folds (``TrainConfig.folds``)
 add k members per configuration, one per fold.
@@ -15,14 +16,16 @@ import dataclasses
 import itertools
 import math
 
-from experiments.training.config import ConfigError
+from data.errors import UserError
+from experiments.training import config as config_lib
 from experiments.training.config import TrainConfig
 from models import networks
 from models import optimizers
 
-GROUP_SETTINGS = ("model", "hidden_sizes", "activation", "batch_norm", "optimizer")
-MEMBER_GRID = ("learning_rate", "learning_rate_multiplier", *optimizers.SYMBOLS, "l1", "l2",
-               "weight_decay", "dropout", "seed")
+GROUP_SETTINGS = config_lib.names(sweep=config_lib.GROUP)
+MEMBER_GRID = tuple(name for setting in config_lib.names(sweep=config_lib.MEMBER)
+                    for name in ((setting, "learning_rate_multiplier")
+                                 if setting == "learning_rate" else (setting,)))
 SETTINGS = (*GROUP_SETTINGS, *MEMBER_GRID)
 
 
@@ -37,20 +40,20 @@ def _takers(setting: str, groups: list[dict], form: str) -> list[str]:
 
 
 def check(grid: dict[str, list]) -> None:
-  """ConfigError for an unknown setting, an empty grid, a repeated or non-positive α."""
+  """UserError for an unknown setting, an empty grid, a repeated or non-positive α."""
   for name, values in grid.items():
     if name not in SETTINGS:
-      raise ConfigError(f"cannot sweep {name!r}; sweepable: {', '.join(SETTINGS)}")
+      raise UserError(f"cannot sweep {name!r}; sweepable: {', '.join(SETTINGS)}")
     if not values:
-      raise ConfigError(f"empty grid: the {name} grid needs at least one value")
+      raise UserError(f"empty grid: the {name} grid needs at least one value")
     if len(set(values)) < len(values):
-      raise ConfigError(f"the {name} grid repeats a value: {values}")
+      raise UserError(f"the {name} grid repeats a value: {values}")
   if "learning_rate" in grid and "learning_rate_multiplier" in grid:
-    raise ConfigError("give learning rates or learning rate multipliers, not both")
+    raise UserError("give learning rates or learning rate multipliers, not both")
   for name in ("learning_rate", "learning_rate_multiplier"):
     for value in grid.get(name, []):
       if not (isinstance(value, (int, float)) and 0 < value < math.inf):
-        raise ConfigError(f"learning rates and multipliers must be finite and > 0, got {value}")
+        raise UserError(f"learning rates and multipliers must be finite and > 0, got {value}")
 
 
 def expand(base: TrainConfig, grid: dict[str, list]) -> list[list[TrainConfig]]:
@@ -59,7 +62,7 @@ def expand(base: TrainConfig, grid: dict[str, list]) -> list[list[TrainConfig]]:
   A setting not in ``grid`` keeps ``base``'s value (``base`` as the user gave
   it, not resolved); like a grid, a hyperparameter of ``base`` applies only
   to the optimizers that take it. Every model shares ``base``'s data seed.
-  ConfigError (one line) on an invalid grid or member, before anything is
+  UserError (one line) on an invalid grid or member, before anything is
   loaded or compiled.
   """
   check(grid)
@@ -78,7 +81,7 @@ def expand(base: TrainConfig, grid: dict[str, list]) -> list[list[TrainConfig]]:
     if setting in grid and not _takers(setting, groups, base.optimizer_form):
       owners = ", ".join(sorted({g["model" if setting in networks.ARCHITECTURE_SETTINGS
                                    else "optimizer"] for g in groups}))
-      raise ConfigError(f"the {setting} grid applies to none of {owners}: none has {setting}")
+      raise UserError(f"the {setting} grid applies to none of {owners}: none has {setting}")
   return [_members(_group_base(base, group), grid) for group in groups]
 
 

@@ -14,10 +14,10 @@ import os
 import jax
 import jax.numpy as jnp
 
-from experiments.training import inputs as inputs_lib
+from experiments.training import dataset
 from experiments.training import run as run_lib
 from experiments.training import state as state_lib
-from experiments.training.config import ConfigError
+from data.errors import UserError
 
 
 def member_bytes(run: run_lib.Run) -> int:
@@ -49,20 +49,20 @@ def _gib(n: int) -> str:
   return f"{n / 2**30:.2f} GiB"
 
 
-def members_that_fit(run: run_lib.Run, data: inputs_lib.HostData, wanted: int,
+def members_that_fit(run: run_lib.Run, data: dataset.HostData, wanted: int,
                      what: str) -> int:
-  """``wanted`` if that many members of ``run`` fit in one program; else ConfigError.
+  """``wanted`` if that many members of ``run`` fit in one program; else UserError.
 
   ``what`` says what to change in the message (e.g. "set --models_per_program
   to at most {n}").
   """
-  data_bytes = sum(a.nbytes for a in data[:4])
+  data_bytes = data.num_bytes
   per_member = member_bytes(run)
   free = available_bytes()
   if data_bytes + wanted * per_member > free:
     models = (f"{wanted} {run.config.model} models of {run.config.optimizer} in one program need"
               if wanted > 1 else f"the {run.config.model} model with {run.config.optimizer} needs")
-    raise ConfigError(
+    raise UserError(
         f"{models} about "
         f"{_gib(wanted * per_member)} (+ {_gib(data_bytes)} of data), more than the "
         f"{_gib(free)} available; "

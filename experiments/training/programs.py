@@ -1,26 +1,23 @@
-"""A run's compiled programs: a block of train steps and the predictors, for all K members.
+"""A run's compiled programs: blocks of train steps and the predictors, for all K members.
 
 With K > 1 members, ``steps.train_steps`` and ``steps.predict`` are
 ``jax.vmap``ped over the leading member axis of the state (and of the index
-arrays that are per member). With K = 1 the state keeps its member axis of
-size 1 outside, and the program drops it and runs the plain single-model step
-inside: the unvmapped program is what a single run compiles (measured faster
-for the wide MLP than the same model under vmap).
-
-Everything is compiled ahead of time (``jit(...).lower(...).compile()``), so
-compilation is timed apart from training.
+arrays that are per member). With K = 1 the state has no member axis and the
+program is the plain single-model step. Each program is compiled ahead of
+time (``jit(...).lower(...).compile()``) the first time its shapes are
+needed, and the time it took is added to ``compile_seconds``, so compiling is
+timed apart from training.
 """
 
 import functools
 import time
-from typing import NamedTuple
 
 import jax
+import numpy as np
 
-from experiments.training import inputs as inputs_lib
-from experiments.training import run as run_lib
+from experiments.training import pipeline as pipeline_lib
+from experiments.training import sharding
 from experiments.training import steps
-from experiments.training.state import TrainState
 from models import metrics
 
 
@@ -29,46 +26,26 @@ def _axis(array: jax.Array, per_member_ndim: int):
   return 0 if array.ndim == per_member_ndim else None
 
 
-def _squeeze(tree):
-  return jax.tree.map(lambda a: a[0], tree)
-
-
-def _expand(tree):
-  return jax.tree.map(lambda a: a[None], tree)
-
-
-def train_block_fn(run: run_lib.Run, splits: inputs_lib.Splits, batches_shape: tuple[int, ...]):
-  """(state, inputs, splits, batch block) -> (state, counts with a member axis)."""
-  chunk_size = run.config.chunk_size
-  if run.size == 1:
-    def block(state, inputs, splits, indices):
-      state, counts = steps.train_steps(_squeeze(state), inputs, splits.pixel_mean,
-                                        splits.pixel_std, indices, chunk_size)
-      return _expand(state), _expand(counts)
-    return block
+def train_block_fn(size: int, splits, chunk_size: int, batches_ndim: int):
+  """(state, inputs, splits, batch block) -> (state, counts summed over the block)."""
   one = functools.partial(steps.train_steps, chunk_size=chunk_size)
-  in_axes = (0, None, _axis(splits.pixel_mean, 1), _axis(splits.pixel_std, 1),
-             0 if len(batches_shape) == 3 else None)
-  vmapped = jax.vmap(one, in_axes=in_axes)
-  return lambda state, inputs, splits, indices: vmapped(
-      state, inputs, splits.pixel_mean, splits.pixel_std, indices)
+  if size > 1:
+    one = jax.vmap(one, in_axes=(0, None, _axis(splits.pixel_mean, 1),
+                                 _axis(splits.pixel_std, 1), 0 if batches_ndim == 3 else None))
+  return lambda state, inputs, splits, indices: one(state, inputs, splits.pixel_mean,
+                                                    splits.pixel_std, indices)
 
 
-def predict_fn(run: run_lib.Run, indices_ndim: int):
-  """(variables, inputs, splits, indices) -> logits (K, n, C) of every member."""
-  chunk_size, apply_fn = run.config.chunk_size, run.model.apply
+def predict_fn(size: int, apply_fn, chunk_size: int, indices_ndim: int):
+  """(variables, inputs, splits, indices) -> logits (n, C), or (K, n, C) with K > 1 members."""
   one = functools.partial(steps.predict, apply_fn=apply_fn, chunk_size=chunk_size)
-  if run.size == 1:
-    def predict(variables, inputs, splits, indices):
-      """``indices`` (n,), or (D, n / D): one share per device (``Layout.examples``)."""
-      def share(idx):
-        return one(_squeeze(variables), inputs=inputs, pixel_mean=splits.pixel_mean,
-                   pixel_std=splits.pixel_std, indices=idx)
-      logits = share(indices) if indices.ndim == 1 else jax.vmap(share)(indices)
-      return logits.reshape(1, -1, logits.shape[-1])
-    return predict
 
   def predict(variables, inputs, splits, indices):
+    if size == 1:  # indices (n,), or (D, n / D): one share per device (``Layout.examples``)
+      share = lambda idx: one(variables, inputs=inputs, pixel_mean=splits.pixel_mean,  # noqa: E731
+                              pixel_std=splits.pixel_std, indices=idx)
+      logits = share(indices) if indices.ndim == 1 else jax.vmap(share)(indices)
+      return logits.reshape(-1, logits.shape[-1])
     in_axes = (0, None, _axis(splits.pixel_mean, 1), _axis(splits.pixel_std, 1),
                0 if indices_ndim == 2 else None)
     return jax.vmap(lambda v, i, m, s, x: one(v, inputs=i, pixel_mean=m, pixel_std=s,
@@ -77,38 +54,54 @@ def predict_fn(run: run_lib.Run, indices_ndim: int):
   return predict
 
 
-class Programs(NamedTuple):
-  """The compiled programs of a run and how long compiling them took."""
-
-  train_block: object  # (state, inputs, splits, batch block) -> (state, Counts (K,))
-  predictors: dict  # split name -> (variables, inputs, splits, indices) -> logits (K, n, C)
-  compile_seconds: float
-
-
-def compile_programs(run: run_lib.Run, state: TrainState, inputs: inputs_lib.Inputs,
-                     splits: inputs_lib.Splits, batch_block: jax.Array | None,
-                     eval_indices: dict[str, jax.Array]) -> Programs:
-  """Compiles the train block for ``batch_block``'s shape and a predictor per evaluated split.
-
-  ``batch_block`` None: nothing is left to train, only the predictors are compiled.
-  """
-  start = time.perf_counter()
-  train_block = None
-  if batch_block is not None:
-    train_block = (
-        jax.jit(train_block_fn(run, splits, batch_block.shape), donate_argnums=0)
-        .lower(state, inputs, splits, batch_block).compile())
-  variables = state.variables
-  predictors = {
-      name: jax.jit(predict_fn(run, indices.ndim)).lower(variables, inputs, splits, indices)
-      .compile()
-      for name, indices in eval_indices.items()
-  }
-  return Programs(train_block, predictors, time.perf_counter() - start)
-
-
 @jax.jit
-def counts(logits: jax.Array, labels: jax.Array) -> metrics.Counts:
+def _counts(logits: jax.Array, labels: jax.Array) -> metrics.Counts:
   """Loss and accuracy sums of each member's logits (K, n, C) against labels (n,) or (K, n)."""
   labels_axis = 0 if labels.ndim == 2 else None
   return jax.vmap(metrics.counts, in_axes=(0, labels_axis))(logits, labels)
+
+
+def member_metrics(counts: metrics.Counts, size: int) -> list[dict]:
+  """[{"loss", "accuracy"}] of each member from its summed counts (scalars when K = 1)."""
+  loss, correct, count = (np.asarray(a, np.float64).reshape(size)
+                          for a in sharding.to_host(counts))
+  return [{"loss": float(l / n), "accuracy": float(c / n)} for l, c, n in zip(loss, correct, count)]
+
+
+class Program:
+  """The compiled train blocks (one per block length) and predictors (one per split) of a run."""
+
+  def __init__(self, pipeline: pipeline_lib.Pipeline):
+    self._pipeline, self._run = pipeline, pipeline.run
+    self._train, self._predict = {}, {}
+    self.compile_seconds = 0.0
+
+  def _compiled(self, cache: dict, key, make, *args):
+    if key not in cache:
+      start = time.perf_counter()
+      cache[key] = make().lower(*args).compile()
+      self.compile_seconds += time.perf_counter() - start
+    return cache[key]
+
+  def train(self, state, block: jax.Array):
+    """``state`` after the block's steps, and the block's counts (each member's summed)."""
+    p, run = self._pipeline, self._run
+    compiled = self._compiled(self._train, block.shape, lambda: jax.jit(train_block_fn(
+        run.size, p.splits, run.config.chunk_size, block.ndim), donate_argnums=0),
+                              state, p.inputs, p.splits, block)
+    return compiled(state, p.inputs, p.splits, block)
+
+  def predict(self, variables: dict, split: str) -> jax.Array:
+    """Logits of ``split``'s examples: (n, C), or (K, n, C) with K > 1 members."""
+    p, run = self._pipeline, self._run
+    indices = p.evaluated[split]
+    compiled = self._compiled(self._predict, split, lambda: jax.jit(predict_fn(
+        run.size, run.model.apply, run.config.chunk_size, indices.ndim)),
+                              variables, p.inputs, p.splits, indices)
+    return compiled(variables, p.inputs, p.splits, indices)
+
+  def evaluate(self, variables: dict, split: str) -> list[dict]:
+    """Each member's loss and accuracy on ``split``."""
+    logits = self.predict(variables, split)
+    counts = _counts(logits if self._run.size > 1 else logits[None], self._pipeline.labels[split])
+    return member_metrics(counts, self._run.size)

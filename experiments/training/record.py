@@ -23,12 +23,12 @@ saved with every checkpoint.
 import dataclasses
 import math
 
-from models import registry
+from data import errors
 
 SPLITS = ("train", "validation", "test")
 
 
-class TrainingDiverged(registry.UserError):
+class TrainingDiverged(errors.UserError):
   """Every model of a run diverged; the message says where and what was kept."""
 
 

@@ -15,8 +15,9 @@ from typing import NamedTuple
 import flax.linen as nn
 import optax
 
+from data import errors
 from experiments.training import config as config_lib
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from experiments.training.config import TrainConfig
 from models import networks
 from models import optimizers
@@ -45,30 +46,29 @@ def block_size(num_batches: int, blocks_per_epoch: int = 10) -> int:
 def num_train_examples(config: TrainConfig, num_examples: int) -> int:
   """How many of the ``num_examples`` training examples one member trains on.
 
-  ConfigError if the validation split or the folds do not fit.
+  UserError if the validation split or the folds do not fit.
   """
   if config.folds:
     if config.folds > num_examples:
-      raise ConfigError(
+      raise UserError(
           f"folds must be at most the {num_examples} training examples, got {config.folds}")
     return num_examples - num_examples // config.folds
   if config.validation_size >= num_examples:
-    raise ConfigError(f"validation_size must be less than the {num_examples} training "
+    raise UserError(f"validation_size must be less than the {num_examples} training "
                       f"examples, got {config.validation_size}")
   return num_examples - config.validation_size
 
 
 def plan_updates(config: TrainConfig, num_train: int) -> UpdatePlan:
-  """The updates of ``config`` over ``num_train`` examples; ConfigError if none fit."""
-  batch_size = {"minibatch": config.batch_size, "stochastic": 1,
-                "full_batch": num_train}[config_lib.GD_MODES.check(config.gd_mode)]
+  """The updates of ``config`` over ``num_train`` examples; UserError if none fit."""
+  batch_size = config_lib.GD_MODES.get(config.gd_mode)(config, num_train)
   updates = num_train // batch_size
   if updates == 0:
-    raise ConfigError(
+    raise UserError(
         f"batch_size {batch_size} exceeds the {num_train} examples each model trains on")
   total = config.num_epochs * updates
-  if total > config_lib.MAX_COUNT:
-    raise ConfigError(f"num_epochs x updates per epoch must be at most {config_lib.MAX_COUNT}, "
+  if total > errors.MAX_COUNT:
+    raise UserError(f"num_epochs x updates per epoch must be at most {errors.MAX_COUNT}, "
                       f"got {config.num_epochs} x {updates}")
   schedule = schedules.learning_rate_schedule(
       config.schedule, 1.0, total,
@@ -126,19 +126,21 @@ def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
 
 def make_run(members, input_shape: tuple[int, ...], num_classes: int,
              num_examples: int) -> Run:
-  """The Run of ``members`` (TrainConfigs) on a training split of ``num_examples`` examples.
+  """The Run of ``members`` (resolved TrainConfigs) on a split of ``num_examples`` examples.
 
-  Each member is resolved; ConfigError if they differ in a shared setting or
-  if the split or the updates do not fit the data.
+  UserError if they differ in a shared setting or if the split or the
+  updates do not fit the data.
   """
-  members = tuple(m.resolve() for m in members)
+  members = tuple(members)
+  if not all(m.resolved for m in members):
+    raise ValueError("make_run takes resolved configs: call TrainConfig.resolve() first")
   if not members:
-    raise ConfigError("a run needs at least one model")
+    raise UserError("a run needs at least one model")
   shared = members[0].shared_settings()
   for member in members[1:]:
     differ = [k for k, v in member.shared_settings().items() if v != shared[k]]
     if differ:
-      raise ConfigError(f"models trained together must share {differ[0]}: "
+      raise UserError(f"models trained together must share {differ[0]}: "
                         f"{shared[differ[0]]!r} and {getattr(member, differ[0])!r}")
   config = members[0]
   plan = plan_updates(config, num_train_examples(config, num_examples))

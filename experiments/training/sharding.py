@@ -28,7 +28,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from experiments.training import distributed
-from models.registry import UserError
+from data.errors import UserError
 
 
 class Layout:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from data import datasets
-from experiments.training.inputs import Inputs
+from experiments.training.dataset import Inputs
 from experiments.training.state import TrainState
 from models import metrics
 

@@ -29,19 +29,21 @@ from absl import logging
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
+from data import errors
 from data import files
 from experiments.training import config as config_lib
 from experiments.training import distributed
+from experiments.training import checkpoints
+from experiments.training import dataset
 from experiments.training import engine
 from experiments.training import grid as grid_lib
-from experiments.training import inputs as inputs_lib
+from experiments.training import hooks
 from experiments.training import memory
+from experiments.training import pipeline as pipeline_lib
 from experiments.training import programs as programs_lib
 from experiments.training import record as record_lib
 from experiments.training import run as run_lib
-from experiments.training import state as state_lib
-from experiments.training import train
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from experiments.training.config import TrainConfig
 
 STRATEGIES = ("auto", "vmapped", "sequential")
@@ -56,30 +58,27 @@ class ModelResult(NamedTuple):
   strategy: str  # how its group was trained: "vmapped" or "sequential"
 
 
-def calibrate(members: list[TrainConfig], size: int, data: inputs_lib.HostData,
-              inputs: inputs_lib.Inputs) -> tuple[str, dict]:
+def calibrate(members: list[TrainConfig], size: int, data: dataset.HostData,
+              inputs: dataset.Inputs) -> tuple[str, dict]:
   """Times one block of ``size`` members vmapped vs one member alone, after a warm-up call each."""
   rates = {}
   for name, n in (("vmapped", size), ("sequential", 1)):
     run = run_lib.make_run(members[:n], data.input_shape, len(data.class_names),
                            data.num_examples)
-    splits = jax.device_put(inputs_lib.splits(run, data))
-    batches = inputs_lib.epoch_batches(run, splits, inputs_lib.shuffle_keys(run), 0)
-    block = (batches[:run.plan.block_size] if batches.ndim == 2
-             else batches[:, :run.plan.block_size])
-    state = state_lib.initial_state(run)
-    train_block = programs_lib.compile_programs(run, state, inputs, splits, block, {}).train_block
-    state, _ = train_block(state, inputs, splits, block)
+    pipeline = pipeline_lib.Pipeline(run, data, inputs=inputs)
+    program = programs_lib.Program(pipeline)
+    block = pipeline.blocks(0)[0]
+    state, _ = program.train(pipeline.initial_state(), block)
     jax.block_until_ready(state)
     start = time.perf_counter()
-    state, counts = train_block(state, inputs, splits, block)
+    state, counts = program.train(state, block)
     jax.block_until_ready(counts)
     rates[name] = n * run.plan.block_size * run.plan.batch_size / (time.perf_counter() - start)
   return ("vmapped" if rates["vmapped"] >= rates["sequential"] else "sequential"), rates
 
 
 def _check_same_sweep(workdir: str, settings: dict) -> None:
-  """ConfigError if ``workdir`` holds runs of a sweep with other settings."""
+  """UserError if ``workdir`` holds runs of a sweep with other settings."""
   path = os.path.join(workdir, "config.json")
   if not os.path.isdir(os.path.join(workdir, "runs")) or not os.path.exists(path):
     return
@@ -90,7 +89,7 @@ def _check_same_sweep(workdir: str, settings: dict) -> None:
       there = {k: v for k, v in (there or {}).items() if k not in config_lib.OUTPUT_SETTINGS}
       value = {k: v for k, v in value.items() if k not in config_lib.OUTPUT_SETTINGS}
     if there != value:
-      raise ConfigError(f"{workdir} holds a sweep with other settings ({key} differs); rerun "
+      raise UserError(f"{workdir} holds a sweep with other settings ({key} differs); rerun "
                         "it with its settings, or use another --workdir")
 
 
@@ -98,17 +97,17 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
               models_per_program: int = 0) -> list[ModelResult]:
   """Trains every model of the grid; returns each model's result, in grid order.
 
-  Every invalid setting, grid or memory need is a ConfigError before any compilation.
+  Every invalid setting, grid or memory need is a UserError before any compilation.
   """
   if strategy not in STRATEGIES:
-    raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-  if not 0 <= models_per_program <= config_lib.MAX_COUNT:
-    raise ConfigError(f"models_per_program must be >= 0, got {models_per_program}")
+    raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+  if not 0 <= models_per_program <= errors.MAX_COUNT:
+    raise UserError(f"models_per_program must be >= 0, got {models_per_program}")
   groups = grid_lib.expand(base, grid)
   if not groups[0][0].validation_size and not base.folds:
-    raise ConfigError("a sweep selects on validation: set --validation_size > 0 or --folds")
-  train.check_workdir(workdir)
-  data = inputs_lib.load(base)
+    raise UserError("a sweep selects on validation: set --validation_size > 0 or --folds")
+  checkpoints.check_writable(workdir)
+  data = dataset.load(base)
   make = lambda members: run_lib.make_run(  # pylint: disable=unnecessary-lambda-assignment
       members, data.input_shape, len(data.class_names), data.num_examples)
   sizes = [memory.members_that_fit(
@@ -128,7 +127,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
   """Trains every group's runs in turn (resuming from ``workdir``); the results of run_sweep."""
   plan_path = os.path.join(workdir, "plan.json")
   plan = files.read_json(plan_path) if os.path.exists(plan_path) else {}
-  inputs = inputs_lib.to_device(data)
+  inputs = dataset.to_device(data)
   processes, me = jax.process_count(), jax.process_index()
   steps_per_model = make(groups[0][:1]).plan.total_steps  # the grid sweeps no batch or epochs
   total = sum(len(m) for m in groups) * steps_per_model
@@ -152,10 +151,8 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
           continue
         run = make(members[first:first + size])
         directory = os.path.join(workdir, "runs", f"{g:02d}-{r:03d}")
-        result = engine.fit(run, data, inputs, directory, bar=bar, local=local,
-                            on_epoch=lambda records, d=directory: files.write_jsonl(
-                                os.path.join(d, "metrics.jsonl"),
-                                record_lib.metrics_rows(records, "member")))
+        result = engine.fit(run, data, directory, bar=bar, local=local, inputs=inputs, hooks=[
+            hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")])
         offset = sum(len(m) for m in groups[:g]) + first
         results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
                                                 chosen) for k, m in enumerate(run.members)})

@@ -2,14 +2,14 @@
 
 import numpy as np
 
+from experiments.training import config as config_lib
 from experiments.training import grid as grid_lib
 from experiments.training import plots
 from experiments.training import tables
 from experiments.training.plots import matplotlib
 from experiments.training.plots import plt
 
-NUMERIC = ("learning_rate", "momentum", "b1", "b2", "eps", "initial_accumulator", "l1", "l2",
-           "weight_decay", "dropout")
+NUMERIC = tuple(n for n in config_lib.names(sweep=config_lib.MEMBER) if n != "seed")
 
 
 def _group(row: dict, columns: list[str]) -> tuple:

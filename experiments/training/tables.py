@@ -1,4 +1,4 @@
-"""A sweep's results: one row per model, aggregated per configuration, selected on validation.
+"""Tables of results: a sweep's, aggregated per configuration and selected on validation; folds.
 
 A configuration is a point of the grid: the values of every swept setting
 but the seed and the fold. Its metrics are the mean and standard deviation
@@ -14,7 +14,7 @@ import io
 import numpy as np
 
 from experiments.training import grid as grid_lib
-from experiments.training.config import ConfigError
+from data.errors import UserError
 from models import optimizers
 
 METRICS = [f"{s}_{m}" for s in ("train", "validation", "test") for m in ("loss", "accuracy")]
@@ -60,13 +60,25 @@ def aggregate(rows: list[dict], columns: list[str]) -> list[dict]:
     out["models"] = len(members)
     out["seeds"] = sorted({m["seed"] for m in members})
     out["diverged"] = any(m["diverged"] for m in members)
-    for key in METRICS:
-      values = [m[key] for m in members]
-      ok = not out["diverged"] and all(v is not None for v in values)
-      out[f"{key}_mean"] = float(np.mean(values)) if ok else None
-      out[f"{key}_std"] = float(np.std(values)) if ok else None
+    out.update(mean_std(members, METRICS))
     table.append(out)
   return table
+
+
+def mean_std(rows: list[dict], keys) -> dict:
+  """{key}_mean and {key}_std (population: divided by n) of each key over ``rows``.
+
+  None for a key when a row diverged or lacks it: a diverged model has no
+  metrics to average, and leaving it out would flatter its configuration.
+  """
+  ok = not any(r["diverged"] for r in rows)
+  out = {}
+  for key in keys:
+    values = [r.get(key) for r in rows]
+    good = ok and all(v is not None for v in values)
+    out[f"{key}_mean"] = float(np.mean(values)) if good else None
+    out[f"{key}_std"] = float(np.std(values)) if good else None
+  return out
 
 
 def hashable(value):
@@ -77,7 +89,7 @@ def select(table: list[dict]) -> dict:
   """The configuration with the highest mean validation accuracy (ties: lower loss)."""
   candidates = [row for row in table if not row["diverged"]]
   if not candidates:
-    raise ConfigError("every configuration diverged; lower the learning rates")
+    raise UserError("every configuration diverged; lower the learning rates")
   return max(candidates, key=lambda r: (r["validation_accuracy_mean"],
                                         -r["validation_loss_mean"]))
 
@@ -117,24 +129,29 @@ def markdown_table(table: list[dict], best: dict, columns: list[str]) -> str:
 
 
 def folds_table(rows: list[dict]) -> str:
-  """The models of one configuration, fold by fold (and seed by seed), with mean ± std."""
-  lines = ["| seed | fold | epoch | val acc % | val loss | test acc % |", "|---|---|---|---|---|---|"]
+  """The models of one configuration, fold by fold (and seed by seed), with mean ± std.
+
+  ``rows`` need seed, fold, epoch, diverged, diverged_at and the kept model's
+  metrics; the std is the population std (divided by the number of models).
+  """
+  lines = ["| seed | fold | epoch | train loss | val loss | val acc % | test acc % |",
+           "|---|---|---|---|---|---|---|"]
   for r in rows:
     if r["diverged"]:
-      lines.append(f"| {r['seed']} | {r['fold']} | diverged at {r['diverged_at']} | | | |")
+      lines.append(f"| {r['seed']} | {r['fold']} | diverged at {r['diverged_at']} | | | | |")
       continue
-    lines.append(f"| {r['seed']} | {r['fold']} | {r['epoch']} | "
-                 f"{100 * r['validation_accuracy']:.2f} | {r['validation_loss']:.4f} | "
+    lines.append(f"| {r['seed']} | {r['fold']} | {r['epoch']} | {r['train_loss']:.4f} | "
+                 f"{r['validation_loss']:.4f} | {100 * r['validation_accuracy']:.2f} | "
                  f"{100 * r['test_accuracy']:.2f} |")
-  good = [r for r in rows if not r["diverged"]]
+  stats = mean_std(rows, ("train_loss", "validation_loss", "validation_accuracy", "test_accuracy"))
 
   def stat(key: str, scale: float, digits: int) -> str:
-    values = [scale * r[key] for r in good]
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+    return (f"{scale * stats[f'{key}_mean']:.{digits}f} ± "
+            f"{scale * stats[f'{key}_std']:.{digits}f}")
 
-  if good:
-    lines.append(f"| mean ± std | | | {stat('validation_accuracy', 100, 2)} | "
-                 f"{stat('validation_loss', 1, 4)} | {stat('test_accuracy', 100, 2)} |")
+  if stats["validation_loss_mean"] is not None:
+    lines.append(f"| mean ± std | | | {stat('train_loss', 1, 4)} | {stat('validation_loss', 1, 4)}"
+                 f" | {stat('validation_accuracy', 100, 2)} | {stat('test_accuracy', 100, 2)} |")
   return "\n".join(lines)
 
 

@@ -10,22 +10,23 @@ several processes (``distributed.py``) all train and process 0 writes.
 
 import dataclasses
 import os
-import time
 
 import jax
-import numpy as np
 from absl import logging
 
 from data import files
+from experiments.training import checkpoints
 from experiments.training import config as config_lib
+from experiments.training import dataset
 from experiments.training import distributed
 from experiments.training import engine
-from experiments.training import inputs as inputs_lib
+from experiments.training import hooks
 from experiments.training import memory
 from experiments.training import record as record_lib
 from experiments.training import report
 from experiments.training import run as run_lib
 from experiments.training import sharding
+from experiments.training import tables
 from experiments.training.config import TrainConfig
 
 
@@ -36,7 +37,7 @@ def members(config: TrainConfig) -> list[TrainConfig]:
   return [dataclasses.replace(config, fold=i) for i in range(config.folds)]
 
 
-def _diverged_message(result: engine.Result) -> str:
+def _diverged_message(result: hooks.Loop) -> str:
   kept = result.checkpoint_epoch
   where = "; ".join(f"fold {k} at {r.diverged}" if len(result.records) > 1 else
                     f"at {r.diverged}" for k, r in enumerate(result.records))
@@ -61,47 +62,23 @@ def _member_summary(record: record_lib.MemberRecord, test_metrics: dict | None) 
 
 
 def cross_validation(folds: list[dict]) -> dict:
-  """Mean and standard deviation over folds of the kept models' metrics (None if one diverged)."""
-  summary = {}
-  for key in ("validation_accuracy", "validation_loss", "test_accuracy", "test_loss"):
-    values = [f.get(key) for f in folds]
-    ok = all(v is not None for v in values) and not any(f["diverged"] for f in folds)
-    summary[f"{key}_mean"] = float(np.mean(values)) if ok else None
-    summary[f"{key}_std"] = float(np.std(values)) if ok else None
-  return summary
-
-
-def folds_table(folds: list[dict], cv: dict) -> str:
-  """Per-fold metrics of the kept models and their mean ± std, as an aligned text table."""
-  lines = ["fold  epoch  train loss  val loss  val acc  test acc"]
-  for k, f in enumerate(folds):
-    if f["diverged"]:
-      lines.append(f"{k:<4}  diverged at {f['diverged']}")
-      continue
-    lines.append(f"{k:<4}  {f['epoch']:5d}  {f['train_loss']:10.4f}  {f['validation_loss']:8.4f}"
-                 f"  {f['validation_accuracy']:7.4f}  {f['test_accuracy']:8.4f}")
-  if cv["validation_accuracy_mean"] is not None:
-    lines.append(
-        f"mean ± std   {'':10}  {cv['validation_loss_mean']:.4f} ± {cv['validation_loss_std']:.4f}"
-        f"  {cv['validation_accuracy_mean']:.4f} ± {cv['validation_accuracy_std']:.4f}"
-        f"  {cv['test_accuracy_mean']:.4f} ± {cv['test_accuracy_std']:.4f}")
-  return "\n".join(lines)
+  """Mean and (population) std over folds of the kept models' metrics (None if one diverged)."""
+  return tables.mean_std(folds, ("validation_accuracy", "validation_loss", "test_accuracy",
+                                 "test_loss"))
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | None = None) -> dict:
-  """Trains ``config``'s model (or its k folds), evaluates every epoch, writes ``workdir``.
+  """Trains the resolved ``config``'s model (or its k folds), evaluates every epoch, writes ``workdir``.
 
   Returns the summary dict, also written to ``workdir/summary.json``.
 
   Raises:
-    ConfigError: an invalid setting, or a workdir holding another run's checkpoint.
+    UserError: an invalid setting, or a workdir holding another run's checkpoint.
     TrainingDiverged: every model diverged; the last checkpoint and
       metrics.jsonl are left as they were after the last good epoch.
   """
-  started_at = time.perf_counter() if started_at is None else started_at
-  config = config.resolve()  # every setting checked before the data are loaded
-  check_workdir(workdir)
-  data = inputs_lib.load(config)
+  checkpoints.check_writable(workdir)
+  data = dataset.load(config)
   run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                          data.num_examples)
   memory.members_that_fit(run, data, run.size, "use a smaller model or batch")
@@ -109,30 +86,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
     return _train_and_evaluate(config, run, data, workdir, started_at)
 
 
-def check_workdir(workdir: str) -> None:
-  """UserError (one line) unless ``workdir`` and the checkpoint folders already in it are writable.
-
-  Checked before any work, so that a run does not find out after an epoch.
-  """
-  files.check_writable(workdir)
-  for folder, subfolders, _ in os.walk(workdir):
-    if "checkpoints" in subfolders:  # a folder, or a link to one (os.walk does not follow it)
-      files.check_writable(os.path.join(folder, "checkpoints"))
-      subfolders.remove("checkpoints")
-
-
-def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.HostData,
-                        workdir: str, started_at: float) -> dict:
+def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.HostData,
+                        workdir: str, started_at: float | None) -> dict:
   path = lambda name: os.path.join(workdir, name)  # pylint: disable=unnecessary-lambda-assignment
-  label = "fold" if config.folds else None
   logging.info("optimizer %s; α = %g (%s schedule over %d updates)%s", run.describe_optimizer(config),
                config.learning_rate, config.schedule, run.plan.total_steps,
                f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "")
-  result = engine.fit(
-      run, data, inputs_lib.to_device(data), workdir, started_at=started_at,
-      on_start=lambda: files.write_json(path("config.json"), config_lib.to_json(config)),
-      on_epoch=lambda records: files.write_jsonl(path("metrics.jsonl"),
-                                                 record_lib.metrics_rows(records, label)))
+  result = engine.fit(run, data, workdir, started_at=started_at, hooks=[
+      hooks.ConfigFile(path("config.json"), config),
+      hooks.MetricsFile(path("metrics.jsonl"), "fold")])
   if all(r.diverged for r in result.records):
     raise record_lib.TrainingDiverged(_diverged_message(result))
 
@@ -153,8 +115,9 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.
   if config.folds:
     summary["folds"] = per_member
     summary["cross_validation"] = cross_validation(per_member)
-    logging.info("cross-validation over %d folds:\n%s", config.folds,
-                 folds_table(per_member, summary["cross_validation"]))
+    logging.info("cross-validation over %d folds:\n%s", config.folds, tables.folds_table(
+        [{**f, "seed": config.seed, "fold": k, "diverged_at": f["diverged"]}
+         for k, f in enumerate(per_member)]))
     if config.plots and writes:
       from experiments.training import plots  # pylint: disable=g-import-not-at-top
       figures = [plots.cross_validation(result.records, path("cross_validation.png"))]
@@ -163,10 +126,10 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: inputs_lib.
     logging.info("test metrics of the model of epoch %d:\n%s", per_member[0]["epoch"],
                  report.per_class_table(per_member[0]["test_metrics"]))
     if config.plots and writes:
-      kept = jax.tree.map(lambda a: a[0], sharding.to_host(result.kept))
       figures = report.write_figures(
-          workdir, result.records[0].history, kept, run.model.apply, data.test_images,
-          data.test_labels, result.test_logits[0], result.pixel_scaling[0], data.class_names,
+          workdir, result.records[0].history, sharding.to_host(result.kept), run.model.apply,
+          data.test_images, data.test_labels, result.test_logits, result.pixel_scaling[0],
+          data.class_names,
           per_member[0]["test_metrics"])
   if figures:
     logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))

@@ -13,13 +13,14 @@ import jax
 import numpy as np
 from flax import linen as nn
 
+from data import errors
 from data import datasets
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import config as config_lib
 from experiments.training import run as run_lib
 from experiments.training.config import TrainConfig
 from models import networks
-from models.registry import UserError
+from data.errors import UserError
 
 
 class TrainedModel(NamedTuple):
@@ -43,7 +44,7 @@ def load(workdir: str, member: int = 0) -> TrainedModel:
     stacked, record = checkpoints_lib.Checkpoints(workdir, read_only=True).restore_model()
   except FileNotFoundError:
     raise UserError(f"no trained model in {workdir}: it has no checkpoints") from None
-  config_lib.check_integer("member", member, 0, len(record["members"]) - 1)
+  errors.check_integer("member", member, 0, len(record["members"]) - 1)
   config = config_lib.from_json(record["members"][member])
   variables = jax.tree.map(lambda a: a[member], stacked)
   model = run_lib.make_model(config, len(record["class_names"]))

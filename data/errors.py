@@ -1,0 +1,70 @@
+"""What a user can fix: ``UserError``, tables whose lookups explain themselves, range checks.
+
+Every table the project looks names up in (datasets, models, optimizers,
+activations, schedules) is a ``Registry``: its ``get`` raises one
+``UserError`` line naming the valid choices. ``check_integer`` and
+``check_number`` do the same for a value outside its range. The entrypoints
+print a ``UserError`` as one line and exit with status 1; every other
+exception is a bug and keeps its traceback. ``data/``, ``models/`` and
+``experiments/`` all import this module, and it imports nothing of theirs.
+"""
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+MAX_COUNT = 2**31 - 1  # step and example counters are int32 in the compiled programs.
+
+
+class UserError(Exception):
+  """Something the user can fix (a flag, a file, a setting); reported as one line, exit 1."""
+
+
+class Registry(Generic[T]):
+  """An ordered, read-only name -> entry table whose lookups explain their errors."""
+
+  def __init__(self, kind: str, entries: Mapping[str, T]):
+    self.kind = kind
+    self._entries = dict(entries)
+
+  def get(self, name: str) -> T:
+    """The entry ``name``; UserError "unknown <kind> 'name'; choose one of ..." if absent."""
+    if name not in self._entries:
+      raise UserError(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}")
+    return self._entries[name]
+
+  def check(self, name: str) -> str:
+    """``name`` itself, after ``get`` has checked it."""
+    self.get(name)
+    return name
+
+  def items(self):
+    return self._entries.items()
+
+  def __contains__(self, name: object) -> bool:
+    return name in self._entries
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(self._entries)
+
+  def __len__(self) -> int:
+    return len(self._entries)
+
+
+def check_integer(name: str, value, low: int, high: int, prefix: str = "") -> None:
+  """UserError unless ``value`` is an integer (not a bool) in [low, high]."""
+  if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    raise UserError(f"{name} must be {prefix}an integer in [{low}, {high}], got {value}")
+
+
+def check_number(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
+                 high_open: bool = True) -> None:
+  """UserError unless ``value`` is a finite number in the interval (open where stated)."""
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+  ok = ok and (value > low if low_open else value >= low)
+  ok = ok and (value < high if high_open else value <= high)
+  if not ok:
+    interval = (("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]"))
+    raise UserError(f"{name} must be a finite number in {interval}, got {value}")
