@@ -1,13 +1,18 @@
-"""TrainConfig: one-line errors naming the setting, and resolution of the defaults."""
+"""TrainConfig: one-line errors naming the setting, resolution of the defaults, and what its
+fields' metadata derive: flags, grid flags, the member and output lists."""
 
 import dataclasses
 import json
 
 import pytest
 
+from absl import flags
+
 from data import files
-from experiments.training import config as config_lib
 from data.errors import UserError
+from experiments import config_flags
+from experiments.training import config as config_lib
+from experiments.training import grid as grid_lib
 from experiments.training.config import TrainConfig
 
 
@@ -54,8 +59,8 @@ from experiments.training.config import TrainConfig
         ({"optimizer": "adagrad", "initial_accumulator": float("inf")},
          "initial_accumulator must be finite and >= 0"),
         ({"clip_norm": 0.0}, r"clip_norm must be a finite number in \(0, inf\)"),
-        ({"schedule": "warmup_cosine", "warmup_epochs": 10.0},
-         r"warmup_epochs must be a finite number in \(0, 10\)"),
+        ({"schedule": "warmup_cosine", "warmup_epochs": 0.0},
+         r"warmup_epochs must be a finite number in \(0, inf\)"),
         ({"schedule": "step", "step_decay_rate": 2.0},
          r"step_decay_rate must be a finite number in \(0, 1\]"),
     ],
@@ -115,3 +120,74 @@ def test_json_round_trip(tmp_path):
   path = tmp_path / "config.json"
   path.write_text(json.dumps(config_lib.to_json(config)))
   assert config_lib.from_json(files.read_json(str(path))) == config
+
+
+@dataclasses.dataclass(frozen=True)
+class WithLabelSmoothing(TrainConfig):
+  """A copy of the config with one more member setting, as a new feature would add it."""
+
+  label_smoothing: float = config_lib.setting(
+      0.0, "ε of label smoothing.", kind=config_lib.MEMBER, check=config_lib.Number(0.0, 1.0),
+      sweep=config_lib.MEMBER)
+
+
+def _parsed(config_class, argv, grid=False):
+  values = flags.FlagValues()
+  config_flags.define_config_flags(config_class, values)
+  if grid:
+    config_flags.define_grid_flags(config_class, values)
+  values(["prog", *argv])
+  return values
+
+
+def test_a_new_field_gets_its_flag_grid_flag_check_and_kind_with_no_other_line():
+  values = _parsed(WithLabelSmoothing, ["--label_smoothing=0.1", "--label_smoothings=0,0.05"],
+                   grid=True)
+  assert "ε of label smoothing. In [0, 1)." == values["label_smoothing"].help
+  config = config_flags.config_from_flags(WithLabelSmoothing, values)
+  assert config.label_smoothing == 0.1 and config.resolve().label_smoothing == 0.1
+  assert config_flags.grid_from_flags(WithLabelSmoothing, values) == {
+      "label_smoothing": [0.0, 0.05]}
+  assert "label_smoothing" in config_lib.names(WithLabelSmoothing, of_kind=config_lib.MEMBER)
+  assert "label_smoothing" not in config.resolve().shared_settings()
+  with pytest.raises(UserError, match=r"label_smoothing must be a finite number in \[0, 1\)"):
+    dataclasses.replace(config, label_smoothing=1.5).resolve()
+
+
+def test_every_field_but_fold_is_a_flag_with_its_default_and_the_config_round_trips():
+  values = _parsed(TrainConfig, [])
+  config = config_flags.config_from_flags(TrainConfig, values)
+  assert config == TrainConfig(hidden_sizes=(512, 512))
+  unflagged = {f.name for f in config_lib.fields() if not f.metadata["flag"]}
+  assert unflagged == {"fold", "activation_params", "archive_dir", "tfds_data_dir"}
+  for field in config_lib.fields():
+    if field.metadata["flag"]:
+      assert field.name in values and field.metadata["help"] in values[field.name].help
+
+
+def test_the_sweep_lists_are_the_fields_marked_sweepable():
+  assert grid_lib.GROUP_SETTINGS == ("model", "hidden_sizes", "activation", "batch_norm",
+                                     "optimizer")
+  assert grid_lib.MEMBER_GRID == ("learning_rate", "learning_rate_multiplier", "momentum", "b1",
+                                  "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
+                                  "dropout", "seed")
+  assert set(config_lib.MEMBER_SETTINGS) == {*grid_lib.MEMBER_GRID, "fold"} - {
+      "learning_rate_multiplier"}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--seeds=0,x"], "--seeds must be integers, got 0,x"),
+    (["--batch_norms=maybe"], "--batch_norms must be true or false, got maybe"),
+    (["--l2s=1e-4,a"], "--l2s must be numbers, got 1e-4,a"),
+    (["--hidden_sizes_grid=64;3x"], "hidden_sizes must be integers, got 3x"),
+])
+def test_a_grid_flag_that_does_not_parse_is_one_line_naming_it(argv, message):
+  values = _parsed(TrainConfig, argv, grid=True)
+  with pytest.raises(UserError, match=message):
+    config_flags.grid_from_flags(TrainConfig, values)
+
+
+def test_configs_must_be_resolved_before_a_run_is_made():
+  from experiments.training import run as run_lib  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="resolve"):
+    run_lib.make_run([TrainConfig(model="mlp")], (8, 8, 1), 10, 100)

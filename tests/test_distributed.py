@@ -31,7 +31,7 @@ SCRIPT = """
 import json, sys
 import jax
 import numpy as np
-from experiments.training import distributed, engine, inputs, run as run_lib, sharding
+from experiments.training import distributed, engine, run as run_lib, sharding
 from experiments.training.config import TrainConfig
 from tests import helpers
 flags = dict((a[2:] + "=").split("=")[:2] for a in sys.argv[2:])
@@ -43,9 +43,9 @@ elif flags:
 data = helpers.synthetic_data()
 config = TrainConfig(model="mlp", hidden_sizes=(16,), optimizer="adam", learning_rate=0.01,
                      batch_size=32, num_epochs=2, validation_size=128, progress=False,
-                     plots=False)
+                     plots=False).resolve()
 run = run_lib.make_run([config], data.input_shape, 10, data.num_examples)
-result = engine.fit(run, data, inputs.to_device(data))
+result = engine.fit(run, data)
 kept = sharding.to_host(result.kept)
 if distributed.is_leader():
   np.savez(sys.argv[1], *jax.tree.leaves(kept))

@@ -1,7 +1,7 @@
 """engine.fit: K members trained together equal K runs alone; folds; resume; divergence; patience.
 
 All on a small learnable synthetic dataset (tests/helpers.py) so they run in
-the fast tier; test_training.py repeats the essentials on real MNIST.
+the fast tier; the hooks have their own tests (test_hooks.py), without a loop.
 """
 
 import dataclasses
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from data import datasets
+from experiments.training import batches as batches_lib
 from experiments.training import engine
-from experiments.training import inputs as inputs_lib
+from experiments.training import hooks as hooks_lib
 from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 from experiments.training import steps
@@ -28,11 +29,14 @@ BASE = TrainConfig(model="mlp", hidden_sizes=(16,), optimizer="momentum", learni
 
 
 def fit(members, directory=None, **kwargs):
-  run = run_lib.make_run(members, DATA.input_shape, 10, DATA.num_examples)
-  return engine.fit(run, DATA, inputs_lib.to_device(DATA), directory, **kwargs)
+  run = run_lib.make_run([m.resolve() for m in members], DATA.input_shape, 10, DATA.num_examples)
+  return engine.fit(run, DATA, directory, **kwargs)
 
 
 def member(result, k):
+  """Member k's kept variables; a single model's have no member axis."""
+  if result.run.size == 1:
+    return jax.tree.map(np.asarray, result.kept)
   return jax.tree.map(lambda a: np.asarray(a[k]), result.kept)
 
 
@@ -43,7 +47,8 @@ def test_one_model_learns_and_reports_every_epoch():
   assert record.history[-1]["train_loss"] < 0.5 * record.history[0]["train_loss"]
   assert record.history[-1]["validation_accuracy"] > 0.9  # measured: 1.0
   assert result.test_metrics[0]["accuracy"] == pytest.approx(record.history[-1]["test_accuracy"])
-  assert result.test_logits.shape == (1, 200, 10)
+  assert result.test_logits.shape == (200, 10)  # no member axis for a single model
+  assert jax.tree.leaves(result.kept)[0].ndim == jax.tree.leaves(result.state.params)[0].ndim
   assert result.timing["train_images_per_second"] > 0
 
 
@@ -73,7 +78,7 @@ def test_fold_i_of_a_cross_validation_equals_a_run_validating_on_fold_i():
   """k = 3 members trained together vs 3 runs of one; and fold i is split_indices' fold i."""
   config = dataclasses.replace(BASE, folds=3)
   together = fit([dataclasses.replace(config, fold=i) for i in range(3)])
-  splits = inputs_lib.splits(together.run, DATA)
+  splits = batches_lib.splits(together.run, DATA)
   for i in range(3):
     train, validation = datasets.split_indices(DATA.num_examples, 0, folds=3, fold=i)
     np.testing.assert_array_equal(splits.train[i], train)
@@ -90,17 +95,22 @@ class Interrupted(Exception):
   pass
 
 
+class StopAfterEpoch(hooks_lib.Hook):
+  def __init__(self, epoch):
+    self._epoch = epoch
+
+  def epoch(self, loop):
+    if loop.epoch == self._epoch:
+      raise Interrupted
+
+
 @pytest.mark.parametrize("members", [[BASE], MEMBERS[:2]])
 def test_an_interrupted_run_resumes_to_the_same_bits(members, tmp_path):
   members = [dataclasses.replace(m, checkpoint_every_epoch=True, num_epochs=4) for m in members]
   whole = fit(members, str(tmp_path / "whole"))
 
-  def stop_after_epoch_2(records):
-    if len(records[0].history) == 2:
-      raise Interrupted
-
   with pytest.raises(Interrupted):
-    fit(members, str(tmp_path / "cut"), on_epoch=stop_after_epoch_2)
+    fit(members, str(tmp_path / "cut"), hooks=[StopAfterEpoch(2)])
   resumed = fit(members, str(tmp_path / "cut"))
   assert resumed.resumed_from == 2
   helpers.assert_trees_equal(resumed.kept, whole.kept)
@@ -141,7 +151,7 @@ def test_a_diverging_member_is_recorded_and_the_others_train_on(tmp_path):
 def test_when_every_member_diverges_the_last_good_checkpoint_stays(tmp_path, monkeypatch):
   """A loss that turns NaN in epoch 3 (injected into the compiled steps)."""
   config = dataclasses.replace(BASE, checkpoint_every_epoch=True, num_epochs=4)
-  updates = run_lib.make_run([config], DATA.input_shape, 10, DATA.num_examples).plan
+  updates = run_lib.make_run([config.resolve()], DATA.input_shape, 10, DATA.num_examples).plan
   real = steps.train_steps
 
   def nan_after_two_epochs(state, *args, **kwargs):

@@ -92,5 +92,6 @@ def test_aggregate_and_select_use_validation_and_skip_diverged():
 def test_the_folds_table_lists_each_model_and_the_mean():
   rows = [_row(0.1, 0, v, 0.9, fold=f) for f, v in enumerate((0.90, 0.92, 0.94))]
   text = tables.folds_table(rows)
-  assert "| 0 | 1 | 1 | 92.00 | 0.9200 | 90.00 |" in text
-  assert "| mean ± std | | | 92.00 ± 1.63 | 0.9200 ± 0.0163 | 90.00 ± 0.00 |" in text
+  assert "| 0 | 1 | 1 | 0.9200 | 0.9200 | 92.00 | 90.00 |" in text
+  assert ("| mean ± std | | | 0.9200 ± 0.0163 | 0.9200 ± 0.0163 | 92.00 ± 1.63 | 90.00 ± 0.00 |"
+          in text)

@@ -35,21 +35,25 @@ def test_folds_train_every_model_on_the_same_number_of_examples():
     ({"folds": 20}, 10, "folds must be at most the 10 training examples, got 20"),
     ({"validation_size": 100}, 100, "validation_size must be less than the 100 training examples"),
     ({"batch_size": 1000}, 1000, "batch_size 1000 exceeds the 900 examples each model trains on"),
+    ({"schedule": "warmup_cosine", "warmup_epochs": 10.0}, 1000,
+     "warmup must last between 1 and 69 updates, got 70"),
 ])
 def test_splits_and_batches_that_do_not_fit_the_data_are_refused(change, examples, message):
   config = dataclasses.replace(MLP, **change)
   with pytest.raises(UserError, match=message):
-    run_lib.make_run([config], (8, 8, 1), 10, examples)
+    run_lib.make_run([config.resolve()], (8, 8, 1), 10, examples)
 
 
 def test_members_may_differ_only_in_member_settings():
   members = [dataclasses.replace(MLP, seed=s, data_seed=0, learning_rate=lr, l2=l2, dropout=p)
              for s, lr, l2, p in ((0, 0.1, 0.0, 0.0), (1, 0.01, 1e-4, 0.0))]
-  run = run_lib.make_run(members, (8, 8, 1), 10, 1000)
+  run = run_lib.make_run([m.resolve() for m in members], (8, 8, 1), 10, 1000)
   assert run.size == 2 and run.terms == run_lib.Terms(dropout=False, l1=False, l2=True,
                                                        weight_decay=False)
   with pytest.raises(UserError, match="models trained together must share hidden_sizes: "
                                         r"\(16,\) and \(32,\)"):
-    run_lib.make_run([MLP, dataclasses.replace(MLP, hidden_sizes=(32,))], (8, 8, 1), 10, 1000)
+    run_lib.make_run([MLP.resolve(), dataclasses.replace(MLP, hidden_sizes=(32,)).resolve()],
+                     (8, 8, 1), 10, 1000)
   with pytest.raises(UserError, match="must share data_seed"):  # each seed splits otherwise
-    run_lib.make_run([MLP, dataclasses.replace(MLP, seed=1)], (8, 8, 1), 10, 1000)
+    run_lib.make_run([MLP.resolve(), dataclasses.replace(MLP, seed=1).resolve()], (8, 8, 1), 10,
+                     1000)

@@ -74,7 +74,7 @@ def _epoch_batches(key: jax.Array, train: jax.Array, epoch: int, batch_size: int
 def epoch_batches(run: run_lib.Run, splits_: Splits, epoch: int) -> np.ndarray:
   """Example indices of ``epoch``'s batches on the host: (S, B) when shared, else (K, S, B)."""
   seeds = _shuffle_seeds(run)
-  with jax.default_device(jax.devices("cpu")[0]):
+  with jax.default_device(jax.local_devices(backend="cpu")[0]):
     keys = jax.numpy.stack([state_lib.seed_keys(s)[2] for s in seeds])
     if splits_.train.ndim == 1 and len(set(seeds)) == 1:
       batches = _epoch_batches(keys[0], splits_.train, epoch, run.plan.batch_size)

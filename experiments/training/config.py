@@ -229,11 +229,11 @@ class TrainConfig:
 
   def shared_settings(self) -> dict:
     """The settings every model trained together with this one must share."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k) == SHARED}
+    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k, type(self)) == SHARED}
 
   def training_settings(self) -> dict:
     """Everything but the output settings: what a checkpoint must have been trained with."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k) != OUTPUT}
+    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k, type(self)) != OUTPUT}
 
   @property
   def resolved(self) -> bool:
