@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 MAX_COUNT = 2**31 - 1  # step and example counters are int32 in the compiled programs.
+MAX_SEED = 2**32 - 1  # JAX keys hold 32 bits of a seed: larger seeds would collide.
 
 
 class UserError(Exception):

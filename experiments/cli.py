@@ -27,8 +27,7 @@ flags.DEFINE_string(
     "Where tfds keeps prepared datasets (tfds's default: $TFDS_DATA_DIR or ~/tensorflow_datasets).",
 )
 flags.DEFINE_string(
-    "compilation_cache_dir",
-    os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join("~", ".cache", "perceptrax", "jax"),
+    "compilation_cache_dir", None,
     "JAX persistent compilation cache ('' disables it): later runs skip XLA compilation. "
     "Default: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/perceptrax/jax.",
 )
@@ -63,8 +62,14 @@ def _unraisable(info) -> None:
   sys.__unraisablehook__(info)
 
 
-def enable_compilation_cache(path: str) -> None:
-  """Persists compiled programs on disk, so a later run of the same program skips compiling it."""
+def enable_compilation_cache(path: str | None) -> None:
+  """Persists compiled programs on disk, so a later run of the same program skips compiling it.
+
+  ``path`` None: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/perceptrax/jax; '': no cache.
+  """
+  if path is None:
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join("~", ".cache", "perceptrax",
+                                                                        "jax")
   if not path:
     return
   import jax  # pylint: disable=g-import-not-at-top

@@ -25,7 +25,10 @@ from experiments import config_flags  # pylint: disable=wrong-import-position
 from experiments import process_flags  # pylint: disable=wrong-import-position
 from experiments.training import train  # pylint: disable=wrong-import-position
 
-flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "Output directory.")
+flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist",
+                    "Receives config.json (the resolved settings), metrics.jsonl (one line per "
+                    "epoch and model), summary.json, checkpoints/ and figures; a workdir with a "
+                    "checkpoint is resumed.")
 flags.adopt_module_key_flags(config_flags)
 flags.adopt_module_key_flags(process_flags)
 flags.adopt_module_key_flags(cli)

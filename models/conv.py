@@ -11,26 +11,23 @@ Backward, for the output gradient g = dL/dy:
     dL/dw[a, b, c, f] = Σ_{n, i, j} x_pad[n, i + a, j + b, c] g[n, i, j, f]
           = a convolution of x (batch axis read as features) with g as kernel.
 
-Why not let autodiff emit these: inside ``lax.scan`` (our epoch loop), XLA:CPU
+Why not let autodiff emit these: inside ``lax.scan`` (the epoch loop), XLA:CPU
 does not rewrite the transposed convolutions that JAX's autodiff produces into
-its fast library kernels, and runs them as naive loops: measured with the
-ConvNets' ``custom_conv_vjp=False``, cnn_small trained at 144 images/s with
-autodiff's gradients and 3 282 with this VJP, cnn at 65 and 1 204. The kernel
-gradient must be a plain NHWC convolution of explicitly transposed arrays:
-expressed with "CHWN" dimension numbers instead it was as slow as autodiff.
-Gradients are identical up to float rounding (tested against ``jax.grad`` of
-``lax.conv_general_dilated``).
+its fast library kernels and runs them as naive loops, more than an order of
+magnitude slower (the ConvNets' ``custom_conv_vjp=False`` keeps autodiff's, for
+comparison). The kernel gradient must be a plain NHWC convolution of
+explicitly transposed arrays: with "CHWN" dimension numbers XLA takes the slow
+path again. Gradients are identical up to float rounding (tested against
+``jax.grad`` of ``lax.conv_general_dilated``).
 
 With one input channel (the first layer on grayscale images) the forward
 pass is the definition itself, kh kw shifted multiply-adds,
 
     y[n, i, j, :] = Σ_{a, b} x_pad[n, i + a, j + b, 0] w[a, b, 0, :],
 
-which XLA fuses into one elementwise loop. XLA:CPU's library convolution
-(an im2col GEMM whose inner dimension is only kh kw) took 4.3 ms per step
-for cnn_small's 58 MFLOP first layer. Measured in one process, alternating
-(20-step scans of the train step, batch 128): cnn_small 33.2 -> 28.6 ms per
-step, cifar_convnet 7.1 -> 4.0 ms, cnn (5x5) 85.2 -> 83.4 ms.
+which XLA fuses into one elementwise loop: XLA:CPU's library convolution
+would be an im2col GEMM whose inner dimension is only kh kw, which no GEMM
+kernel runs efficiently.
 """
 
 import functools

@@ -62,8 +62,8 @@ def pool_2x2(x: jax.Array, kind: str) -> jax.Array:
 
   Written as a reshape and a reduction over the 2x2 windows, so its gradient
   is an elementwise fusion: flax's ``nn.max_pool`` (``lax.reduce_window``)
-  differentiates into XLA's ``select_and_scatter``, measured 18% slower for
-  the whole cnn train step on CPU. Max pooling's gradient goes to the
+  differentiates into XLA's ``select_and_scatter``, which XLA:CPU runs as a
+  slower loop of its own. Max pooling's gradient goes to the
   window's maximum (split evenly between exact ties, which after a ReLU are
   zeros whose gradient is zero anyway).
   """

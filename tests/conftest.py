@@ -106,9 +106,9 @@ def exported(trained, mnist_data_dir, tmp_path_factory):
 def run_module():
   """Runs ``python -m MODULE FLAGS...`` from the repository root, as users do."""
 
-  def run(module, *flags, env=None):
+  def run(module, *flags, env=None, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", module, *flags], cwd=cwd, capture_output=True, text=True,
         timeout=600, env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
                           **(env or {})},
     )

@@ -101,7 +101,7 @@ def _config(data_dir, **changes):
   settings = dict(model="mlp", hidden_sizes=(32,), num_epochs=4, validation_size=1000,
                   checkpoint_every_epoch=True, plots=False, progress=False,
                   tfds_data_dir=data_dir)
-  return TrainConfig(**{**settings, **changes})
+  return TrainConfig(**{**settings, **changes}).resolve()
 
 
 def test_early_stopping_keeps_the_best_epochs_model(mnist_data_dir, tmp_path):

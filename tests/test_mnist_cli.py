@@ -115,8 +115,10 @@ def test_help_lists_every_training_flag_with_its_choices(run_mnist):
   for flag in ("--model", "--dataset", "--num_epochs", "--batch_size", "--archive_dir",
                "--folds", "--chunk_size", "--weight_decay", "--patience", "--workdir"):
     assert flag in result.stdout, flag
-  assert "mlp | cnn | cnn_small | cifar_convnet" in result.stdout
-  assert "sgd | momentum | adagrad | adadelta | rmsprop | adam" in result.stdout
+  text = " ".join(result.stdout.split())  # absl wraps the help's lines
+  assert "Choices: mlp | cnn | cnn_small | cifar_convnet." in text
+  assert "Choices: sgd | momentum | adagrad | adadelta | rmsprop | adam." in text
+  assert "In [0, inf)." in text and "An integer in [1, 2147483647]." in text
 
 
 def test_cross_validation_on_the_command_line(run_mnist, mnist_data_dir, tmp_path):
@@ -130,6 +132,7 @@ def test_cross_validation_on_the_command_line(run_mnist, mnist_data_dir, tmp_pat
   assert cv["validation_accuracy_mean"] == pytest.approx(np.mean(accuracies))
   assert cv["validation_accuracy_std"] == pytest.approx(np.std(accuracies))
   assert min(accuracies) > 0.85  # measured: 0.883-0.892 (1 epoch of 40 000 examples)
-  assert "fold  epoch  train loss  val loss  val acc  test acc" in result.stderr
+  assert "| seed | fold | epoch | train loss | val loss | val acc % | test acc % |" in result.stderr
+  assert "| mean ± std | | | " in result.stderr
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["fold"] for r in rows] == [0, 1, 2]

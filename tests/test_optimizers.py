@@ -218,7 +218,7 @@ def test_every_optimizer_trains_the_mlp_on_real_mnist_with_its_defaults(
   config = TrainConfig(
       model="mlp", optimizer=name, optimizer_form=form, num_epochs=2,
       tfds_data_dir=mnist_data_dir, progress=False, plots=False,
-  )
+  ).resolve()
   summary = train.train_and_evaluate(config, str(tmp_path))
   defaults = optimizers.form(name, form).hyperparameters
   assert summary["optimizer_form"] == form

@@ -1,4 +1,4 @@
-"""The worked backprop example and the activation and optimizer tables, run as users run them."""
+"""The worked backprop example, the activation table, the README's generated tables, the benchmark."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 
 from scripts import activation_table
-from scripts import optimizer_table
+from scripts import readme_tables
 
 from tests.helpers import ROOT
 
@@ -40,27 +40,37 @@ def test_activation_table_renders_every_function(tmp_path):
   assert max(errors.values()) < 1e-5  # hand derivatives vs jax.grad, float32
 
 
-def test_readme_optimizer_table_is_generated_from_the_code():
+def test_the_readmes_tables_are_generated_from_the_code():
   with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
     readme = f.read()
-  table = optimizer_table.render()
-  assert table in readme, "README.md is out of date: run python -m scripts.optimizer_table"
-  for name, spec in optimizer_table.optimizers.OPTIMIZERS.items():
-    assert f"| `{name}` | {spec.textbook.rule} |" in table
+  for name in readme_tables.TABLES:
+    assert readme_tables.render(name) in readme, (
+        "README.md is out of date: run python -m scripts.readme_tables")
+  optimizers = readme_tables.render("optimizer")
+  for name, spec in readme_tables.optimizers.OPTIMIZERS.items():
+    assert f"| `{name}` | {spec.textbook.rule} |" in optimizers
+  flags = readme_tables.render("flags")
+  assert "| `--weight_decay` | `0.0` | λ of decoupled weight decay" in flags
+  assert "| `--workdir` | `/tmp/perceptrax/mnist` |" in flags
 
 
 @pytest.mark.slow
-def test_optimizer_table_check_fails_on_a_stale_readme(run_module, tmp_path):
+def test_the_table_check_fails_on_a_stale_readme_and_works_from_any_directory(run_module,
+                                                                               tmp_path):
   stale = tmp_path / "README.md"
-  stale.write_text(f"intro\n{optimizer_table.BEGIN}\n| old |\n{optimizer_table.END}\nrest\n")
-  result = run_module("scripts.optimizer_table", f"--readme={stale}", "--check")
+  parts = [f"{begin}\n| old |\n{end}" for begin, end in map(readme_tables._markers,  # pylint: disable=protected-access
+                                                             readme_tables.TABLES)]
+  stale.write_text("intro\n" + "\nmiddle\n".join(parts) + "\nrest\n")
+  result = run_module("scripts.readme_tables", f"--readme={stale}", "--check")
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1].endswith("run python -m scripts.optimizer_table")
-  result = run_module("scripts.optimizer_table", f"--readme={stale}")
+  assert result.stderr.strip().splitlines()[-1].endswith("run python -m scripts.readme_tables")
+  result = run_module("scripts.readme_tables", f"--readme={stale}")
   assert result.returncode == 0
   text = stale.read_text()
   assert text.startswith("intro\n") and text.endswith("rest\n") and "| old |" not in text
-  assert run_module("scripts.optimizer_table", f"--readme={stale}", "--check").returncode == 0
+  assert run_module("scripts.readme_tables", f"--readme={stale}", "--check").returncode == 0
+  elsewhere = run_module("scripts.readme_tables", "--check", cwd=str(tmp_path))
+  assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
 
 
 @pytest.mark.slow

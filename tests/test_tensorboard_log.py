@@ -1,4 +1,5 @@
-"""TensorBoard event files of a run, read back with TensorBoard's own EventAccumulator."""
+"""TensorBoard event files, written by tensorboard_log.Log from given rows and read back with
+TensorBoard's own EventAccumulator."""
 
 import dataclasses
 import math
@@ -6,6 +7,8 @@ import os
 
 import pytest
 
+from experiments.training import tensorboard_log
+from models import schedules
 from tests import test_engine
 
 event_accumulator = pytest.importorskip(
@@ -24,26 +27,35 @@ def _scalars(events, tag):
   return {e.step: e.value for e in events.Scalars(tag)}
 
 
+def _rows(epoch, k):
+  return {"epoch": epoch, "train_loss": 1.0 / (epoch + k), "train_accuracy": 0.5 + 0.1 * epoch,
+          "validation_loss": 1.5 / (epoch + k), "validation_accuracy": 0.4 + 0.1 * epoch,
+          "test_loss": 1.2 / (epoch + k), "test_accuracy": 0.45 + 0.1 * epoch,
+          "images_per_second": 1000.0 * epoch, "epoch_seconds": 1.0}
+
+
 def test_every_member_has_its_curves_and_hyperparameters(tmp_path):
-  members = [dataclasses.replace(test_engine.BASE, seed=s, learning_rate=lr)
+  members = [dataclasses.replace(test_engine.BASE, seed=s, learning_rate=lr).resolve()
              for s, lr in ((0, 0.2), (1, 0.05))]
-  result = test_engine.fit(members, str(tmp_path))
+  updates, total = 10, 30
+  schedule = schedules.learning_rate_schedule("cosine", 1.0, total)
+  log = tensorboard_log.Log(str(tmp_path), members, False, schedule, updates)
+  for epoch in (1, 2, 3):  # member 1 diverged in epoch 3: no row
+    log.epoch(epoch, [_rows(epoch, 0), _rows(epoch, 1) if epoch < 3 else None])
+  log.close(finished=True)
   root = tmp_path / "tensorboard"
   assert sorted(os.listdir(root)) == ["member_0", "member_1"]
   for k, lr in enumerate((0.2, 0.05)):
     events = _read(str(root / f"member_{k}"))
-    history = result.records[k].history
+    epochs = (1, 2, 3) if k == 0 else (1, 2)
     for tag in ("train/loss", "validation/accuracy", "test/loss", "images_per_second"):
       key = tag.replace("/", "_")
       assert _scalars(events, tag) == pytest.approx(
-          {row["epoch"]: row[key] for row in history}, rel=1e-6), tag
+          {e: _rows(e, k)[key] for e in epochs}, rel=1e-6), tag
     # The cosine schedule at each epoch's last update t: α (1 + cos(π t / T)) / 2.
     rates = _scalars(events, "learning_rate")
-    updates = result.run.plan.updates_per_epoch
-    total = 3 * updates
-    assert rates[3] == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * (total - 1) / total)),
-                                     rel=1e-5)
-    assert rates[1] > rates[2] > rates[3]
+    assert rates[2] == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * 19 / total)), rel=1e-5)
+    assert rates[1] > rates[2]
     session = events.PluginTagToContent("hparams")
     start = plugin_data.HParamsPluginData.FromString(session["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
@@ -54,9 +66,14 @@ def test_every_member_has_its_curves_and_hyperparameters(tmp_path):
     assert end.session_end_info.status == 1  # STATUS_SUCCESS
 
 
-def test_one_model_writes_one_folder_and_can_be_turned_off(tmp_path):
-  test_engine.fit([test_engine.BASE], str(tmp_path / "on"))
+def test_one_model_writes_one_folder_and_a_run_can_turn_it_off(tmp_path):
+  config = test_engine.BASE.resolve()
+  log = tensorboard_log.Log(str(tmp_path / "on"), [config], False,
+                            schedules.learning_rate_schedule("constant", 1.0, 10), 5)
+  log.epoch(1, [_rows(1, 0)])
+  log.close(finished=False)
   assert set(_read(str(tmp_path / "on" / "tensorboard")).Tags()["scalars"]) >= {
       "train/loss", "validation/loss", "test/accuracy", "learning_rate"}
-  test_engine.fit([dataclasses.replace(test_engine.BASE, tensorboard=False)], str(tmp_path / "off"))
+  test_engine.fit([dataclasses.replace(test_engine.BASE, tensorboard=False, num_epochs=1)],
+                  str(tmp_path / "off"))
   assert not (tmp_path / "off" / "tensorboard").exists()

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -69,7 +70,7 @@ def _arrays(state: TrainState) -> dict:
 
 
 def _with_member_axis(tree):
-  return jax.tree.map(lambda a: a[None], tree)
+  return jax.tree.map(lambda a: jnp.expand_dims(a, 0), tree)
 
 
 def _member(tree, k: int):

@@ -47,7 +47,6 @@ GD_MODES = errors.Registry("gd_mode", {
     "stochastic": lambda config, num_train: 1,
     "full_batch": lambda config, num_train: num_train,
 })
-MAX_SEED = 2**32 - 1  # JAX keys hold 32 bits of a seed: larger seeds would collide.
 
 
 class Integer(NamedTuple):
@@ -129,7 +128,7 @@ class TrainConfig:
   """The settings of one model's training (the entrypoints' flags, as data)."""
 
   # Data.
-  dataset: str = setting("mnist", "Dataset.", check=OneOf(datasets.DATASETS))
+  dataset: str = setting("mnist", "Dataset (cifar10 where its archive is available).", check=OneOf(datasets.DATASETS))
   validation_size: int = setting(
       5000, "Training images held out for validation (0: none; ignored with --folds).",
       check=Integer(0))
@@ -140,27 +139,33 @@ class TrainConfig:
                       check=Integer(0), flag=False)
   data_seed: int | None = setting(
       None, "Seeds the validation split or folds and the shared batch order (default: --seed).",
-      check=Integer(0, MAX_SEED))
+      check=Integer(0, errors.MAX_SEED))
   standardize: bool = setting(
       False, "Standardize pixels with the training mean and std, (x - mean) / std, else x / 255.")
   # Model.
-  model: str = setting("cnn", "Network (see README's Layout).", check=OneOf(networks.MODELS),
+  model: str = setting(
+      "cnn", "Network: mlp (784-512-512-10 ReLU), cnn (conv5x5x32-pool-conv5x5x64-pool-1024-"
+      "dropout-10), cnn_small (Flax example CNN), cifar_convnet (the course's CIFAR-10 ConvNet: "
+      "conv3x3x12-ReLU-pool2x2-FC).", check=OneOf(networks.MODELS),
                        sweep=GROUP)
   hidden_sizes: tuple[int, ...] | None = setting(
       (512, 512), "MLP hidden layer widths; empty (--hidden_sizes=) is softmax regression.",
       check=Widths(), sweep=GROUP)
-  activation: str | None = setting("relu", "MLP activation (see README's activation table).",
+  activation: str | None = setting("relu", "MLP activation, any of the activation table's (prelu learns its α, "
+                                   "rrelu draws its slopes in training).",
                                    check=OneOf(activations.ACTIVATIONS), sweep=GROUP)
   activation_params: tuple[tuple[str, float], ...] | None = setting(
       (), "The activation's (parameter, value) pairs; one flag per parameter.", flag=False)
   batch_norm: bool = setting(
-      False, "Batch normalization between each hidden layer's linear map and its activation.",
+      False, "Batch normalization between each hidden layer's linear map and its activation "
+      "(that layer's bias dropped).",
       sweep=GROUP)
   # Optimizer; None: the table's default for the form (models/optimizers.py).
-  optimizer: str = setting("adam", "Optimizer (see README's optimizer table).",
+  optimizer: str = setting("adam", "Optimizer (the optimizer table's rules).",
                            check=OneOf(optimizers.OPTIMIZERS), sweep=GROUP)
   optimizer_form: str = setting(
-      "optax", "optax (Optax's alias) | textbook (the course's exact rule); see README.",
+      "optax", "optax (Optax's alias) or textbook (the course's exact rule): the optimizer "
+      "table.",
       check=OneOf(optimizers.FORMS))
   learning_rate: float | None = setting(
       None, "(Peak) step size α; default: the optimizer table's for the form.", kind=MEMBER,
@@ -173,7 +178,10 @@ class TrainConfig:
   clip_norm: float | None = setting(
       None, "Rescale the gradient to at most this global norm, g min(1, c / ‖g‖) (default: no "
       "clipping).", check=Number(0.0, low_open=True))
-  schedule: str = setting("cosine", "Learning rate over training (see README).",
+  schedule: str = setting(
+      "cosine", "α_t over the T updates: constant; step (× --step_decay_rate at T/2 and 3T/4); "
+      "cosine, α (1 + cos(π t / T)) / 2; warmup_cosine (linear from 0 over --warmup_epochs, "
+      "then cosine).",
                           check=OneOf(schedules.SCHEDULES))
   warmup_epochs: float = setting(1.0, "Warmup length of warmup_cosine, in epochs.",
                                  check=Number(0.0, low_open=True))
@@ -193,8 +201,8 @@ class TrainConfig:
       check=Number(0.0, 1.0), sweep=MEMBER)
   # Updates.
   gd_mode: str = setting(
-      "minibatch", "minibatch (--batch_size per update) | stochastic (one example per update) | "
-      "full_batch (all training examples per update).", check=OneOf(GD_MODES))
+      "minibatch", "Examples per update: minibatch (--batch_size), stochastic (1), full_batch "
+      "(all N: one update per epoch).", check=OneOf(GD_MODES))
   batch_size: int = setting(128, "Examples per update in minibatch mode.", check=Integer(1))
   num_epochs: int = setting(10, "Passes over the training split.", check=Integer(1))
   chunk_size: int = setting(
@@ -202,7 +210,7 @@ class TrainConfig:
       check=Integer(1))
   seed: int = setting(
       0, "Seeds initialization, dropout and the batch order (and the split unless --data_seed).",
-      kind=MEMBER, check=Integer(0, MAX_SEED), sweep=MEMBER)
+      kind=MEMBER, check=Integer(0, errors.MAX_SEED), sweep=MEMBER)
   shared_batches: bool = setting(
       True, "Batch order from --data_seed, shared by models trained together (else each "
       "model's own --seed).")
@@ -211,10 +219,11 @@ class TrainConfig:
       "the best epoch's model (0: train all epochs).", check=Integer(0))
   # Outputs.
   checkpoint_every_epoch: bool = setting(
-      False, "Save a checkpoint after every epoch (always: at the end).", kind=OUTPUT)
+      False, "Save a checkpoint after every epoch (always: at the end, and when stopping "
+      "early).", kind=OUTPUT)
   plots: bool = setting(True, "Write PNG figures beside the JSON results.", kind=OUTPUT)
   tensorboard: bool = setting(
-      True, "Write TensorBoard event files (tensorboard --logdir=WORKDIR).", kind=OUTPUT)
+      True, "Write TensorBoard event files in WORKDIR/tensorboard/.", kind=OUTPUT)
   progress: bool = setting(True, "Show progress bars.", kind=OUTPUT)
   archive_dir: str | None = setting(
       None, "Folder with one subfolder per dataset holding its official archives.", kind=OUTPUT,
