@@ -38,8 +38,8 @@ from data import errors
 from data import files
 from experiments import cli
 from experiments import config_flags
-from experiments.training import config as config_lib
 from experiments.training import batches as batches_lib
+from experiments.training import config as config_lib
 from experiments.training import dataset
 from experiments.training import engine
 from experiments.training import pipeline as pipeline_lib
@@ -61,6 +61,8 @@ flags.DEFINE_boolean("synthetic_data", False,
 flags.DEFINE_integer("repeats", 5, "Timed repetitions of the matmul and of each sweep program.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matrices timing the matmul peak.")
 flags.DEFINE_string("output", "benchmark.json", "Where to write the JSON results.")
+flags.DEFINE_string("readme", None, "Also write the table into this README's Benchmark section "
+                    "(between its generated-section markers): the one place figures live.")
 flags.adopt_module_key_flags(config_flags)
 FLAGS = flags.FLAGS
 FLAGS.set_default("num_epochs", 2)  # the first epoch's timing is as steady as the later ones'
@@ -172,6 +174,43 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
   return rows
 
 
+def sweep_table(rows: list[dict]) -> list[str]:
+  lines = ["| model | K | vmapped images/s | sequential images/s | vmapped / sequential |",
+           "|---|---:|---:|---:|---:|"]
+  lines += [f"| {r['model']} | {r['k']} | {r['vmapped_images_per_second']:.0f} | "
+            f"{r['sequential_images_per_second']:.0f} | {r['speedup']:.2f}x |" for r in rows]
+  return lines
+
+
+def models_table(rows: list[dict], compare: bool) -> list[str]:
+  lines = ["| model | optimizer | images/s | GFLOP/s | % of peak | compile s |"
+           + (" PyTorch eager | JAX / eager | torch.compile | JAX / compiled |" if compare else ""),
+           "|---|---|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if compare else "")]
+  for r in rows:
+    line = (f"| {r['model']} | {r['optimizer']} | {r['images_per_second']:.0f} | "
+            f"{r['gflops_per_second']:.1f} | {100 * r['fraction_of_matmul_peak']:.0f}% | "
+            f"{r['compile_seconds']:.2f} |")
+    if compare:
+      eager, compiled = r["torch_eager_images_per_second"], r["torch_compile_images_per_second"]
+      line += (f" {eager:.0f} | {r['images_per_second'] / eager:.2f}x | {compiled:.0f} | "
+               f"{r['images_per_second'] / compiled:.2f}x |")
+    lines.append(line)
+  return lines
+
+
+def _write_readme(path: str, section: str, lines: list[str]) -> None:
+  """Replaces the README's generated ``section`` with ``lines`` (the figures' one place)."""
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  try:
+    text = files.replace_section(text, files.generated_section(section, "scripts.benchmark"),
+                                 "\n".join(lines))
+  except ValueError as e:
+    raise errors.UserError(f"{path}: {e}") from None
+  files.write_text(path, text)
+  print(f"{path}: {section} rewritten")
+
+
 def main(argv):
   del argv
   base = config_flags.config_from_flags(plots=False)
@@ -180,6 +219,8 @@ def main(argv):
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   data = synthetic_data() if FLAGS.synthetic_data else dataset.load(base)
   device = jax.devices()[0]
+  where = (f"{device.device_kind} ({jax.device_count()} device(s)), jax {jax.__version__}, data: "
+           f"{'synthetic' if FLAGS.synthetic_data else base.dataset}")
   if FLAGS.mode == "sweep":
     try:
       ks = [int(k) for k in FLAGS.ks]
@@ -187,46 +228,30 @@ def main(argv):
       raise errors.UserError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from None
     for k in ks:
       errors.check_integer("ks", k, 1, 1024)
+    rows = [{"model": label, **r} for label, hidden in SWEEP_SIZES.items()
+            for r in benchmark_sweep(base, hidden, ks, data, FLAGS.repeats)]
+    table = sweep_table(rows)
+    section, output = "benchmark sweep table", {"results": rows}
+  else:
+    for name in FLAGS.models:
+      networks.MODELS.get(name)
+    peak = matmul_peak_flops(FLAGS.matmul_size, FLAGS.repeats)
     rows = []
-    print("| model | K | vmapped images/s | sequential images/s | vmapped / sequential |")
-    print("|---|---:|---:|---:|---:|")
-    for label, hidden in SWEEP_SIZES.items():
-      for r in benchmark_sweep(base, hidden, ks, data, FLAGS.repeats):
-        rows.append({"model": label, **r})
-        print(f"| {label} | {r['k']} | {r['vmapped_images_per_second']:.0f} | "
-              f"{r['sequential_images_per_second']:.0f} | {r['speedup']:.2f}x |", flush=True)
-    files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
-                                    "results": rows})
-    print(f"\nwritten to {FLAGS.output}")
-    return
-  for name in FLAGS.models:
-    networks.MODELS.get(name)
-  peak = matmul_peak_flops(FLAGS.matmul_size, FLAGS.repeats)
-  rows = []
-  for name in FLAGS.models:
-    config = dataclasses.replace(base, model=name).resolve()
-    row = benchmark_model(config, data, FLAGS.compare)
-    row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
-    rows.append(row)
-  print(f"\ndevice: {device.device_kind} ({jax.device_count()} device(s)), "
-        f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s, data: "
-        f"{'synthetic' if FLAGS.synthetic_data else base.dataset}\n")
-  print("| model | optimizer | images/s | GFLOP/s | % of peak | compile s |"
-        + (" PyTorch eager | JAX / eager | torch.compile | JAX / compiled |"
-           if FLAGS.compare else ""))
-  print("|---|---|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if FLAGS.compare else ""))
-  for r in rows:
-    line = (f"| {r['model']} | {r['optimizer']} | {r['images_per_second']:.0f} | "
-            f"{r['gflops_per_second']:.1f} | {100 * r['fraction_of_matmul_peak']:.0f}% | "
-            f"{r['compile_seconds']:.2f} |")
-    if FLAGS.compare:
-      eager, compiled = r["torch_eager_images_per_second"], r["torch_compile_images_per_second"]
-      line += (f" {eager:.0f} | {r['images_per_second'] / eager:.2f}x | {compiled:.0f} | "
-               f"{r['images_per_second'] / compiled:.2f}x |")
-    print(line)
+    for name in FLAGS.models:
+      row = benchmark_model(dataclasses.replace(base, model=name).resolve(), data, FLAGS.compare)
+      row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
+      rows.append(row)
+    where += f", fp32 matmul peak {peak / 1e9:.1f} GFLOP/s measured in the same run"
+    table = models_table(rows, bool(FLAGS.compare))
+    section = "benchmark table"
+    output = {"matmul_peak_gflops_per_second": peak / 1e9, "results": rows}
+  lines = [f"Measured on {where}, {base.num_epochs} epoch(s):", "", *table]
+  print("\n" + "\n".join(lines))
   files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
-                                  "matmul_peak_gflops_per_second": peak / 1e9, "results": rows})
+                                  **output})
   print(f"\nwritten to {FLAGS.output}")
+  if FLAGS.readme:
+    _write_readme(FLAGS.readme, section, lines)
 
 
 if __name__ == "__main__":

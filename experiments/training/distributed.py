@@ -82,9 +82,9 @@ def _wait_for(address: str, timeout_seconds: int) -> None:
       time.sleep(0.2)
 
 
-def is_leader() -> bool:
-  """Whether this process writes the run's outputs: process 0."""
-  return jax.process_index() == 0
+def is_leader(local: bool = False) -> bool:
+  """Whether this process writes a run's outputs: process 0, or any that trains its run alone."""
+  return local or jax.process_index() == 0
 
 
 def gather_json(value) -> list:

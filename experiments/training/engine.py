@@ -15,6 +15,7 @@ import time
 import jax
 
 from experiments.training import dataset as dataset_lib
+from experiments.training import distributed
 from experiments.training import hooks as hooks_lib
 from experiments.training import pipeline as pipeline_lib
 from experiments.training import programs as programs_lib
@@ -46,7 +47,7 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
            *([hooks_lib.TensorBoard(directory, bool(config.folds))]
              if directory and config.tensorboard else []),
            hooks_lib.Console(), hooks_lib.Progress(bar), hooks_lib.Timings(started_at)]
-  hooks = [h for h in hooks if pipeline.layout.writer or not h.writes]
+  hooks = [h for h in hooks if distributed.is_leader(local) or not h.writes]
   for hook in hooks:
     hook.start(loop)
 

@@ -27,7 +27,6 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from experiments.training import distributed
 from data.errors import UserError
 
 
@@ -49,7 +48,6 @@ class Layout:
     self.devices = n if self.kind else 1
     # Over several processes every array must be global, even when nothing is split.
     self.mesh = Mesh(np.array(devices), ("devices",)) if self.kind or self.processes > 1 else None
-    self.writer = local or distributed.is_leader()  # writes the run's outputs
 
   def _put(self, tree, spec):
     if self.mesh is None:
