@@ -17,10 +17,28 @@ T = TypeVar("T")
 
 MAX_COUNT = 2**31 - 1  # step and example counters are int32 in the compiled programs.
 MAX_SEED = 2**32 - 1  # JAX keys hold 32 bits of a seed: larger seeds would collide.
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32 (XLA:CPU flushes smaller to 0)
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class UserError(Exception):
   """Something the user can fix (a flag, a file, a setting); reported as one line, exit 1."""
+
+  exit_status = 1
+
+
+class Interrupted(BaseException):
+  """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the work; the message says what was kept.
+
+  A ``BaseException``, as ``KeyboardInterrupt`` is, so that no ``except
+  Exception`` on the way swallows it. The process exits with 128 + the
+  signal's number, as the shell reports a process the signal killed.
+  """
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+    self.exit_status = 128 + signum
 
 
 class Registry(Generic[T]):
@@ -62,10 +80,18 @@ def check_integer(name: str, value, low: int, high: int, prefix: str = "") -> No
 
 def check_number(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
                  high_open: bool = True) -> None:
-  """UserError unless ``value`` is a finite number in the interval (open where stated)."""
+  """UserError unless ``value`` is a finite number in the interval (open where stated).
+
+  The computations are float32, so a value must also keep its meaning
+  there: 0, or a magnitude in [FLOAT32_TINY, FLOAT32_MAX] (1e-300 would
+  round to 0, 1e39 overflow to infinity).
+  """
   ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
   ok = ok and (value > low if low_open else value >= low)
   ok = ok and (value < high if high_open else value <= high)
   if not ok:
     interval = (("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]"))
     raise UserError(f"{name} must be a finite number in {interval}, got {value}")
+  if value and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+    raise UserError(f"{name} must be 0 or of magnitude {FLOAT32_TINY:.3g} to {FLOAT32_MAX:.3g} "
+                    f"to keep its value in float32, got {value:g}")

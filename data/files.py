@@ -12,10 +12,12 @@ releases when its process dies, so a killed process never leaves a stale lock.
 """
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -94,11 +96,23 @@ def exclusive_lock(path: str, blocking: bool = True) -> Iterator[None]:
 
   Blocks until the lock is free, or with ``blocking=False`` raises
   BlockingIOError at once if another process holds it. The holder's pid is
-  written into the file (``lock_holder`` reads it).
+  written into the file (``lock_holder`` reads it). The lock never follows a
+  symbolic link (``O_NOFOLLOW``) and is only ever a regular file: in a
+  folder others can write to (``/tmp``), a planted link or FIFO would
+  otherwise have the run overwrite or hang on whatever it points to. Either
+  is a UserError naming the path.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 0o644)
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise UserError(f"{path} is a symbolic link, which a lock never follows; remove it") from None
+    raise
+  try:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+      raise UserError(f"{path} is not a regular file, so it cannot be a lock; remove it")
     fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
@@ -110,10 +124,11 @@ def exclusive_lock(path: str, blocking: bool = True) -> Iterator[None]:
 def lock_holder(path: str) -> str:
   """The pid written into a lock file, or "unknown"."""
   try:
-    with open(path, encoding="utf-8") as f:
-      return f.read().strip() or "unknown"
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
   except OSError:
     return "unknown"
+  with os.fdopen(fd, encoding="utf-8") as f:
+    return (f.read(64).strip() if stat.S_ISREG(os.fstat(fd).st_mode) else "") or "unknown"
 
 
 @contextlib.contextmanager

@@ -9,12 +9,14 @@ is a bug and keeps its traceback.
 
 import logging
 import os
+import signal
 import sys
 
 from absl import app
 from absl import flags
 
 from data import archives
+from data import errors
 from data.errors import UserError
 
 flags.DEFINE_string(
@@ -54,6 +56,17 @@ def configure_process() -> None:
   logging.getLogger("absl").addFilter(lambda record: "orbax" not in record.pathname)
   logging.getLogger("asyncio").setLevel(logging.CRITICAL)
   sys.unraisablehook = _unraisable
+  for signum in STOP_SIGNALS:  # one line instead of a traceback or a silent death
+    signal.signal(signum, _stop)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum, frame) -> None:
+  """Outside training (which stops at a step boundary: ``hooks.Signals``), stop at once."""
+  del frame
+  raise errors.Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
 
 
 def _unraisable(info) -> None:
@@ -78,8 +91,8 @@ def enable_compilation_cache(path: str | None) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _fail(message: str) -> None:
-  """Prints the one line and exits with status 1 at once.
+def _fail(message: str, status: int = 1) -> None:
+  """Prints the one line and exits with ``status`` at once.
 
   The interpreter's teardown is skipped (``os._exit``): after a failed
   checkpoint write, Orbax's background threads would print "Event loop is
@@ -88,7 +101,7 @@ def _fail(message: str) -> None:
   """
   print(f"error: {message}", file=sys.stderr, flush=True)
   sys.stdout.flush()
-  os._exit(1)  # pylint: disable=protected-access
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -111,8 +124,8 @@ def run(main, takes_arguments: bool = False) -> None:
       _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
       return main(argv)
-    except UserError as e:
-      _fail(str(e))
+    except (UserError, errors.Interrupted) as e:
+      _fail(str(e), e.exit_status)
     except OSError as e:  # the environment's fault (a full disk, a missing permission)
       where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p)
       _fail(f"{where}: {e.strerror or e}" if where else str(e))

@@ -42,7 +42,7 @@ def define_config_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) 
       continue
     kind = config_lib.value_type(field)
     if kind is tuple:
-      flags.DEFINE_list(field.name, [str(v) for v in field.default], _help(field),
+      flags.DEFINE_list(field.name, [str(v) for v in field.default] or ["none"], _help(field),
                         flag_values=flag_values)
     else:
       defines[kind](field.name, field.default, _help(field), flag_values=flag_values)
@@ -63,7 +63,8 @@ def define_grid_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) ->
       continue
     if field.name == "hidden_sizes":
       flags.DEFINE_string(HIDDEN_SIZES_GRID, None, "MLP shapes to compare, separated by ';', "
-                          "e.g. '64;512,512' ('' for none).", flag_values=flag_values)
+                          "e.g. '64;512,512;none' (none: no hidden layer).",
+                          flag_values=flag_values)
       continue
     flags.DEFINE_list(grid_flag(field.name), [], f"Values of --{field.name} to compare (for the "
                       "models or optimizers that have it).", flag_values=flag_values)
@@ -73,11 +74,20 @@ def define_grid_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) ->
 
 
 def hidden_sizes(values: list[str]) -> tuple[int, ...]:
-  """'512,512' as (512, 512); UserError naming the flag if a width is not an integer."""
+  """'512,512' as (512, 512), 'none' as () (no hidden layer); UserError naming the flag else.
+
+  An empty value is refused: an unset shell variable must not silently train
+  softmax regression.
+  """
+  if values == ["none"]:
+    return ()
+  if not values or "" in values:
+    raise errors.UserError("hidden_sizes needs widths such as 512,512, or none for no hidden "
+                           f"layer (softmax regression), got '{','.join(values)}'")
   try:
     return tuple(int(h) for h in values)
   except ValueError as e:
-    raise errors.UserError(f"hidden_sizes must be integers, got {','.join(values)}") from e
+    raise errors.UserError(f"hidden_sizes must be integers or none, got {','.join(values)}") from e
 
 
 def config_from_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS, **overrides):
@@ -113,7 +123,7 @@ def grid_from_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) -> d
       continue
     if field.name == "hidden_sizes":
       if flag_values[HIDDEN_SIZES_GRID].value is not None:
-        grid["hidden_sizes"] = [hidden_sizes([h for h in shape.split(",") if h])
+        grid["hidden_sizes"] = [hidden_sizes(shape.split(",") if shape else [])
                                 for shape in flag_values[HIDDEN_SIZES_GRID].value.split(";")]
       continue
     parse, kind = parsers[config_lib.value_type(field)]

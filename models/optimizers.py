@@ -197,12 +197,10 @@ def resolve_hyperparameters(
         f"{name} ({form_name} form) does not take --{unused[0]}; it takes: {takes}")
   values = {**spec.hyperparameters, **given}
   for key, value in values.items():
-    if key in ("momentum", "b1", "b2") and not 0 <= value < 1:
-      raise errors.UserError(f"{key} must be in [0, 1), got {value}")
-    if key == "eps" and not 0 < value < math.inf:
-      raise errors.UserError(f"eps must be finite and > 0, got {value}")
-    if key == "initial_accumulator" and not 0 <= value < math.inf:
-      raise errors.UserError(f"initial_accumulator must be finite and >= 0, got {value}")
+    if key in ("momentum", "b1", "b2"):
+      errors.check_number(key, value, 0.0, 1.0)
+    else:  # eps > 0, initial_accumulator >= 0
+      errors.check_number(key, value, 0.0, low_open=key == "eps")
   return {k: float(v) for k, v in values.items()}
 
 

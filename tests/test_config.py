@@ -54,10 +54,14 @@ from experiments.training.config import TrainConfig
         ({"batch_norm": True, "gd_mode": "stochastic"}, "batch_norm needs minibatch descent"),
         ({"batch_norm": True, "batch_size": 2000}, "2 <= batch_size <= chunk_size"),
         ({"optimizer": "sgd", "b1": 0.9}, r"sgd \(optax form\) does not take --b1"),
-        ({"optimizer": "adam", "b2": 1.0}, r"b2 must be in \[0, 1\)"),
-        ({"optimizer": "adam", "eps": float("inf")}, "eps must be finite and > 0"),
+        ({"optimizer": "adam", "b2": 1.0}, r"b2 must be a finite number in \[0, 1\), got 1.0"),
+        ({"optimizer": "adam", "eps": float("inf")}, r"eps must be a finite number in \(0, inf\)"),
         ({"optimizer": "adagrad", "initial_accumulator": float("inf")},
-         "initial_accumulator must be finite and >= 0"),
+         r"initial_accumulator must be a finite number in \[0, inf\)"),
+        ({"learning_rate": 1e-300}, "learning_rate must be 0 or of magnitude 1.18e-38 to 3.4e"
+                                    "\\+38 to keep its value in float32, got 1e-300"),
+        ({"l2": 1e39}, "l2 must be 0 or of magnitude .* got 1e\\+39"),
+        ({"optimizer": "adam", "eps": 1e-40}, "eps must be 0 or of magnitude"),
         ({"clip_norm": 0.0}, r"clip_norm must be a finite number in \(0, inf\)"),
         ({"schedule": "warmup_cosine", "warmup_epochs": 0.0},
          r"warmup_epochs must be a finite number in \(0, inf\)"),
@@ -179,12 +183,25 @@ def test_the_sweep_lists_are_the_fields_marked_sweepable():
     (["--seeds=0,x"], "--seeds must be integers, got 0,x"),
     (["--batch_norms=maybe"], "--batch_norms must be true or false, got maybe"),
     (["--l2s=1e-4,a"], "--l2s must be numbers, got 1e-4,a"),
-    (["--hidden_sizes_grid=64;3x"], "hidden_sizes must be integers, got 3x"),
+    (["--hidden_sizes_grid=64;3x"], "hidden_sizes must be integers or none, got 3x"),
+    (["--hidden_sizes_grid=64;;32"], "hidden_sizes needs widths such as 512,512, or none"),
+    (["--hidden_sizes_grid=64,"], "hidden_sizes needs widths"),
 ])
 def test_a_grid_flag_that_does_not_parse_is_one_line_naming_it(argv, message):
   values = _parsed(TrainConfig, argv, grid=True)
   with pytest.raises(UserError, match=message):
     config_flags.grid_from_flags(TrainConfig, values)
+
+
+@pytest.mark.parametrize("value,expected", [("none", ()), ("64,32", (64, 32)), ("", None),
+                                            ("64,,32", None)])
+def test_no_hidden_layer_is_said_as_none_and_an_empty_value_is_refused(value, expected):
+  values = _parsed(TrainConfig, [f"--hidden_sizes={value}"])
+  if expected is None:
+    with pytest.raises(UserError, match="or none for no hidden layer"):
+      config_flags.config_from_flags(TrainConfig, values)
+  else:
+    assert config_flags.config_from_flags(TrainConfig, values).hidden_sizes == expected
 
 
 def test_configs_must_be_resolved_before_a_run_is_made():

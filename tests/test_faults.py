@@ -8,6 +8,7 @@ a confident wrong answer.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -33,8 +34,8 @@ def _errors(result) -> list[str]:
           if line and not (line[:1] in "IW" and line[1:5].isdigit())]
 
 
-def _one_line(result, start: str) -> None:
-  assert result.returncode == 1, result.stderr[-2000:]
+def _one_line(result, start: str, status: int = 1) -> None:
+  assert result.returncode == status, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   lines = _errors(result)
   assert len(lines) == 1 and lines[0].startswith(f"error: {start}"), lines
@@ -264,12 +265,18 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
 
 
 @pytest.mark.parametrize("module,flags,message", [  # the full lists: test_config.py
-    ("experiments.mnist", ["--eps=inf"], "eps must be finite and > 0, got inf"),
+    ("experiments.mnist", ["--eps=inf"], "eps must be a finite number in (0, inf), got inf"),
     ("scripts.sweep", ["--dropouts=0.5,2"], "dropout must be a finite number in [0, 1), got 2.0"),
     ("experiments.classic", ["--c=inf"], "c must be a finite number in (0, inf), got inf"),
     ("experiments.backprop_example", ["--c=nan"], "c must be a finite number in (0, inf), got nan"),
     ("scripts.benchmark", ["--repeats=0"], "repeats must be an integer in [1, 1000], got 0"),
     ("scripts.predict", ["--member=-1", "x.png"], "member must be an integer in [0, "),
+    ("experiments.mnist", ["--learning_rate=1e-300"],
+     "learning_rate must be 0 or of magnitude 1.18e-38 to 3.4e+38 to keep its value in float32"),
+    ("experiments.classic", ["--algorithm=lms", "--dataset=blobs", "--c=1e308"],
+     "c must be 0 or of magnitude"),
+    ("experiments.mnist", ["--model=mlp", "--hidden_sizes="], "hidden_sizes needs widths"),
+    ("scripts.sweep", ["--model=mlp", "--hidden_sizes_grid=64;;32"], "hidden_sizes needs widths"),
 ])
 def test_bad_numbers_are_one_line_on_every_entrypoint(module, flags, message, run_module,
                                                       tmp_path):
@@ -277,3 +284,47 @@ def test_bad_numbers_are_one_line_on_every_entrypoint(module, flags, message, ru
            "scripts.benchmark": [f"--output={tmp_path / 'b.json'}"]}.get(
                module, [f"--workdir={tmp_path / 'w'}"])
   _one_line(run_module(module, *flags, *where), message)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_stops_at_a_step_boundary_keeps_the_last_epoch_and_the_rerun_resumes_exactly(
+    signum, trained, mnist_data_dir, tmp_path):
+  workdir = tmp_path / "w"
+  command = [sys.executable, "-m", "experiments.mnist", *FLAGS, f"--tfds_data_dir={mnist_data_dir}",
+             f"--workdir={workdir}"]
+  process = subprocess.Popen(command, cwd=helpers.ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 300
+  while not (workdir / "checkpoints" / "1").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+  process.send_signal(signum)
+  _, stderr = process.communicate(timeout=300)
+  result = subprocess.CompletedProcess(command, process.returncode, "", stderr)
+  name = signal.Signals(signum).name
+  _one_line(result, f"stopped by {name} after epoch ", status=128 + signum)
+  assert f"is kept; rerun the same command to resume from it" in _errors(result)[0]
+  kept = sorted(os.listdir(workdir / "checkpoints"))
+  assert kept and "3" not in kept  # the run did not finish
+  rerun = subprocess.run(command, cwd=helpers.ROOT, capture_output=True, text=True, timeout=600)
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert "resuming from the checkpoint of epoch" in rerun.stderr
+  assert _numbers(json.loads((workdir / "summary.json").read_text())) == _numbers(trained[1])
+
+
+def test_a_signal_before_training_is_one_line(mnist_data_dir, tmp_path):
+  """Ctrl-C while the run loads its data: no traceback, exit 130, no checkpoint."""
+  workdir = tmp_path / "w"
+  command = [sys.executable, "-m", "experiments.mnist", *FLAGS, f"--tfds_data_dir={mnist_data_dir}",
+             f"--workdir={workdir}"]
+  process = subprocess.Popen(command, cwd=helpers.ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  while not workdir.exists() and time.monotonic() < deadline:  # main() has started
+    time.sleep(0.01)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=300)
+  if process.returncode == 0:
+    pytest.skip("the run finished before the signal")
+  _one_line(subprocess.CompletedProcess(command, process.returncode, "", stderr), "stopped by SIGINT",
+            status=130)
+  assert not (workdir / "checkpoints").exists()

@@ -73,9 +73,13 @@ def _hold(path, ready, release):
     release.wait(30)
 
 
+# Spawned, not forked: forking a process that runs JAX's threads can deadlock.
+_SPAWN = multiprocessing.get_context("spawn")
+
+
 def test_a_second_process_on_a_workdir_is_refused_naming_the_holder(tmp_path):
-  ready, release = multiprocessing.Event(), multiprocessing.Event()
-  holder = multiprocessing.Process(target=_hold, args=(str(tmp_path), ready, release))
+  ready, release = _SPAWN.Event(), _SPAWN.Event()
+  holder = _SPAWN.Process(target=_hold, args=(str(tmp_path), ready, release))
   holder.start()
   try:
     assert ready.wait(30)
@@ -92,14 +96,34 @@ def test_a_second_process_on_a_workdir_is_refused_naming_the_holder(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
-  ready, release = multiprocessing.Event(), multiprocessing.Event()
-  holder = multiprocessing.Process(target=_hold, args=(str(tmp_path), ready, release))
+  ready, release = _SPAWN.Event(), _SPAWN.Event()
+  holder = _SPAWN.Process(target=_hold, args=(str(tmp_path), ready, release))
   holder.start()
   assert ready.wait(30)
   holder.kill()
   holder.join()
   with files.workdir_lock(str(tmp_path)):  # the kernel released it
     pass
+
+
+def test_a_lock_never_follows_a_link_nor_opens_anything_but_a_regular_file(tmp_path):
+  """A link planted in a shared folder must not make the run overwrite its target."""
+  victim = tmp_path / "victim.txt"
+  victim.write_text("precious\n")
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  (workdir / ".lock").symlink_to(victim)
+  with pytest.raises(UserError, match=r"\.lock is a symbolic link, which a lock never follows; "
+                                      "remove it"):
+    with files.workdir_lock(str(workdir)):
+      pass
+  assert victim.read_text() == "precious\n"
+  fifo = tmp_path / "fifo"
+  os.mkfifo(fifo)
+  with pytest.raises(UserError, match="is not a regular file, so it cannot be a lock"):
+    with files.exclusive_lock(str(fifo)):
+      pass
+  assert files.lock_holder(str(workdir / ".lock")) == "unknown"  # nor does reading the pid
 
 
 def test_folders_that_cannot_be_written_are_one_line(tmp_path):

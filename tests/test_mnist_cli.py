@@ -98,7 +98,7 @@ def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
 def test_a_diverging_run_exits_with_one_line(run_mnist, mnist_data_dir, tmp_path):
   """Softmax regression with α = 1e38: the logits overflow float32 and the loss is NaN."""
   result = run_mnist(
-      "--model=mlp", "--hidden_sizes=", "--optimizer=sgd", "--learning_rate=1e38",
+      "--model=mlp", "--hidden_sizes=none", "--optimizer=sgd", "--learning_rate=1e38",
       "--schedule=constant", "--num_epochs=2", f"--tfds_data_dir={mnist_data_dir}",
       f"--workdir={tmp_path}", f"--compilation_cache_dir={tmp_path / 'cache'}",
   )

@@ -149,7 +149,8 @@ class TrainConfig:
       "conv3x3x12-ReLU-pool2x2-FC).", check=OneOf(networks.MODELS),
                        sweep=GROUP)
   hidden_sizes: tuple[int, ...] | None = setting(
-      (512, 512), "MLP hidden layer widths; empty (--hidden_sizes=) is softmax regression.",
+      (512, 512), "MLP hidden layer widths, e.g. 512,512; none for no hidden layer (softmax "
+      "regression).",
       check=Widths(), sweep=GROUP)
   activation: str | None = setting("relu", "MLP activation, any of the activation table's (prelu learns its α, "
                                    "rrelu draws its slopes in training).",
@@ -219,8 +220,8 @@ class TrainConfig:
       "the best epoch's model (0: train all epochs).", check=Integer(0))
   # Outputs.
   checkpoint_every_epoch: bool = setting(
-      False, "Save a checkpoint after every epoch (always: at the end, and when stopping "
-      "early).", kind=OUTPUT)
+      True, "Save a checkpoint after every epoch, so an interrupted run loses at most one "
+      "(off: only at the end, and when stopping early).", kind=OUTPUT)
   plots: bool = setting(True, "Write PNG figures beside the JSON results.", kind=OUTPUT)
   tensorboard: bool = setting(
       True, "Write TensorBoard event files in WORKDIR/tensorboard/.", kind=OUTPUT)

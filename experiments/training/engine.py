@@ -30,7 +30,8 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
 
   ``hooks`` are added to the standard ones (stopping, checkpoints in
   ``directory``, TensorBoard, console, progress on ``bar`` or a bar per
-  epoch, timings from ``started_at``). ``local``: this process trains the run
+  epoch, timings from ``started_at``, signals: Ctrl-C stops at a step
+  boundary and raises ``errors.Interrupted``). ``local``: this process trains the run
   alone while the others of a multi-process job train other runs.
   ``inputs``: the dataset already on the device. Returns the final Loop.
   """
@@ -46,13 +47,14 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
            *hooks,
            *([hooks_lib.TensorBoard(directory, bool(config.folds))]
              if directory and config.tensorboard else []),
-           hooks_lib.Console(), hooks_lib.Progress(bar), hooks_lib.Timings(started_at)]
+           hooks_lib.Console(), hooks_lib.Progress(bar), hooks_lib.Timings(started_at),
+           hooks_lib.Signals(directory)]
   hooks = [h for h in hooks if distributed.is_leader(local) or not h.writes]
   for hook in hooks:
     hook.start(loop)
 
   # Training: each epoch's blocks, then every member's metrics on every split.
-  while not (loop.finished or loop.stop) and loop.epoch < config.num_epochs:
+  while not (loop.finished or loop.stop or loop.interrupted) and loop.epoch < config.num_epochs:
     epoch, start, compiling = loop.epoch + 1, time.perf_counter(), program.compile_seconds
     totals = None
     for block in pipeline.blocks(epoch, first_steps_alone=epoch == 1):
@@ -61,6 +63,10 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
       totals = counts if totals is None else totals + counts
       for hook in hooks:
         hook.block(loop, block.shape[-2])
+      if loop.interrupted:  # a signal: stop at this step boundary
+        break
+    if loop.interrupted:
+      break
     seconds = time.perf_counter() - start - (program.compile_seconds - compiling)
     results = {"train": programs_lib.member_metrics(totals, run.size)}
     results.update({name: program.evaluate(loop.state.variables, name)

@@ -14,8 +14,8 @@ add k members per configuration, one per fold.
 
 import dataclasses
 import itertools
-import math
 
+from data import errors
 from data.errors import UserError
 from experiments.training import config as config_lib
 from experiments.training.config import TrainConfig
@@ -52,8 +52,7 @@ def check(grid: dict[str, list]) -> None:
     raise UserError("give learning rates or learning rate multipliers, not both")
   for name in ("learning_rate", "learning_rate_multiplier"):
     for value in grid.get(name, []):
-      if not (isinstance(value, (int, float)) and 0 < value < math.inf):
-        raise UserError(f"learning rates and multipliers must be finite and > 0, got {value}")
+      errors.check_number(name, value, 0.0, low_open=True)
 
 
 def expand(base: TrainConfig, grid: dict[str, list]) -> list[list[TrainConfig]]:

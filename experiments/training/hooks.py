@@ -13,6 +13,8 @@ The order matters only where one hook reads what another wrote:
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -21,6 +23,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
+from data import errors
 from data import files
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import config as config_lib
@@ -48,6 +51,7 @@ class Loop:
   rows: list = dataclasses.field(default_factory=list)  # each member's row of that epoch
   new_rows: list = dataclasses.field(default_factory=list)  # those recorded (None: not)
   stop: bool = False  # every member still training diverged: end, keep the last checkpoint
+  interrupted: int | None = None  # the signal that stopped the run at a step boundary
   finished: bool = False  # the run is complete
   already_finished: bool = False  # the directory held a complete run: nothing was trained
   resumed_from: int | None = None  # the epoch of the checkpoint resumed from
@@ -117,6 +121,8 @@ class Stopping(Hook):
       self._test(loop)
 
   def end(self, loop: Loop) -> None:
+    if loop.interrupted:
+      return
     if loop.test_logits is None:  # finished before, or every member diverged
       self._test(loop)
     if loop.already_finished:
@@ -152,6 +158,10 @@ class Checkpointing(Hook):
 
   def start(self, loop: Loop) -> None:
     members = loop.run.members
+    if not self.checkpoints.epochs() and os.path.exists(os.path.join(self._directory,
+                                                                      "metrics.jsonl")):
+      logging.info("starting over: %s holds no checkpoint of the epochs its metrics.jsonl "
+                   "lists", self._directory)
     saved = self.checkpoints.restore(loop.state, lambda record: checkpoints_lib.check_same_members(
         members, record, self._directory), stacked=loop.run.size > 1)
     if not saved:
@@ -180,6 +190,52 @@ class Checkpointing(Hook):
 
   def end(self, loop: Loop) -> None:
     loop.checkpoint_epoch = self.checkpoints.latest_epoch()
+
+
+class Signals(Hook):
+  """Ctrl-C, SIGTERM and SIGHUP stop the run at the next step boundary, then one line and exit.
+
+  The signal is noted, the current block of steps finishes, and the loop
+  ends without evaluating the partial epoch; the checkpoint of the last
+  finished epoch (saved every epoch by default) stays, and resuming from it
+  is exact. ``end`` raises ``errors.Interrupted`` naming it: the process
+  exits with 128 + the signal's number. Outside the loop the entrypoints'
+  own handlers (``cli.py``) stop at once.
+  """
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+  def __init__(self, directory: str | None):
+    self._directory, self._received, self._previous = directory, None, {}
+
+  def _note(self, signum, frame) -> None:
+    del frame
+    self._received = self._received or signum
+
+  def start(self, loop: Loop) -> None:
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+
+  def block(self, loop: Loop, updates: int) -> None:
+    loop.interrupted = self._received
+
+  def epoch(self, loop: Loop) -> None:
+    loop.interrupted = self._received
+
+  def end(self, loop: Loop) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    if not loop.interrupted:
+      return
+    name = signal.Signals(loop.interrupted).name
+    if loop.checkpoint_epoch:
+      kept = (f"the checkpoint of epoch {loop.checkpoint_epoch} in "
+              f"{os.path.join(self._directory, 'checkpoints')} is kept; rerun the same command "
+              "to resume from it")
+    else:
+      kept = "no epoch had finished, so nothing was saved"
+    raise errors.Interrupted(f"stopped by {name} after epoch {loop.epoch}: {kept}",
+                             loop.interrupted)
 
 
 class ConfigFile(Hook):
