@@ -95,6 +95,7 @@ def test_two_processes_train_the_mlp_as_one_process_does(tmp_path):
   assert two["history"]["test_accuracy"] == pytest.approx(one["history"]["test_accuracy"])
 
 
+@pytest.mark.slow  # the same run as the test above, the processes found another way
 def test_under_slurm_the_processes_find_each_other_from_its_variables(tmp_path):
   # What srun sets for a 2-task job step on one node; JAX's SLURM detection
   # derives the coordinator's port from the job id (61440 + id mod 4096).

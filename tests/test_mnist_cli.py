@@ -26,7 +26,7 @@ def run_mnist(run_module):
         ("--learning_rate=inf", "learning_rate must be a finite number in (0, inf), got inf"),
         ("--seed=99999999999999999999999",
          "seed must be an integer in [0, 4294967295], got 99999999999999999999999"),
-        ("--hidden_sizes=64,x", "hidden_sizes must be integers, got 64,x"),
+        ("--hidden_sizes=64,x", "hidden_sizes must be integers or none, got 64,x"),
         ("--momentum=0.9", "adam (optax form) does not take --momentum; it takes: --b1, --b2, --eps"),
         ("--batch_size=abc", "flag --batch_size=abc: invalid literal for int() with base 10: 'abc'"),
         ("stray", "unexpected arguments: stray"),

@@ -106,8 +106,8 @@ def test_a_cross_validated_sweep_selects_on_the_mean_over_folds(run_module, mnis
         (["--optimizers="], "error: empty grid: the optimizer grid needs at least one value"),
         (["--optimizers=sgd,lbfgs"], "error: unknown optimizer 'lbfgs'; choose one of sgd, "
                                      "momentum, adagrad, adadelta, rmsprop, adam"),
-        (["--learning_rates=0.1,-2"], "error: learning rates and multipliers must be finite "
-                                      "and > 0, got -2.0"),
+        (["--learning_rates=0.1,-2"], "error: learning_rate must be a finite number in (0, inf), "
+                                      "got -2.0"),
         (["--seeds=a"], "error: --seeds must be integers, got a"),
         (["--model=cnn", "--hidden_sizes_grid=64;128"],
          "error: the hidden_sizes grid applies to none of cnn: none has hidden_sizes"),
