@@ -81,6 +81,7 @@ def load_arrays(
       )
       buffer = io.BytesIO()
       np.savez(buffer, **arrays, tfds_version=np.array(version))
+      files.remove_stale_temporaries(path)  # a writer killed mid-write left them
       files.write_verified(path, buffer.getvalue())
   return arrays
 

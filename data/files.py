@@ -42,6 +42,21 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
     raise
 
 
+def remove_stale_temporaries(path: str) -> list[str]:
+  """Removes the temporary files a killed writer of ``path`` left beside it; returns them.
+
+  ``write_atomically``'s temporaries are removed on any exception, but not
+  after SIGKILL. Call only while holding the lock that serializes the
+  writers of ``path``, so no living writer's temporary is taken.
+  """
+  directory, name = os.path.split(os.path.abspath(path))
+  stale = [os.path.join(directory, f) for f in os.listdir(directory)
+           if f.startswith(f".{name}.") and f.endswith(".tmp")]
+  for leftover in stale:
+    os.unlink(leftover)
+  return stale
+
+
 def current_umask() -> int:
   """The process's umask (read by setting it and back)."""
   mask = os.umask(0)

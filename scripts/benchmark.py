@@ -232,6 +232,7 @@ def main(argv):
             for r in benchmark_sweep(base, hidden, ks, data, FLAGS.repeats)]
     table = sweep_table(rows)
     section, output = "benchmark sweep table", {"results": rows}
+    where += ", one epoch per program"
   else:
     for name in FLAGS.models:
       networks.MODELS.get(name)
@@ -241,11 +242,12 @@ def main(argv):
       row = benchmark_model(dataclasses.replace(base, model=name).resolve(), data, FLAGS.compare)
       row["fraction_of_matmul_peak"] = row["gflops_per_second"] * 1e9 / peak
       rows.append(row)
-    where += f", fp32 matmul peak {peak / 1e9:.1f} GFLOP/s measured in the same run"
+    where += (f", fp32 matmul peak {peak / 1e9:.1f} GFLOP/s measured in the same run, "
+              f"{base.num_epochs} epoch(s)")
     table = models_table(rows, bool(FLAGS.compare))
     section = "benchmark table"
     output = {"matmul_peak_gflops_per_second": peak / 1e9, "results": rows}
-  lines = [f"Measured on {where}, {base.num_epochs} epoch(s):", "", *table]
+  lines = [f"Measured on {where}:", "", *table]
   print("\n" + "\n".join(lines))
   files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
                                   **output})

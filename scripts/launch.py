@@ -7,11 +7,16 @@ Starts N copies of the command with ``--coordinator_address=127.0.0.1:<free
 port> --num_processes=N --process_id=i`` added, prints their output line by
 line prefixed with ``[i]``, and exits 0 when all exit 0. When one fails (a
 nonzero exit, or killed by a signal), it says which in one line, stops the
-others and exits 1. Each process sees its own devices (on CPU: one, or as many
+others and exits 1. Stopped itself (Ctrl-C, SIGTERM, SIGHUP), it stops them
+(each stops at a step boundary) and exits 128 + the signal's number; killed
+outright (SIGKILL), it takes them with it: the kernel sends each SIGTERM when
+the launcher dies (Linux's ``PR_SET_PDEATHSIG``), so no orphan keeps the
+workdir's lock or the CPUs. Each process sees its own devices (on CPU: one, or as many
 as ``--xla_force_host_platform_device_count`` in XLA_FLAGS gives it). Across
 machines, use the cluster's own launcher instead (README: SLURM, Cloud TPU).
 """
 
+import ctypes
 import os
 import signal
 import socket
@@ -22,8 +27,9 @@ import time
 
 from absl import flags
 
-from experiments import cli
+from data import errors
 from data.errors import UserError
+from experiments import cli
 
 flags.DEFINE_integer("num_processes", 2, "Processes to start.")
 flags.DEFINE_float("grace_seconds", 5.0, "After one process fails, how long the others get to "
@@ -51,21 +57,33 @@ def _why(code: int) -> str:
   return f"exited with status {code}"
 
 
+def _die_with_launcher(launcher: int) -> None:
+  """In a worker before it runs: SIGTERM when the launcher dies (Linux; elsewhere nothing)."""
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    return
+  if os.getppid() != launcher:  # the launcher died before the line above
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def launch(command: list[str], num_processes: int, grace_seconds: float) -> int:
   """Runs the N processes to the end; the exit status: 0 when all succeed, else 1."""
   port = free_port()
   env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-  processes, lock = [], threading.Lock()
+  processes, lock, me = [], threading.Lock(), os.getpid()
   for i in range(num_processes):
     process = subprocess.Popen(
         [*command, f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={num_processes}",
          f"--process_id={i}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=env)
+        env=env, preexec_fn=lambda: _die_with_launcher(me))  # pylint: disable=subprocess-popen-preexec-fn
     processes.append(process)
   forwarders = [threading.Thread(target=_forward, args=(p, f"[{i}] ", lock), daemon=True)
                 for i, p in enumerate(processes)]
   for thread in forwarders:
     thread.start()
+  interrupted = None
   try:
     while True:
       codes = [p.poll() for p in processes]
@@ -73,14 +91,14 @@ def launch(command: list[str], num_processes: int, grace_seconds: float) -> int:
       if failed is not None or all(code == 0 for code in codes):
         break
       time.sleep(0.1)
-  except KeyboardInterrupt:
-    failed = "interrupted"
-  if failed is not None:
+  except errors.Interrupted as e:  # cli.py's handlers: Ctrl-C, SIGTERM, SIGHUP
+    interrupted = e
+  if failed is not None or interrupted:
     _stop([p for p in processes if p.poll() is None], grace_seconds)
   for thread in forwarders:
     thread.join(timeout=5)
-  if failed == "interrupted":
-    raise UserError("interrupted: every process was stopped")
+  if interrupted:
+    raise errors.Interrupted(f"{interrupted}: every process was stopped", interrupted.signum)
   if failed is not None:
     raise UserError(f"process {failed} of {num_processes} {_why(processes[failed].returncode)}; "
                     "the other processes were stopped")
@@ -100,11 +118,6 @@ def _stop(processes: list[subprocess.Popen], grace_seconds: float) -> None:
       p.wait()
 
 
-def _interrupt(signum, frame):
-  del signum, frame
-  raise KeyboardInterrupt
-
-
 def main(argv):
   command = argv[1:]
   if not command:
@@ -112,7 +125,6 @@ def main(argv):
                     "python -m scripts.launch --num_processes=2 -- python -m experiments.mnist")
   if not 1 <= FLAGS.num_processes <= 1024:
     raise UserError(f"num_processes must be in 1..1024, got {FLAGS.num_processes}")
-  signal.signal(signal.SIGTERM, _interrupt)  # stopped from outside: stop the processes too
   launch(command, FLAGS.num_processes, FLAGS.grace_seconds)
 
 

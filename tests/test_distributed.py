@@ -262,3 +262,46 @@ def test_bad_setups_are_one_line_before_training(mnist_data_dir, tmp_path):
     assert any(message in line for line in lines), lines[-5:]
     assert "Traceback" not in result.stdout + result.stderr
     assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_launcher(tmp_path):
+  """SIGKILL gives the launcher no chance to stop them: the kernel does (PR_SET_PDEATHSIG)."""
+  pids = tmp_path / "pids"
+  worker = f"import os, time; open('{pids}', 'a').write(f'{{os.getpid()}}\\n'); time.sleep(120)"
+  launcher = subprocess.Popen(
+      [sys.executable, "-m", "scripts.launch", "--num_processes=2", "--", sys.executable, "-c",
+       worker], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 60
+  while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
+    time.sleep(0.05)
+  workers = [int(p) for p in pids.read_text().split()]
+  launcher.kill()
+  launcher.wait()
+  deadline = time.monotonic() + 10
+  alive = workers
+  while alive and time.monotonic() < deadline:
+    alive = [p for p in workers if _running(p)]
+    time.sleep(0.05)
+  assert not alive, f"orphaned workers {alive}"
+
+
+def _running(pid: int) -> bool:
+  try:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+      return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+  except FileNotFoundError:
+    return False
+
+
+@pytest.mark.slow
+def test_a_stopped_launcher_stops_every_process_in_one_line(tmp_path):
+  worker = "import time; time.sleep(120)"
+  launcher = subprocess.Popen(
+      [sys.executable, "-m", "scripts.launch", "--num_processes=2", "--", sys.executable, "-c",
+       worker], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  time.sleep(3)
+  launcher.send_signal(signal.SIGTERM)
+  _, stderr = launcher.communicate(timeout=60)
+  assert launcher.returncode == 128 + signal.SIGTERM
+  assert stderr.strip().splitlines() == ["error: stopped by SIGTERM: every process was stopped"]

@@ -233,10 +233,27 @@ def test_os_faults_before_training_are_one_line(run_module, mnist_data_dir, tmp_
     os.symlink(READ_ONLY, tmp_path / "ro" / "checkpoints")  # a run folder that cannot be written
     cases.append(([f"--workdir={tmp_path / 'ro'}"],
                   f"cannot write to {tmp_path / 'ro'}/checkpoints: Permission denied"))
+  (tmp_path / "plain").mkdir()
+  (tmp_path / "plain" / "checkpoints").write_text("")
+  cases.append(([f"--workdir={tmp_path / 'plain'}"],
+                 f"{tmp_path / 'plain'}/checkpoints is a file where the run keeps its "
+                 "checkpoints folder; move it away"))
   for flags, message in cases:
     result = run_module("experiments.mnist", "--model=mlp", "--noprogress",
                         f"--tfds_data_dir={mnist_data_dir}", *flags)
     _one_line(result, message)
+
+
+def test_resuming_with_another_dataset_is_refused_before_it_is_prepared(copy, run_module,
+                                                                       tmp_path):
+  tfds_dir = tmp_path / "tfds"  # empty: preparing Fashion-MNIST would fill it
+  before = helpers.snapshot(str(copy))
+  result = run_module("experiments.mnist", *FLAGS, "--dataset=fashion_mnist",
+                      f"--tfds_data_dir={tfds_dir}", f"--workdir={copy}")
+  _one_line(result, f"{copy} holds a checkpoint of another run (dataset 'mnist' there, "
+                    "'fashion_mnist' here)")
+  assert not tfds_dir.exists() or not os.listdir(tfds_dir)
+  assert helpers.snapshot(str(copy)) == before
 
 
 LIMITED = """

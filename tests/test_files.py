@@ -126,6 +126,16 @@ def test_a_lock_never_follows_a_link_nor_opens_anything_but_a_regular_file(tmp_p
   assert files.lock_holder(str(workdir / ".lock")) == "unknown"  # nor does reading the pid
 
 
+def test_a_killed_writers_temporaries_are_removed_and_nothing_else(tmp_path):
+  path = tmp_path / "mnist.npz"
+  stale = [tmp_path / ".mnist.npz.abc123.tmp", tmp_path / ".mnist.npz.sha256.x9.tmp"]
+  kept = [tmp_path / "mnist.npz.lock", tmp_path / ".other.npz.q.tmp", tmp_path / "mnist.npz.tmp"]
+  for f in stale + kept:
+    f.write_text("x")
+  assert sorted(files.remove_stale_temporaries(str(path))) == sorted(map(str, stale))
+  assert sorted(os.listdir(tmp_path)) == sorted(f.name for f in kept)
+
+
 def test_folders_that_cannot_be_written_are_one_line(tmp_path):
   a_file = tmp_path / "file"
   a_file.write_text("")

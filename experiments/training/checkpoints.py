@@ -304,10 +304,30 @@ def check_writable(workdir: str) -> None:
   Checked before any work, so that a run does not find out after an epoch.
   """
   files.check_writable(workdir)
-  for folder, subfolders, _ in os.walk(workdir):
+  for folder, subfolders, names in os.walk(workdir):
+    if "checkpoints" in names:
+      raise UserError(f"{os.path.join(folder, 'checkpoints')} is a file where the run keeps its "
+                      "checkpoints folder; move it away")
     if "checkpoints" in subfolders:  # a folder, or a link to one (os.walk does not follow it)
       files.check_writable(os.path.join(folder, "checkpoints"))
       subfolders.remove("checkpoints")
+
+
+def check_same_run(directory: str, members) -> None:
+  """UserError before any work if ``directory``'s newest readable checkpoint is another run's.
+
+  Reads the record alone (no arrays), so a resume with other settings (say
+  another dataset) is refused before the data are prepared; the full check
+  runs again when the checkpoint is restored.
+  """
+  reader = Checkpoints(directory, read_only=True)
+  for epoch in reader.epochs():
+    try:
+      record = reader._record(epoch)  # pylint: disable=protected-access
+    except Damaged:
+      continue
+    check_same_members(members, record, directory)
+    return
 
 
 def check_same_members(members, saved: dict, directory: str) -> None:

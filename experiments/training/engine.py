@@ -55,9 +55,10 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
 
   # Training: each epoch's blocks, then every member's metrics on every split.
   while not (loop.finished or loop.stop or loop.interrupted) and loop.epoch < config.num_epochs:
-    epoch, start, compiling = loop.epoch + 1, time.perf_counter(), program.compile_seconds
-    totals = None
-    for block in pipeline.blocks(epoch, first_steps_alone=epoch == 1):
+    epoch, compiling = loop.epoch + 1, program.compile_seconds
+    blocks = pipeline.blocks(epoch, first_steps_alone=epoch == 1)  # host work, not timed
+    start, totals = time.perf_counter(), None
+    for block in blocks:
       loop.state, counts = program.train(loop.state, block)
       counts = jax.block_until_ready(counts)  # honest timing and progress
       totals = counts if totals is None else totals + counts

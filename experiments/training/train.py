@@ -78,6 +78,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       metrics.jsonl are left as they were after the last good epoch.
   """
   checkpoints.check_writable(workdir)
+  checkpoints.check_same_run(workdir, members(config))
   data = dataset.load(config)
   run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                          data.num_examples)
