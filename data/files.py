@@ -26,7 +26,11 @@ from data.errors import UserError
 
 
 def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
-  """Calls ``write(f)`` on a temporary binary file beside ``path``, then renames it to ``path``."""
+  """Calls ``write(f)`` on a temporary binary file beside ``path``, then renames it to ``path``.
+
+  On any failure the temporary is removed and ``path`` is as it was; an
+  OSError that names no file (a full disk) is raised again naming ``path``.
+  """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -37,8 +41,10 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
       os.fsync(f.fileno())
     os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's files are private; these are ordinary files
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     os.unlink(tmp)
+    if isinstance(e, OSError) and not e.filename:  # a full disk: say which file
+      raise OSError(e.errno, e.strerror or str(e), path) from e
     raise
 
 

@@ -120,7 +120,8 @@ def plot_decision(path: str, x, labels, weights, cs, threshold: float, title: st
   ax.set_ylabel("x2")
   ax.set_title(title)
   ax.legend(fontsize=8)
-  fig.savefig(path, dpi=100, bbox_inches="tight")
+  files.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100,
+                                                     bbox_inches="tight"))
   plt.close(fig)
 
 

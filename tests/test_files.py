@@ -1,6 +1,7 @@
 """data/files.py: atomic writes, verified files, locks, writability checks."""
 
 import multiprocessing
+import errno
 import os
 import stat
 
@@ -124,6 +125,20 @@ def test_a_lock_never_follows_a_link_nor_opens_anything_but_a_regular_file(tmp_p
     with files.exclusive_lock(str(fifo)):
       pass
   assert files.lock_holder(str(workdir / ".lock")) == "unknown"  # nor does reading the pid
+
+
+def test_a_full_disk_names_the_file_and_leaves_the_old_one(tmp_path):
+  path = tmp_path / "summary.json"
+  path.write_text("old")
+
+  def full(f):
+    f.write(b"new")
+    raise OSError(errno.ENOSPC, "No space left on device")  # as a failed write says it
+
+  with pytest.raises(OSError) as raised:
+    files.write_atomically(str(path), full)
+  assert raised.value.filename == str(path) and raised.value.errno == errno.ENOSPC
+  assert path.read_text() == "old" and os.listdir(tmp_path) == ["summary.json"]
 
 
 def test_a_killed_writers_temporaries_are_removed_and_nothing_else(tmp_path):

@@ -10,11 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from data import files  # pylint: disable=wrong-import-position
 
-def save(fig, path: str) -> None:
+
+def save(fig, path: str, **options) -> None:
+  """Writes ``fig`` as the PNG ``path`` (atomically: a full disk leaves no cut file) and closes it."""
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  try:
+    files.write_atomically(path, lambda f: fig.savefig(f, format="png", **{"dpi": 120, **options}))
+  finally:
+    plt.close(fig)
 
 
 def training_curves(history: list[dict], path: str) -> None:

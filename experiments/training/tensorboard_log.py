@@ -20,6 +20,7 @@ A resumed run adds a new event file; the epochs it trains again after the
 checkpoint it resumed from have the same values as before (resuming is exact).
 """
 
+import contextlib
 import os
 import time
 
@@ -51,10 +52,11 @@ class Log:
     folders = [root] if len(members) == 1 else [os.path.join(root, f"{label}_{k}")
                                                for k in range(len(members))]
     self._members, self._schedule, self._updates = members, schedule, updates_per_epoch
-    self._writers = []
+    self._writers, self._folders = [], []
     for folder, member in zip(folders, members):
       os.makedirs(folder, exist_ok=True)
       writer = EventsWriter(os.path.join(folder, "events"))
+      self._folders.append(folder)
       settings = config_lib.to_json(member)
       hparams = {k: _hparam(v) for k, v in settings.items()
                  if k not in config_lib.OUTPUT_SETTINGS and v is not None}
@@ -66,23 +68,39 @@ class Log:
 
   def epoch(self, epoch: int, rows: list[dict | None]) -> None:
     """Adds member k's ``rows[k]`` (an epoch_row; None: nothing new, e.g. it had diverged)."""
-    for writer, member, row in zip(self._writers, self._members, rows):
-      if row is None:
-        continue
-      values = {"learning_rate": member.learning_rate * float(
-          self._schedule(epoch * self._updates - 1)), "images_per_second": row["images_per_second"]}
-      values.update({m: row[m.replace("/", "_")] for m in METRICS
-                     if row.get(m.replace("/", "_")) is not None})
-      for tag, value in values.items():
-        if value is not None:
-          writer.write_event(event_pb2.Event(wall_time=time.time(), step=epoch,
-                                             summary=summary.scalar(tag, value)))
-      writer.flush()
+    for folder, writer, member, row in zip(self._folders, self._writers, self._members, rows):
+      with _naming(folder):
+        self._add(epoch, writer, member, row)
+
+  def _add(self, epoch: int, writer, member, row: dict | None) -> None:
+    if row is None:
+      return
+    values = {"learning_rate": member.learning_rate * float(
+        self._schedule(epoch * self._updates - 1)), "images_per_second": row["images_per_second"]}
+    values.update({m: row[m.replace("/", "_")] for m in METRICS
+                   if row.get(m.replace("/", "_")) is not None})
+    for tag, value in values.items():
+      if value is not None:
+        writer.write_event(event_pb2.Event(wall_time=time.time(), step=epoch,
+                                           summary=summary.scalar(tag, value)))
+    writer.flush()
 
   def close(self, finished: bool) -> None:
     """Closes the files; ``finished``: training ended, which the HParams plugin shows."""
-    for writer in self._writers:
-      if finished:
-        _, _, session_end = summary.hparams({}, {})
-        writer.write_event(event_pb2.Event(wall_time=time.time(), summary=session_end))
-      writer.close()
+    for folder, writer in zip(self._folders, self._writers):
+      with _naming(folder):
+        if finished:
+          _, _, session_end = summary.hparams({}, {})
+          writer.write_event(event_pb2.Event(wall_time=time.time(), summary=session_end))
+        writer.close()
+
+
+@contextlib.contextmanager
+def _naming(folder: str):
+  """An OSError that names no file (a full disk) raised again naming the event folder."""
+  try:
+    yield
+  except OSError as e:
+    if e.filename:
+      raise
+    raise OSError(e.errno, e.strerror or str(e), os.path.join(folder, "events")) from e
