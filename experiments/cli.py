@@ -104,12 +104,23 @@ def _fail(message: str, status: int = 1) -> None:
   os._exit(status)  # pylint: disable=protected-access
 
 
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with a flag that does not parse reported as one line."""
+  """absl's flag parsing, with a flag that does not parse reported as one line.
+
+  Asking for help is a success: absl prints it and exits with status 1,
+  which would fail ``--help && ...``; it exits 0 here.
+  """
   try:
     return FLAGS(argv)
   except flags.Error as e:
     _fail(str(e).splitlines()[0])
+  except SystemExit as e:
+    if e.code == 1 and any(a.split("=")[0] in HELP_FLAGS for a in argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def run(main, takes_arguments: bool = False) -> None:

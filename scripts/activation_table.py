@@ -16,10 +16,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
 from data import files  # pylint: disable=wrong-import-position
+from experiments import cli  # pylint: disable=wrong-import-position
 from models import activations  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("output", "activation_table.png", "Where to write the PNG.")
@@ -73,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -16,10 +16,10 @@ The README is found beside this package, whatever the working directory.
 import os
 import sys
 
-from absl import app
 from absl import flags
 
 from data import files
+from experiments import cli
 from experiments import mnist
 from models import optimizers
 
@@ -112,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -98,3 +98,18 @@ def test_benchmark_sweep_mode_compares_vmapped_and_sequential(run_module, tmp_pa
     assert r["speedup"] == pytest.approx(
         r["vmapped_images_per_second"] / r["sequential_images_per_second"])
   assert "| softmax 784-10 | 2 |" in result.stdout
+
+
+ENTRYPOINTS = sorted(
+    f"{folder}.{name[:-3]}" for folder in ("experiments", "scripts")
+    for name in os.listdir(os.path.join(ROOT, folder))
+    if name.endswith(".py") and "__main__" in open(os.path.join(ROOT, folder, name),
+                                                    encoding="utf-8").read())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ENTRYPOINTS)
+def test_help_exits_0_on_every_entrypoint(module, run_module):
+  result = run_module(module, "--help")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "--" in result.stdout
