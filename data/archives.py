@@ -11,12 +11,16 @@ TensorFlow and tfds are imported only here, and only when a dataset must be
 prepared or read for the first time (importing them costs seconds).
 """
 
+import contextlib
 import hashlib
+import io
 import os
 import socket
+import sys
 import urllib.parse
 
 import numpy as np
+from absl import logging
 
 from data import errors
 
@@ -66,12 +70,35 @@ def missing_archives_message(name: str, archive_dir: str | None) -> str:
           f"{'is' if len(missing) == 1 else 'are'} missing from {folder}")
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+  """File descriptor 2 points to /dev/null for the body (Python's own errors still raise)."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
 def _tfds():
-  """Imports tfds with TensorFlow kept off any GPU (JAX owns the accelerator)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
+  """Imports tfds, quiet, with TensorFlow kept off any GPU (JAX owns the accelerator).
+
+  TensorFlow's C++ start-up lines are silenced before it loads, and tfds's
+  own progress bars (a dozen per dataset, for files it only copies) are off:
+  the caller logs one line instead.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  with _native_stderr_silenced():  # its C++ logging ignores the level while it loads
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.set_visible_devices([], "GPU")
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
+  tfds.disable_progress_bar()
   return tfds, download_manager.NonMatchingChecksumError
 
 
@@ -127,18 +154,22 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
       raise DataError(missing_archives_message(name, archive_dir))
     if manual_dir is None and not _reachable(builder.url_infos or ()):
       raise DataError(missing_archives_message(name, archive_dir))
+    logging.info("preparing %s with tfds into %s (once; %s)", name, tfds_data_dir,
+                 f"from the archives in {manual_dir}" if manual_dir else "downloading")
     try:
       # tfds names an extracted file after its archive only, and MNIST and
       # Fashion-MNIST share file names: with tfds's shared extract dir the second
       # dataset prepared would silently reuse the first one's extracted files
       # (seen: Fashion-MNIST prepared as a copy of MNIST). A per-dataset
-      # extract dir keeps them apart.
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(
-              manual_dir=manual_dir,
-              extract_dir=os.path.join(tfds_data_dir, "downloads", "extracted", name),
-          )
-      )
+      # extract dir keeps them apart. tfds prints "Downloading and preparing"
+      # (sizes unknown, nothing downloaded) to stdout: kept off the console.
+      with contextlib.redirect_stdout(io.StringIO()):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=manual_dir,
+                extract_dir=os.path.join(tfds_data_dir, "downloads", "extracted", name),
+            )
+        )
     except checksum_error as e:
       bad = _mismatched(manual_dir, builder.url_infos or {})
       raise DataError(

@@ -7,13 +7,16 @@ permission) into one line on stderr and exit status 1. Any other exception
 is a bug and keeps its traceback.
 """
 
+import io
 import logging
 import os
 import signal
 import sys
 
+import tqdm
 from absl import app
 from absl import flags
+from absl import logging as absl_logging
 
 from data import archives
 from data import errors
@@ -47,13 +50,15 @@ def configure_process() -> None:
   Orbax's per-step INFO lines and the tracebacks its threads print for a
   failed write or read are dropped too (``checkpoints.py`` reports every
   failure in one line), as is the "Event loop is closed" that tensorstore's
-  callbacks raise after a failed write.
+  callbacks raise after a failed write; tfds's and TensorFlow's lines below
+  ERROR are dropped. Log lines go above progress bars (``_AboveBars``).
   """
   flags_now = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_experimental_ynn_fusion_type" not in flags_now:
     os.environ["XLA_FLAGS"] = f"{flags_now} {_XLA_CPU_FLAGS}".strip()
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-  logging.getLogger("absl").addFilter(lambda record: "orbax" not in record.pathname)
+  logging.getLogger("absl").addFilter(_own_lines)
+  absl_logging.get_absl_handler().python_handler.stream = _AboveBars()
   logging.getLogger("asyncio").setLevel(logging.CRITICAL)
   sys.unraisablehook = _unraisable
   for signum in STOP_SIGNALS:  # one line instead of a traceback or a silent death
@@ -67,6 +72,28 @@ def _stop(signum, frame) -> None:
   """Outside training (which stops at a step boundary: ``hooks.Signals``), stop at once."""
   del frame
   raise errors.Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
+
+
+def _own_lines(record: logging.LogRecord) -> bool:
+  """Orbax's lines never (its failures are reported in one line), tfds's and TF's only errors."""
+  if "orbax" in record.pathname:
+    return False
+  return record.levelno >= logging.ERROR or not any(
+      part in record.pathname for part in ("tensorflow_datasets", "tensorflow/"))
+
+
+class _AboveBars(io.TextIOBase):
+  """The log's stream: each line written above any progress bar, never glued to one.
+
+  ``tqdm.write`` clears the bars, writes the line and draws them again.
+  """
+
+  def write(self, text: str) -> int:
+    tqdm.tqdm.write(text, file=sys.stderr, end="")
+    return len(text)
+
+  def flush(self) -> None:
+    sys.stderr.flush()
 
 
 def _unraisable(info) -> None:

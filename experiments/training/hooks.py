@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -341,8 +342,8 @@ class Progress(Hook):
   def block(self, loop: Loop, updates: int) -> None:
     run = loop.run
     if self._shared is None and self._bar is None and run.config.progress:
-      self._bar = tqdm(total=run.plan.updates_per_epoch * run.size, unit="update", leave=False,
-                       desc=f"epoch {loop.epoch + 1}/{run.config.num_epochs}")
+      self._bar = progress_bar(total=run.plan.updates_per_epoch * run.size, unit="update",
+                               leave=False, desc=f"epoch {loop.epoch + 1}/{run.config.num_epochs}")
     bar = self._shared if self._shared is not None else self._bar
     if bar is not None:
       bar.update(updates * run.size)
@@ -351,6 +352,15 @@ class Progress(Hook):
     if self._bar is not None:
       self._bar.close()
       self._bar = None
+
+
+def progress_bar(**kwargs) -> tqdm:
+  """A progress bar on stderr: redrawn every 0.1 s on a terminal, every 10 s in a log file.
+
+  Log lines go above it (``cli.py``); when stderr is not a terminal (a log
+  file, CI, a cluster job) the sparse redraws keep the log readable.
+  """
+  return tqdm(mininterval=0.1 if sys.stderr.isatty() else 10.0, **kwargs)
 
 
 class Timings(Hook):

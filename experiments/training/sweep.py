@@ -27,7 +27,6 @@ import jax
 import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
-from tqdm import tqdm
 
 from data import errors
 from data import files
@@ -133,8 +132,8 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
   total = sum(len(m) for m in groups) * steps_per_model
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
   results = {}  # index in the grid -> ModelResult, of the runs this process trained
-  with tqdm(total=total, desc="sweep", unit="update",
-            disable=not progress or not distributed.is_leader()) as bar:
+  with hooks.progress_bar(total=total, desc="sweep", unit="update",
+                          disable=not progress or not distributed.is_leader()) as bar:
     for g, members in enumerate(groups):
       chosen = plan.get(str(g), strategy)
       if chosen == "auto":
