@@ -85,11 +85,15 @@ def _own_lines(record: logging.LogRecord) -> bool:
 class _AboveBars(io.TextIOBase):
   """The log's stream: each line written above any progress bar, never glued to one.
 
-  ``tqdm.write`` clears the bars, writes the line and draws them again.
+  On a terminal ``tqdm.write`` clears the bars, writes the line and draws
+  them again.
   """
 
   def write(self, text: str) -> int:
-    tqdm.tqdm.write(text, file=sys.stderr, end="")
+    if sys.stderr.isatty():
+      tqdm.tqdm.write(text, file=sys.stderr, end="")
+    else:  # the bars write whole lines there (hooks.progress_bar)
+      sys.stderr.write(text)
     return len(text)
 
   def flush(self) -> None:

@@ -355,12 +355,28 @@ class Progress(Hook):
 
 
 def progress_bar(**kwargs) -> tqdm:
-  """A progress bar on stderr: redrawn every 0.1 s on a terminal, every 10 s in a log file.
+  """A progress bar on stderr: redrawn in place on a terminal; in a log file, a line every 10 s.
 
-  Log lines go above it (``cli.py``); when stderr is not a terminal (a log
-  file, CI, a cluster job) the sparse redraws keep the log readable.
+  Log lines go above it on a terminal (``cli.py``). When stderr is not a
+  terminal (a log file, CI, a cluster job) each state is a line of its own,
+  written at most every 10 s and at the end, so the log stays readable and
+  no log line is glued to a bar.
   """
-  return tqdm(mininterval=0.1 if sys.stderr.isatty() else 10.0, **kwargs)
+  if sys.stderr.isatty():
+    return tqdm(**kwargs)
+  return tqdm(file=_Lines(), mininterval=10.0, **kwargs)
+
+
+class _Lines:
+  """A bar's output as whole lines: carriage returns and blank redraws dropped."""
+
+  def write(self, text: str) -> None:
+    text = text.replace("\r", "").rstrip()
+    if text:
+      sys.stderr.write(text + "\n")
+
+  def flush(self) -> None:
+    sys.stderr.flush()
 
 
 class Timings(Hook):
