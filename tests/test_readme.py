@@ -1,0 +1,81 @@
+"""The README's commands, as written: each one's entrypoint exists and accepts every flag given.
+
+Every shell block's command is read (continuation lines joined); a bare
+``python``, ``pip`` or ``tensorboard`` is an error (the README installs into
+``.venv`` and never activates it), and for each ``.venv/bin/python -m MODULE``
+(also inside ``scripts.launch`` and cluster commands) the module's
+``--helpfull`` must list every flag the command passes.
+"""
+
+import functools
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _commands() -> list[str]:
+  with open(f"{ROOT}/README.md", encoding="utf-8") as f:
+    text = f.read()
+  blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S)
+  lines = [line.split(" # ")[0].strip() for block in blocks
+           for line in block.replace("\\\n", " ").splitlines()]
+  return [line for line in lines if line and not line.startswith("#")]
+
+
+@functools.cache
+def _flags(module: str) -> frozenset[str]:
+  result = subprocess.run([sys.executable, "-m", module, "--helpfull"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, f"{module} --helpfull: {result.stderr[-1000:]}"
+  names = set()
+  for no, name in re.findall(r"^\s+--(\[no\])?(\w+):", result.stdout, re.M):
+    names.add(name)
+    if no:
+      names.add(f"no{name}")
+  return frozenset(names)
+
+
+def _invocations(command: str) -> list[tuple[str, list[str]]]:
+  """(module, flag names) of each ``.venv/bin/python -m MODULE ...`` in ``command``."""
+  out = []
+  for part in re.split(r"(?=\.venv/bin/python -m )", command)[1:]:
+    words = part.split('"')[0].split()
+    module, arguments = words[2], words[3:]
+    if "--" in arguments:  # scripts.launch -- COMMAND: the command is checked on its own
+      arguments = arguments[:arguments.index("--")]
+    out.append((module, [a[2:].split("=")[0] for a in arguments if a.startswith("--")]))
+  return out
+
+
+COMMANDS = _commands()
+
+
+def test_the_readme_has_commands_and_none_runs_outside_the_venv():
+  assert len(COMMANDS) > 20
+  bare = [c for c in COMMANDS if re.match(r"(python|pip|tensorboard)\b", c)]
+  assert not bare, f"commands outside .venv/bin: {bare}"
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if ".venv/bin/python -m " in c])
+def test_each_command_names_an_entrypoint_and_flags_it_has(command):
+  for module, names in _invocations(command):
+    if not module.startswith(("experiments.", "scripts.")):  # pytest: its own flags
+      continue
+    known = _flags(module)
+    unknown = [n for n in names if n not in known]
+    assert not unknown, f"{module} has no flag {unknown} (in: {command})"
+
+
+def test_each_extra_the_readme_installs_exists():
+  with open(f"{ROOT}/pyproject.toml", "rb") as f:
+    extras = set(tomllib.load(f)["project"]["optional-dependencies"])
+  for command in COMMANDS:
+    for extra in re.findall(r"pip install -e '\.\[(\w+)\]'", command):
+      assert extra in extras, command
