@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from experiments.training import memory
 from experiments.training import sweep
@@ -81,6 +82,17 @@ def test_the_sweep_script_writes_tables_and_figures(run_module, mnist_data_dir, 
   assert len(csv_lines) == 1 + 24 and "l2" in csv_lines[0].split(",")
   for png in ("loss_curves.png", "validation_accuracy.png"):
     assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # Predicting with the sweep's workdir uses the selected configuration's first model.
+  chosen = next(r for r in saved["runs"] if r["configuration"] == saved["selected"]["configuration"])
+  digit = tmp_path / "digit.png"
+  Image.fromarray(np.full((28, 28), 255, np.uint8)).save(digit)
+  direct = run_module("scripts.predict", f"--workdir={tmp_path / chosen['run']}",
+                      f"--member={chosen['member']}", str(digit))
+  via_sweep = run_module("scripts.predict", f"--workdir={tmp_path}", str(digit))
+  assert via_sweep.returncode == 0, via_sweep.stderr[-2000:]
+  assert via_sweep.stdout == direct.stdout
+  assert (f"is a sweep: using its selected configuration ({chosen['configuration']}), model "
+          f"{chosen['member']} of {chosen['run']}") in via_sweep.stderr
 
 
 def test_a_cross_validated_sweep_selects_on_the_mean_over_folds(run_module, mnist_data_dir,

@@ -55,6 +55,8 @@ class ModelResult(NamedTuple):
   record: record_lib.MemberRecord
   test_metrics: dict | None
   strategy: str  # how its group was trained: "vmapped" or "sequential"
+  run: str  # its run's directory in the workdir, e.g. "runs/00-001"
+  member: int  # its index among that run's members
 
 
 def calibrate(members: list[TrainConfig], size: int, data: dataset.HostData,
@@ -154,7 +156,8 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
             hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")])
         offset = sum(len(m) for m in groups[:g]) + first
         results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
-                                                chosen) for k, m in enumerate(run.members)})
+                                                chosen, os.path.relpath(directory, workdir), k)
+                        for k, m in enumerate(run.members)})
       logging.info("group %d: %d models in %.1fs (%s, %d per program)", g, len(members),
                    time.perf_counter() - start, chosen, size)
   if processes > 1:
@@ -176,11 +179,11 @@ def _calibrated(g: int, members, size: int, data, inputs) -> str:
 
 def _gathered(results: dict, configs: list[TrainConfig]) -> dict:
   """Every process's results, on every process (each model was trained by one or by all)."""
-  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy]
+  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy, r.run, r.member]
           for i, r in results.items()}
   everyone = {}
   for part in distributed.gather_json(mine):
     everyone.update(part)
   return {int(i): ModelResult(configs[int(i)], record_lib.from_json(record), test_metrics,
-                              strategy)
-          for i, (record, test_metrics, strategy) in everyone.items()}
+                              strategy, run, member)
+          for i, (record, test_metrics, strategy, run, member) in everyone.items()}

@@ -6,15 +6,18 @@ workdir never disturbs it (a checkpoint being replaced meanwhile fails its
 digest and the next newest is used).
 """
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import numpy as np
+from absl import logging
 from flax import linen as nn
 
 from data import errors
 from data import datasets
+from data import files
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import config as config_lib
 from experiments.training import run as run_lib
@@ -38,8 +41,16 @@ class TrainedModel(NamedTuple):
 def load(workdir: str, member: int = 0) -> TrainedModel:
   """The workdir's model ``member`` (a fold of a --folds run), rebuilt from its saved settings.
 
-  UserError if there is no checkpoint or it does not fit its settings.
+  A sweep's workdir (with its ``sweep.json``) gives its selected
+  configuration's first model, from the run that trained it. UserError if
+  there is no checkpoint or it does not fit its settings.
   """
+  selected = _sweep_selection(workdir)
+  if selected is not None:
+    run, member, configuration = selected
+    logging.info("%s is a sweep: using its selected configuration (%s), model %d of %s",
+                 workdir, configuration, member, run)
+    return load(os.path.join(workdir, run), member)
   try:
     stacked, record = checkpoints_lib.Checkpoints(workdir, read_only=True).restore_model()
   except FileNotFoundError:
@@ -57,6 +68,21 @@ def load(workdir: str, member: int = 0) -> TrainedModel:
   test_metrics = record["test_metrics"][member] if record.get("test_metrics") else None
   return TrainedModel(model, variables, config, tuple(record["class_names"]), input_shape,
                       tuple(record["pixel_scaling"][member]), test_metrics)
+
+
+def _sweep_selection(workdir: str) -> tuple[str, int, str] | None:
+  """(run directory, member, configuration) of a sweep's selected model; None if not a sweep."""
+  path = os.path.join(workdir, "sweep.json")
+  if os.path.isdir(os.path.join(workdir, "checkpoints")) or not os.path.exists(path):
+    return None
+  sweep = files.read_json(path)
+  try:
+    configuration = sweep["selected"]["configuration"]
+    row = next(r for r in sweep["runs"] if r["configuration"] == configuration)
+    return row["run"], row["member"], configuration
+  except (KeyError, TypeError, StopIteration):
+    raise UserError(f"{path} names no selected model that can be found; point --workdir at "
+                    "one of its runs/<group>-<run>/ folders") from None
 
 
 def _same_shapes(variables, expected) -> bool:
