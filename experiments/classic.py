@@ -204,11 +204,16 @@ def main(argv):
 
   print(f"{FLAGS.algorithm} on {FLAGS.dataset} (classes {classes}): "
         f"{len(labels)} train / {len(test.labels)} test observations")
-  print("| c | train acc | test acc | passes | updates | converged |")
-  print("|---|---:|---:|---:|---:|---|")
-  for r in runs:
-    print(f"| {r['c']} | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
-          f"{r['passes']} | {r['updates']} | {r['converged']} |")
+  if FLAGS.algorithm == "least_squares":  # closed form: no step size, passes or updates
+    print("| solution | train acc | test acc |\n|---|---:|---:|")
+    for r in runs:
+      print(f"| closed form | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} |")
+  else:
+    print("| c | train acc | test acc | passes | updates | converged |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in runs:
+      print(f"| {r['c']} | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
+            f"{r['passes']} | {r['updates']} | {r['converged']} |")
   if FLAGS.dataset in toy.GATES:
     w = result.weights[runs.index(best)]
     outputs = np.asarray(classic.predict(w, jnp.asarray(toy.INPUTS), threshold))

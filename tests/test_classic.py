@@ -198,3 +198,12 @@ def test_experiment_rejects_bad_flags_in_one_line(run_module, flag, message, tmp
   assert result.returncode == 1
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0]
+
+
+@pytest.mark.slow
+def test_least_squares_reports_a_closed_form_without_step_size_or_passes(run_module, tmp_path):
+  result = run_module("experiments.classic", "--algorithm=least_squares", "--dataset=and",
+                      f"--workdir={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "| solution | train acc | test acc |" in result.stdout
+  assert "| closed form | " in result.stdout and "None" not in result.stdout

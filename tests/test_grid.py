@@ -87,6 +87,9 @@ def test_aggregate_and_select_use_validation_and_skip_diverged():
   best = tables.select(table)
   assert best["learning_rate"] == 0.3  # chosen on validation, not test
   assert "| 0.3 * | 2 | 96.00 ± 1.00 |" in tables.markdown_table(table, best, columns)
+  single = tables.aggregate(rows[2:3], columns)  # one model: no spread to show
+  assert "| 0.3 * | 1 | 95.00 | 0.9500 | 90.00 | 0.9500 |" in tables.markdown_table(
+      single, single[0], columns)
 
 
 def test_the_folds_table_lists_each_model_and_the_mean():

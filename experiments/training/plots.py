@@ -22,6 +22,11 @@ def save(fig, path: str, **options) -> None:
     plt.close(fig)
 
 
+def whole_epochs(ax) -> None:
+  """Ticks at whole epochs only (a 1-epoch run would otherwise show 0.96, 0.98, ...)."""
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
 def training_curves(history: list[dict], path: str) -> None:
   """Loss and accuracy per epoch for each split in ``history`` (train, validation, test)."""
   epochs = [row["epoch"] for row in history]
@@ -33,6 +38,8 @@ def training_curves(history: list[dict], path: str) -> None:
                  label=split)
   axes[0].set(title="loss", xlabel="epoch", ylabel="softmax cross-entropy", yscale="log")
   axes[1].set(title="accuracy", xlabel="epoch", ylabel="accuracy (%)")
+  for ax in axes:
+    whole_epochs(ax)
   for ax in axes:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -160,6 +167,7 @@ def cross_validation(records, path: str) -> str:
       mean, std = np.mean(values), np.std(values)
       ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2,
                  label=f"kept models: {mean:.4g} ± {std:.2g}")
+    whole_epochs(ax)
     ax.set(title=f"validation {metric} per fold", xlabel="epoch",
            ylabel="accuracy (%)" if metric == "accuracy" else "softmax cross-entropy")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

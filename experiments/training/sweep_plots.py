@@ -42,6 +42,7 @@ def loss_curves(rows: list[dict], table: list[dict], columns: list[str], path: s
       ax.plot(epochs, curve, marker="o", label=best["configuration"])
       last = max(last, epochs[-1])
   for ax, split in zip(axes, ("train", "validation")):
+    plots.whole_epochs(ax)
     ax.set(title=f"{split} loss (mean over models)", xlabel="epoch", yscale="log",
            xlim=(0.5, last + 0.5))
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

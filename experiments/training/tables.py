@@ -107,8 +107,11 @@ def header(column: str) -> str:
 
 
 def _percent(row: dict, key: str) -> str:
+  """The mean ± std in percent; a configuration of one model has no spread to show."""
   if row[f"{key}_mean"] is None:
     return "diverged"
+  if row["models"] == 1:
+    return f"{100 * row[f'{key}_mean']:.2f}"
   return f"{100 * row[f'{key}_mean']:.2f} ± {100 * row[f'{key}_std']:.2f}"
 
 
