@@ -169,6 +169,26 @@ def workdir_lock(directory: str, process: int = 0) -> Iterator[None]:
                     "wait for it to finish, or use another --workdir") from None
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(directory: str) -> Iterator[None]:
+  """Removes ``directory`` after a failure if this body created it and wrote nothing there.
+
+  A run refused before any output (a missing archive, a bad setting found
+  late) then leaves no empty workdir behind; its own lock files do not count.
+  """
+  existed = os.path.exists(directory)
+  try:
+    yield
+  except BaseException:
+    if not existed and os.path.isdir(directory):
+      names = os.listdir(directory)
+      if all(n.startswith(".lock") for n in names):
+        for name in names:
+          os.unlink(os.path.join(directory, name))
+        os.rmdir(directory)
+    raise
+
+
 def check_writable(directory: str) -> None:
   """Creates ``directory`` if needed and writes a probe file in it; UserError naming why not."""
   if not directory:

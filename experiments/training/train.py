@@ -77,14 +77,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
     TrainingDiverged: every model diverged; the last checkpoint and
       metrics.jsonl are left as they were after the last good epoch.
   """
-  checkpoints.check_writable(workdir)
-  checkpoints.check_same_run(workdir, members(config))
-  data = dataset.load(config)
-  run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
-                         data.num_examples)
-  memory.members_that_fit(run, data, run.size, "use a smaller model or batch")
-  with files.workdir_lock(workdir, jax.process_index()):
-    return _train_and_evaluate(config, run, data, workdir, started_at)
+  with files.removed_if_left_empty(workdir):
+    checkpoints.check_writable(workdir)
+    checkpoints.check_same_run(workdir, members(config))
+    data = dataset.load(config)
+    run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
+                           data.num_examples)
+    memory.members_that_fit(run, data, run.size, "use a smaller model or batch")
+    with files.workdir_lock(workdir, jax.process_index()):
+      return _train_and_evaluate(config, run, data, workdir, started_at)
 
 
 def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.HostData,
