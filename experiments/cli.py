@@ -101,7 +101,11 @@ class _AboveBars(io.TextIOBase):
 
 
 def _unraisable(info) -> None:
+  """Drops what Orbax's and tensorstore's leftovers raise after a failed read or write."""
   if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
+    return
+  code = getattr(info.object, "cr_code", None)  # a coroutine of Orbax's never awaited
+  if code is not None and "orbax" in code.co_filename:
     return
   sys.__unraisablehook__(info)
 

@@ -102,6 +102,8 @@ def _reason(error: Exception) -> str:
   code = re.search(r"os_error_code='?(\d+)", text)
   if code:
     return os.strerror(int(code.group(1)))
+  if "TensorStore" in text:  # its message runs to hundreds of characters of store spec
+    return "its array data cannot be read: a file is damaged or truncated"
   if isinstance(error, OSError) and error.strerror:
     return error.strerror
   first = text.strip().splitlines()[0] if text.strip() else ""
