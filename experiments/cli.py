@@ -7,11 +7,13 @@ permission) into one line on stderr and exit status 1. Any other exception
 is a bug and keeps its traceback.
 """
 
+import contextlib
 import io
 import logging
 import os
 import signal
 import sys
+import time
 
 import tqdm
 from absl import app
@@ -121,9 +123,46 @@ def enable_compilation_cache(path: str | None) -> None:
   if not path:
     return
   import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+  path = os.path.expanduser(path)
+  if os.path.isdir(path):
+    remove_unreadable_cache_entries(path)
+  jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+CACHE_VERIFIED = ".perceptrax-verified"  # its time: every entry older has been read back
+
+
+def remove_unreadable_cache_entries(path: str) -> list[str]:
+  """Removes the compilation-cache entries that no longer decompress; returns their names.
+
+  JAX writes an entry in place and never replaces one, so an entry cut by a
+  full disk would be refused (with a warning) by every later run, forever.
+  Each entry written since the last check is decompressed once (~0.3 ms per
+  entry); one that fails is removed, and the next run compiles and writes it
+  again.
+  """
+  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top
+  marker = os.path.join(path, CACHE_VERIFIED)
+  since = os.path.getmtime(marker) if os.path.exists(marker) else 0.0
+  checked_at, removed = time.time(), []
+  for entry in os.scandir(path):
+    if not entry.name.endswith("-cache") or entry.stat().st_mtime < since:
+      continue
+    try:
+      with open(entry.path, "rb") as f:
+        compilation_cache.decompress_executable(f.read())
+    except Exception:  # pylint: disable=broad-except  (any damage: compile it again)
+      for name in (entry.name, entry.name[:-len("-cache")] + "-atime"):
+        with contextlib.suppress(FileNotFoundError):
+          os.unlink(os.path.join(path, name))
+      removed.append(entry.name)
+  with contextlib.suppress(OSError):  # a read-only cache is still read
+    with open(marker, "w", encoding="ascii"):
+      pass
+    os.utime(marker, (checked_at, checked_at))
+  return removed
 
 
 def _fail(message: str, status: int = 1) -> None:
