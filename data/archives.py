@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import socket
 import sys
 import urllib.parse
@@ -148,6 +149,24 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
     # Not prepared and not preparable: say so without importing TensorFlow (seconds).
     raise DataError(missing_archives_message(name, archive_dir))
   tfds, checksum_error = _tfds()
+  try:
+    return _prepare_and_read(tfds, checksum_error, name, manual_dir, missing, archive_dir,
+                             tfds_data_dir)
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (damaged prepared files: one line)
+    where = os.path.join(tfds_data_dir, name)
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", reason)[:200]  # TensorFlow's op details
+    if isinstance(e, OSError) and e.errno is not None:
+      raise  # the environment's (a full disk): cli.py names the file
+    raise DataError(f"the prepared {name} in {where} cannot be read ({type(e).__name__}: "
+                    f"{reason}); delete {where} to prepare it again from the archives") from e
+
+
+def _prepare_and_read(tfds, checksum_error, name, manual_dir, missing, archive_dir,
+                      tfds_data_dir):
+  """``prepare_and_read``'s work, once TensorFlow and tfds are imported."""
   builder = tfds.builder(name, data_dir=tfds_data_dir)
   if not builder.is_prepared():
     if missing:
@@ -184,7 +203,8 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
   for split in ("train", "test"):
     # Batches of 10k rather than batch_size=-1, which crashes TensorFlow on
     # tfds's mock data (used by the unit tests).
-    batches = list(tfds.as_numpy(builder.as_dataset(split=split).batch(10_000)))
+    with _native_stderr_silenced():  # a damaged record is a Python error; TF's C++ line is noise
+      batches = list(tfds.as_numpy(builder.as_dataset(split=split).batch(10_000)))
     arrays[f"{split}_images"] = np.concatenate([b["image"] for b in batches]).astype(np.uint8)
     arrays[f"{split}_labels"] = np.concatenate([b["label"] for b in batches]).astype(np.int32)
   return arrays, str(builder.info.version)

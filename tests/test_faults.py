@@ -198,6 +198,36 @@ def tfds_copy(mnist_data_dir, tmp_path):
   return tmp_path / "tfds"
 
 
+def _flip_record_bytes(version):
+  path = next(version.glob("*train.tfrecord*"))
+  data = bytearray(path.read_bytes())
+  data[len(data) // 2:len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2:
+                                                                         len(data) // 2 + 64])
+  path.write_bytes(bytes(data))
+
+
+PREPARED_DAMAGE = {
+    "flipped_record": (_flip_record_bytes, "DataLossError: corrupted record at"),
+    "garbage_info": (lambda v: (v / "dataset_info.json").write_text("{garbage"), "ParseError"),
+    "deleted_shard": (lambda v: next(v.glob("*test.tfrecord*")).unlink(), "NotFoundError"),
+}
+
+
+@pytest.mark.parametrize("damage", PREPARED_DAMAGE)
+def test_damaged_prepared_tfds_data_is_one_line_saying_how_to_prepare_again(
+    damage, tfds_copy, run_module, tmp_path):
+  os.remove(datasets.cache_path("mnist", str(tfds_copy)))  # tfds's files are read again
+  version = next((tfds_copy / "mnist").iterdir())
+  damage_it, reason = PREPARED_DAMAGE[damage]
+  damage_it(version)
+  result = run_module("experiments.mnist", *FLAGS, f"--tfds_data_dir={tfds_copy}",
+                      f"--workdir={tmp_path / 'w'}")
+  _one_line(result, f"the prepared mnist in {tfds_copy}/mnist cannot be read ({reason}")
+  assert _errors(result)[0].endswith(f"delete {tfds_copy}/mnist to prepare it again from the "
+                                     "archives")
+  assert not (tmp_path / "w").exists()
+
+
 @pytest.mark.parametrize("tamper", TAMPERING)
 def test_a_tampered_array_cache_is_rebuilt_from_tfds(tamper, tfds_copy, mnist_data_dir, caplog):
   cache = datasets.cache_path("mnist", str(tfds_copy))
