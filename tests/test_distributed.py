@@ -132,7 +132,10 @@ def _port_is_free(port: int) -> bool:
     (("127.0.0.1:1234", 0, 0), r"num_processes must be an integer in \[1, 65536\], got 0"),
     (("127.0.0.1:1234", 2**40, 0), r"num_processes must be an integer in \[1, 65536\]"),
     (("127.0.0.1:1234", None, 1), r"go together"),
-    (("1234", 2, 1), r"coordinator_address must be host:port, got '1234'"),
+    (("1234", 2, 1), r"coordinator_address must be host:port with a port in 1\.\.65535, got "
+                     "'1234'"),
+    (("garbage", 2, 0), r"coordinator_address must be host:port"),  # process 0 checks too
+    (("127.0.0.1:99999", 1, 0), r"with a port in 1\.\.65535, got '127\.0\.0\.1:99999'"),
 ])
 def test_bad_process_settings_are_refused_before_joining(args, message):
   with pytest.raises(UserError, match=message):

@@ -52,6 +52,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if not 0 <= process_id < num_processes:
       raise UserError(f"process_id must be in 0..{num_processes - 1} (--num_processes="
                       f"{num_processes}), got {process_id}")
+    if coordinator_address is not None:
+      check_address(coordinator_address)
     if process_id > 0 and coordinator_address:
       _wait_for(coordinator_address, timeout_seconds)
   # Processes on CPUs exchange arrays through gloo (the CPU client's default
@@ -64,11 +66,17 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     raise UserError(f"cannot join the other processes: {str(e).splitlines()[0]}") from None
 
 
+def check_address(address: str) -> None:
+  """UserError unless ``address`` is host:port with a port in 1..65535 (every process checks)."""
+  host, _, port = address.rpartition(":")
+  if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+    raise UserError(f"coordinator_address must be host:port with a port in 1..65535, got "
+                    f"{address!r}")
+
+
 def _wait_for(address: str, timeout_seconds: int) -> None:
   """Returns once ``address`` (host:port) accepts a TCP connection; UserError after the timeout."""
   host, _, port = address.rpartition(":")
-  if not host or not port.isdigit():
-    raise UserError(f"coordinator_address must be host:port, got {address!r}")
   deadline = time.monotonic() + timeout_seconds
   while True:
     try:
