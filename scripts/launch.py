@@ -44,8 +44,13 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def _forward(process: subprocess.Popen, prefix: str, lock: threading.Lock) -> None:
+def _forward(process: subprocess.Popen, prefix: str, lock: threading.Lock,
+             quiet: threading.Event) -> None:
+  """Copies the process's lines, prefixed; once ``quiet`` is set (another process failed and
+  this one is being stopped), its dying noise is dropped."""
   for line in process.stdout:
+    if quiet.is_set():
+      continue
     with lock:
       sys.stdout.write(f"{prefix}{line}")
       sys.stdout.flush()
@@ -79,8 +84,9 @@ def launch(command: list[str], num_processes: int, grace_seconds: float) -> int:
          f"--process_id={i}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=env, preexec_fn=lambda: _die_with_launcher(me))  # pylint: disable=subprocess-popen-preexec-fn
     processes.append(process)
-  forwarders = [threading.Thread(target=_forward, args=(p, f"[{i}] ", lock), daemon=True)
-                for i, p in enumerate(processes)]
+  quiet = [threading.Event() for _ in processes]  # set for the others once one fails
+  forwarders = [threading.Thread(target=_forward, args=(p, f"[{i}] ", lock, quiet[i]),
+                                 daemon=True) for i, p in enumerate(processes)]
   for thread in forwarders:
     thread.start()
   interrupted = None
@@ -94,6 +100,9 @@ def launch(command: list[str], num_processes: int, grace_seconds: float) -> int:
   except errors.Interrupted as e:  # cli.py's handlers: Ctrl-C, SIGTERM, SIGHUP
     interrupted = e
   if failed is not None or interrupted:
+    for i, event in enumerate(quiet):
+      if failed is not None and i != failed:
+        event.set()
     _stop([p for p in processes if p.poll() is None], grace_seconds)
   for thread in forwarders:
     thread.join(timeout=5)

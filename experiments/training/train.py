@@ -83,7 +83,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
     data = dataset.load(config)
     run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                            data.num_examples)
-    memory.members_that_fit(run, data, run.size, "use a smaller model or batch")
+    sharding.Layout(run.size, run.plan.batch_size)  # refuses a batch the devices cannot split,
+    memory.members_that_fit(run, data, run.size, "use a smaller model or batch")  # before placing
     with files.workdir_lock(workdir, jax.process_index()):
       return _train_and_evaluate(config, run, data, workdir, started_at)
 
