@@ -40,13 +40,13 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   processes > 0 before JAX connects, because JAX's client aborts the process
   on a failed connection).
   """
+  errors.check_integer("distributed_timeout", timeout_seconds, 1, 86_400)
   given = [v is not None for v in (coordinator_address, num_processes, process_id)]
   if not any(given) and not auto:
     return
   if any(given) and not all(given) and not auto:
     raise UserError("--coordinator_address, --num_processes and --process_id go together "
                     "(or --distributed alone where JAX finds them: Cloud TPU, SLURM)")
-  errors.check_integer("distributed_timeout", timeout_seconds, 1, 86_400)
   if num_processes is not None and process_id is not None:
     errors.check_integer("num_processes", num_processes, 1, MAX_PROCESSES)
     if not 0 <= process_id < num_processes:
