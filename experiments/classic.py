@@ -169,6 +169,17 @@ def _parse_flags():
   return classes, cs
 
 
+def _runs_table(runs: list[dict]) -> str:
+  """The runs as Markdown; least squares is a closed form: no step size, passes or updates."""
+  if FLAGS.algorithm == "least_squares":
+    return "\n".join(["| solution | train acc | test acc |", "|---|---:|---:|"] + [
+        f"| closed form | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} |" for r in runs])
+  return "\n".join(["| c | train acc | test acc | passes | updates | converged |",
+                    "|---|---:|---:|---:|---:|---|"] + [
+      f"| {r['c']} | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} | {r['passes']} | "
+      f"{r['updates']} | {r['converged']} |" for r in runs])
+
+
 def main(argv):
   del argv
   classes, cs = _parse_flags()
@@ -204,16 +215,7 @@ def main(argv):
 
   print(f"{FLAGS.algorithm} on {FLAGS.dataset} (classes {classes}): "
         f"{len(labels)} train / {len(test.labels)} test observations")
-  if FLAGS.algorithm == "least_squares":  # closed form: no step size, passes or updates
-    print("| solution | train acc | test acc |\n|---|---:|---:|")
-    for r in runs:
-      print(f"| closed form | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} |")
-  else:
-    print("| c | train acc | test acc | passes | updates | converged |")
-    print("|---|---:|---:|---:|---:|---|")
-    for r in runs:
-      print(f"| {r['c']} | {r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
-            f"{r['passes']} | {r['updates']} | {r['converged']} |")
+  print(_runs_table(runs))
   if FLAGS.dataset in toy.GATES:
     w = result.weights[runs.index(best)]
     outputs = np.asarray(classic.predict(w, jnp.asarray(toy.INPUTS), threshold))

@@ -14,7 +14,7 @@ import pytest
 from data import datasets
 from experiments.training import batches as batches_lib
 from experiments.training import engine
-from experiments.training import hooks as hooks_lib
+from experiments.training import loop as loop_lib
 from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 from experiments.training import steps
@@ -95,7 +95,7 @@ class Interrupted(Exception):
   pass
 
 
-class StopAfterEpoch(hooks_lib.Hook):
+class StopAfterEpoch(loop_lib.Hook):
   def __init__(self, epoch):
     self._epoch = epoch
 

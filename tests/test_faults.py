@@ -337,23 +337,28 @@ def test_bad_numbers_are_one_line_on_every_entrypoint(module, flags, message, ru
   _one_line(run_module(module, *flags, *where), message)
 
 
+def _signalled(command, ready, signum):
+  """Runs ``command``, sends ``signum`` once ``ready()`` holds; the finished process's result."""
+  process = subprocess.Popen(command, cwd=helpers.ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 300
+  while not ready() and time.monotonic() < deadline:
+    time.sleep(0.01)
+  process.send_signal(signum)
+  _, stderr = process.communicate(timeout=300)
+  return subprocess.CompletedProcess(command, process.returncode, "", stderr)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_at_a_step_boundary_keeps_the_last_epoch_and_the_rerun_resumes_exactly(
     signum, trained, mnist_data_dir, tmp_path):
   workdir = tmp_path / "w"
   command = [sys.executable, "-m", "experiments.mnist", *FLAGS, f"--tfds_data_dir={mnist_data_dir}",
              f"--workdir={workdir}"]
-  process = subprocess.Popen(command, cwd=helpers.ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-  deadline = time.monotonic() + 300
-  while not (workdir / "checkpoints" / "1").exists() and time.monotonic() < deadline:
-    time.sleep(0.01)
-  process.send_signal(signum)
-  _, stderr = process.communicate(timeout=300)
-  result = subprocess.CompletedProcess(command, process.returncode, "", stderr)
+  result = _signalled(command, (workdir / "checkpoints" / "1").exists, signum)
   name = signal.Signals(signum).name
   _one_line(result, f"stopped by {name} after epoch ", status=128 + signum)
-  assert f"is kept; rerun the same command to resume from it" in _errors(result)[0]
+  assert "is kept; rerun the same command to resume from it" in _errors(result)[0]
   kept = sorted(os.listdir(workdir / "checkpoints"))
   assert kept and "3" not in kept  # the run did not finish
   rerun = subprocess.run(command, cwd=helpers.ROOT, capture_output=True, text=True, timeout=600)
@@ -363,19 +368,12 @@ def test_a_signal_stops_at_a_step_boundary_keeps_the_last_epoch_and_the_rerun_re
 
 
 def test_a_signal_before_training_is_one_line(mnist_data_dir, tmp_path):
-  """Ctrl-C while the run loads its data: no traceback, exit 130, no checkpoint."""
+  """Ctrl-C while the run loads its data (main() has made the workdir): one line, exit 130."""
   workdir = tmp_path / "w"
   command = [sys.executable, "-m", "experiments.mnist", *FLAGS, f"--tfds_data_dir={mnist_data_dir}",
              f"--workdir={workdir}"]
-  process = subprocess.Popen(command, cwd=helpers.ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-  deadline = time.monotonic() + 120
-  while not workdir.exists() and time.monotonic() < deadline:  # main() has started
-    time.sleep(0.01)
-  process.send_signal(signal.SIGINT)
-  _, stderr = process.communicate(timeout=300)
-  if process.returncode == 0:
+  result = _signalled(command, workdir.exists, signal.SIGINT)
+  if result.returncode == 0:
     pytest.skip("the run finished before the signal")
-  _one_line(subprocess.CompletedProcess(command, process.returncode, "", stderr), "stopped by SIGINT",
-            status=130)
+  _one_line(result, "stopped by SIGINT", status=130)
   assert not (workdir / "checkpoints").exists()

@@ -18,6 +18,8 @@ from data.errors import UserError
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import config as config_lib
 from experiments.training import hooks
+from experiments.training import loop as loop_lib
+from experiments.training import output_hooks
 from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 from experiments.training import state as state_lib
@@ -41,7 +43,7 @@ def _loop(size=1, patience=0, num_epochs=3, variables=None, predict=None, **conf
   predict = predict or (lambda variables, split: np.tile([[2.0, 0.0]], (size, 4, 1))[
       0 if size == 1 else slice(None)])
   variables = variables or {"params": {"w": np.zeros((size, 3) if size > 1 else (3,))}}
-  return hooks.Loop(
+  return loop_lib.Loop(
       run=run, pipeline=types.SimpleNamespace(data=data, pixel_scaling=[(0.0, 1.0)] * size,
                                               layout=types.SimpleNamespace(devices=1,
                                                                            processes=1)),
@@ -170,20 +172,20 @@ def test_the_metrics_file_has_a_line_per_member_and_epoch_and_skips_a_stopped_ep
   path = tmp_path / "metrics.jsonl"
   loop = _loop(size=2)
   _epoch(loop, [_row(1, 0.6), _row(1, 0.5)], [[1, 1, 1], [2, 2, 2]])
-  hooks.MetricsFile(str(path), "fold").epoch(loop)
+  output_hooks.MetricsFile(str(path), "fold").epoch(loop)
   lines = [json.loads(line) for line in path.read_text().splitlines()]
   assert [(r["fold"], r["epoch"], r["train_loss"]) for r in lines] == [(0, 1, 0.6), (1, 1, 0.5)]
   one = _loop(size=1)
   _epoch(one, [_row(1, 0.6)], [1, 1, 1])
-  hooks.MetricsFile(str(path), "fold").epoch(one)
+  output_hooks.MetricsFile(str(path), "fold").epoch(one)
   assert "fold" not in json.loads(path.read_text())  # a single model's lines have no label
   _epoch(one, [_row(2, float("nan"))], [9, 9, 9])
-  hooks.MetricsFile(str(path), "fold").epoch(one)
+  output_hooks.MetricsFile(str(path), "fold").epoch(one)
   assert len(path.read_text().splitlines()) == 1
 
 
 def test_the_config_file_is_the_resolved_config(tmp_path):
-  hooks.ConfigFile(str(tmp_path / "config.json"), CONFIG).start(_loop())
+  output_hooks.ConfigFile(str(tmp_path / "config.json"), CONFIG).start(_loop())
   saved = json.loads((tmp_path / "config.json").read_text())
   assert config_lib.from_json(saved) == CONFIG
 
@@ -200,7 +202,7 @@ def test_progress_moves_a_shared_bar_by_every_members_updates_resumed_ones_inclu
   loop = _loop(size=2)
   loop.epoch = 2  # resumed after epoch 2 of 3: 2 x 5 updates of 2 members already done
   bar = _Bar()
-  progress = hooks.Progress(bar)
+  progress = output_hooks.Progress(bar)
   progress.start(loop)
   assert bar.n == 20
   for _ in range(5):
@@ -210,7 +212,7 @@ def test_progress_moves_a_shared_bar_by_every_members_updates_resumed_ones_inclu
 
 def test_timings_time_the_first_step_the_epochs_and_the_speed():
   loop = _loop(size=2)
-  timings = hooks.Timings(started_at=0.0)
+  timings = output_hooks.Timings(started_at=0.0)
   timings.block(loop, 1)
   loop.rows = [_row(1, 0.5)] * 2
   timings.epoch(loop)
@@ -226,12 +228,12 @@ def test_the_console_logs_one_line_per_epoch(caplog):
   caplog.set_level(logging.INFO)
   one = _loop(size=1)
   one.epoch, one.rows = 1, [_row(1, 0.25, validation_loss=0.5)]
-  hooks.Console().epoch(one)
+  output_hooks.Console().epoch(one)
   assert "epoch 1: train loss 0.2500 acc 0.5000 | validation loss 0.5000 acc 0.5000 | test loss " \
          "0.7000 acc 0.5000 | 20 images/s" in caplog.text
   many = _loop(size=2)
   many.epoch, many.rows = 1, [_row(1, 0.25, validation_loss=0.5)] * 2
   many.records[1].diverged = "epoch 1 (train loss nan)"
-  hooks.Console().epoch(many)
+  output_hooks.Console().epoch(many)
   assert "epoch 1: 2 models, validation accuracy 0.5000 ± 0.0000 (min 0.5000, max 0.5000), " \
          "1 diverged | 40 images/s (all models)" in caplog.text

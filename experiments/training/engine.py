@@ -3,8 +3,9 @@
 Data flows one way: the dataset on the device (``pipeline.py``) -> each
 epoch's blocks of batch indices -> compiled blocks of train steps for all K
 members (``programs.py``) -> each member's metrics on the train, validation
-and test splits -> the hooks (``hooks.py``): the members' records and kept
-models, checkpoints, files, logs, progress and timings. A run directory with
+and test splits -> the hooks (interface ``loop.py``; ``hooks.py``: records,
+kept models, checkpoints, signals; ``output_hooks.py``: files, logs,
+progress and timings). A run directory with
 a checkpoint is resumed: data order and dropout keys are functions of the
 seed, the epoch and the step, so the result equals an uninterrupted run's
 bit for bit.
@@ -17,6 +18,8 @@ import jax
 from experiments.training import dataset as dataset_lib
 from experiments.training import distributed
 from experiments.training import hooks as hooks_lib
+from experiments.training import loop as loop_lib
+from experiments.training import output_hooks
 from experiments.training import pipeline as pipeline_lib
 from experiments.training import programs as programs_lib
 from experiments.training import record as record_lib
@@ -25,7 +28,7 @@ from experiments.training import run as run_lib
 
 def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = None, *,
         hooks=(), bar=None, local: bool = False, inputs: dataset_lib.Inputs | None = None,
-        started_at: float | None = None) -> hooks_lib.Loop:
+        started_at: float | None = None) -> loop_lib.Loop:
   """Trains the run's K members together; checkpoints into and resumes from ``directory``.
 
   ``hooks`` are added to the standard ones (stopping, checkpoints in
@@ -39,15 +42,16 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
   pipeline = pipeline_lib.Pipeline(run, data, local, inputs)
   program = programs_lib.Program(pipeline)
   state = pipeline.initial_state()
-  loop = hooks_lib.Loop(run, pipeline, program, state, kept=jax.tree.map(jax.numpy.copy,
+  loop = loop_lib.Loop(run, pipeline, program, state, kept=jax.tree.map(jax.numpy.copy,
                         state.variables), records=[record_lib.MemberRecord() for _ in run.members])
   config = run.config
   hooks = [hooks_lib.Stopping(),
            *([hooks_lib.Checkpointing(directory, local)] if directory else []),
            *hooks,
-           *([hooks_lib.TensorBoard(directory, bool(config.folds))]
+           *([output_hooks.TensorBoard(directory, bool(config.folds))]
              if directory and config.tensorboard else []),
-           hooks_lib.Console(), hooks_lib.Progress(bar), hooks_lib.Timings(started_at),
+           output_hooks.Console(), output_hooks.Progress(bar),
+           output_hooks.Timings(started_at),
            hooks_lib.Signals(directory)]
   hooks = [h for h in hooks if distributed.is_leader(local) or not h.writes]
   for hook in hooks:

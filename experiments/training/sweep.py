@@ -36,8 +36,8 @@ from experiments.training import checkpoints
 from experiments.training import dataset
 from experiments.training import engine
 from experiments.training import grid as grid_lib
-from experiments.training import hooks
 from experiments.training import memory
+from experiments.training import output_hooks
 from experiments.training import pipeline as pipeline_lib
 from experiments.training import programs as programs_lib
 from experiments.training import record as record_lib
@@ -134,7 +134,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
   total = sum(len(m) for m in groups) * steps_per_model
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
   results = {}  # index in the grid -> ModelResult, of the runs this process trained
-  with hooks.progress_bar(total=total, desc="sweep", unit="update",
+  with output_hooks.progress_bar(total=total, desc="sweep", unit="update",
                           disable=not progress or not distributed.is_leader()) as bar:
     for g, members in enumerate(groups):
       chosen = plan.get(str(g), strategy)
@@ -153,7 +153,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
         run = make(members[first:first + size])
         directory = os.path.join(workdir, "runs", f"{g:02d}-{r:03d}")
         result = engine.fit(run, data, directory, bar=bar, local=local, inputs=inputs, hooks=[
-            hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")])
+            output_hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")])
         offset = sum(len(m) for m in groups[:g]) + first
         results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
                                                 chosen, os.path.relpath(directory, workdir), k)

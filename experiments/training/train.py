@@ -20,8 +20,9 @@ from experiments.training import config as config_lib
 from experiments.training import dataset
 from experiments.training import distributed
 from experiments.training import engine
-from experiments.training import hooks
+from experiments.training import loop
 from experiments.training import memory
+from experiments.training import output_hooks
 from experiments.training import record as record_lib
 from experiments.training import report
 from experiments.training import run as run_lib
@@ -37,7 +38,7 @@ def members(config: TrainConfig) -> list[TrainConfig]:
   return [dataclasses.replace(config, fold=i) for i in range(config.folds)]
 
 
-def _diverged_message(result: hooks.Loop) -> str:
+def _diverged_message(result: loop.Loop) -> str:
   kept = result.checkpoint_epoch
   where = "; ".join(f"fold {k} at {r.diverged}" if len(result.records) > 1 else
                     f"at {r.diverged}" for k, r in enumerate(result.records))
@@ -96,8 +97,8 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.Hos
                config.learning_rate, config.schedule, run.plan.total_steps,
                f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "")
   result = engine.fit(run, data, workdir, started_at=started_at, hooks=[
-      hooks.ConfigFile(path("config.json"), config),
-      hooks.MetricsFile(path("metrics.jsonl"), "fold")])
+      output_hooks.ConfigFile(path("config.json"), config),
+      output_hooks.MetricsFile(path("metrics.jsonl"), "fold")])
   if all(r.diverged for r in result.records):
     raise record_lib.TrainingDiverged(_diverged_message(result))
 

@@ -1,0 +1,191 @@
+"""The hooks that report a run: its config and metrics files, TensorBoard, console, progress, timings.
+
+The interface is ``loop.py``; a hook with ``writes`` runs only on the process
+that writes the run's outputs.
+"""
+
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from data import files
+from experiments.training import config as config_lib
+from experiments.training import record as record_lib
+from experiments.training.loop import Hook
+from experiments.training.loop import Loop
+
+
+class ConfigFile(Hook):
+  """Writes the resolved ``config`` as ``path`` once the run is known to be this directory's."""
+
+  writes = True
+
+  def __init__(self, path: str, config: config_lib.TrainConfig):
+    self._path, self._config = path, config
+
+  def start(self, loop: Loop) -> None:
+    files.write_json(self._path, config_lib.to_json(self._config))
+
+
+class MetricsFile(Hook):
+  """Rewrites ``path`` (metrics.jsonl) after every epoch that recorded a row.
+
+  One line per member and epoch; with K > 1 members each line carries
+  ``label`` (e.g. "fold", "member") and the member's index.
+  """
+
+  writes = True
+
+  def __init__(self, path: str, label: str = "member"):
+    self._path, self._label = path, label
+
+  def epoch(self, loop: Loop) -> None:
+    if not loop.stop:
+      label = self._label if loop.run.size > 1 else None
+      files.write_jsonl(self._path, record_lib.metrics_rows(loop.records, label))
+
+
+class TensorBoard(Hook):
+  """Each member's curves and settings as TensorBoard event files (``tensorboard_log.py``)."""
+
+  writes = True
+
+  def __init__(self, directory: str, folds: bool):
+    self._directory, self._folds, self._log = directory, folds, None
+
+  def epoch(self, loop: Loop) -> None:
+    if self._log is None:  # opened after the first epoch: its import is not start-up time
+      from experiments.training import tensorboard_log  # pylint: disable=g-import-not-at-top
+      run = loop.run
+      self._log = tensorboard_log.Log(self._directory, run.members, self._folds, run.plan.schedule,
+                                      run.plan.updates_per_epoch)
+    self._log.epoch(loop.epoch, loop.new_rows)
+
+  def end(self, loop: Loop) -> None:
+    if self._log is not None:
+      self._log.close(finished=loop.finished)
+
+
+class Console(Hook):
+  """The run's log lines: what trains where, the compile time, each epoch's metrics."""
+
+  def __init__(self):
+    self._compiled_logged = False
+
+  def start(self, loop: Loop) -> None:
+    run, config = loop.run, loop.run.config
+    logging.info(
+        "%s on %s: %d parameters%s, %s descent: %d updates of %d examples per epoch on %s%s",
+        config.model, config.dataset, loop.num_params, f", {run.size} models" if run.size > 1
+        else "", config.gd_mode, run.plan.updates_per_epoch, run.plan.batch_size,
+        jax.devices()[0].device_kind, loop.pipeline.layout.describe())
+
+  def epoch(self, loop: Loop) -> None:
+    if not self._compiled_logged:
+      logging.info("compiled in %.2fs", loop.program.compile_seconds)
+      self._compiled_logged = True
+    rows, records = loop.rows, loop.records
+    speed = loop.run.size * loop.images_per_epoch / rows[0]["epoch_seconds"]
+    if len(rows) == 1:
+      row = rows[0]
+      splits = [s for s in ("validation", "test") if f"{s}_loss" in row]
+      logging.info("epoch %d: train loss %.4f acc %.4f | %s | %.0f images/s", loop.epoch,
+                   row["train_loss"], row["train_accuracy"],
+                   " | ".join(f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.4f}"
+                              for s in splits), speed)
+      return
+    split = "validation" if "validation_accuracy" in rows[0] else "test"
+    accuracies = [r[f"{split}_accuracy"] for r, rec in zip(rows, records) if not rec.diverged]
+    logging.info("epoch %d: %d models, %s accuracy %s, %d diverged | %.0f images/s (all models)",
+                 loop.epoch, len(rows), split,
+                 f"{np.mean(accuracies):.4f} ± {np.std(accuracies):.4f} (min "
+                 f"{min(accuracies):.4f}, max {max(accuracies):.4f})" if accuracies else "-",
+                 sum(1 for rec in records if rec.diverged), speed)
+
+
+class Progress(Hook):
+  """Advances ``bar`` by each member's updates; without one, a bar per epoch."""
+
+  writes = True
+
+  def __init__(self, bar: tqdm | None = None):
+    self._shared, self._bar = bar, None
+
+  def start(self, loop: Loop) -> None:
+    if self._shared is not None and loop.epoch:
+      self._shared.update(loop.epoch * loop.run.plan.updates_per_epoch * loop.run.size)
+
+  def block(self, loop: Loop, updates: int) -> None:
+    run = loop.run
+    if self._shared is None and self._bar is None and run.config.progress:
+      self._bar = progress_bar(total=run.plan.updates_per_epoch * run.size, unit="update",
+                               leave=False, desc=f"epoch {loop.epoch + 1}/{run.config.num_epochs}")
+    bar = self._shared if self._shared is not None else self._bar
+    if bar is not None:
+      bar.update(updates * run.size)
+
+  def epoch(self, loop: Loop) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+
+def progress_bar(**kwargs) -> tqdm:
+  """A progress bar on stderr: redrawn in place on a terminal; in a log file, a line every 10 s.
+
+  Log lines go above it on a terminal (``cli.py``). When stderr is not a
+  terminal (a log file, CI, a cluster job) each state is a line of its own,
+  written at most every 10 s and at the end, so the log stays readable and
+  no log line is glued to a bar.
+  """
+  if sys.stderr.isatty():
+    return tqdm(**kwargs)
+  return tqdm(file=_Lines(), mininterval=10.0, **kwargs)
+
+
+class _Lines:
+  """A bar's output as whole lines: carriage returns and blank redraws dropped."""
+
+  def write(self, text: str) -> None:
+    text = text.replace("\r", "").rstrip()
+    if text:
+      sys.stderr.write(text + "\n")
+
+  def flush(self) -> None:
+    sys.stderr.flush()
+
+
+class Timings(Hook):
+  """The run's timing figures (``loop.timing``): training time and speed, compilation, start-up."""
+
+  def __init__(self, started_at: float | None = None):
+    self._started_at = time.perf_counter() if started_at is None else started_at
+    self._first_step, self._seconds, self._epochs, self._first_epoch = None, 0.0, 0, None
+
+  def block(self, loop: Loop, updates: int) -> None:
+    if self._first_step is None:  # when the first block finished, as the host sees it
+      self._first_step = time.perf_counter() - self._started_at
+      self._first_epoch = loop.epoch + 1
+
+  def epoch(self, loop: Loop) -> None:
+    self._seconds += loop.rows[0]["epoch_seconds"]
+    self._epochs += 1
+
+  def end(self, loop: Loop) -> None:
+    images = self._epochs * loop.images_per_epoch * loop.run.size
+    layout = loop.pipeline.layout
+    loop.timing = {
+        "train_seconds": self._seconds,
+        "train_images_per_second": images / self._seconds if self._seconds else None,
+        "compile_seconds": loop.program.compile_seconds,
+        "seconds_to_first_step": self._first_step,
+        "steps_in_first_block": 1 if self._first_epoch == 1 else loop.run.plan.block_size,
+        "num_params": loop.num_params,
+        "device": jax.devices()[0].device_kind,
+        "devices": layout.devices,
+        "processes": layout.processes,
+    }
