@@ -102,8 +102,8 @@ class Widths(NamedTuple):
     return "comma-separated widths"
 
 
-def setting(default, help: str, *, kind: str = SHARED, check=None, sweep: str | None = None,  # pylint: disable=redefined-builtin
-            flag: bool = True):
+def setting(default, help: str, *, kind: str = SHARED, check=None,  # pylint: disable=redefined-builtin
+            sweep: str | None = None, flag: bool = True):
   """A TrainConfig field carrying its metadata (see the module docstring)."""
   return dataclasses.field(default=default, metadata={
       "help": help, "kind": kind, "check": check, "sweep": sweep, "flag": flag})
@@ -128,7 +128,8 @@ class TrainConfig:
   """The settings of one model's training (the entrypoints' flags, as data)."""
 
   # Data.
-  dataset: str = setting("mnist", "Dataset (cifar10 where its archive is available).", check=OneOf(datasets.DATASETS))
+  dataset: str = setting("mnist", "Dataset (cifar10 where its archive is available).",
+                         check=OneOf(datasets.DATASETS))
   validation_size: int = setting(
       5000, "Training images held out for validation (0: none; ignored with --folds).",
       check=Integer(0))
@@ -146,15 +147,13 @@ class TrainConfig:
   model: str = setting(
       "cnn", "Network: mlp (784-512-512-10 ReLU), cnn (conv5x5x32-pool-conv5x5x64-pool-1024-"
       "dropout-10), cnn_small (Flax example CNN), cifar_convnet (the course's CIFAR-10 ConvNet: "
-      "conv3x3x12-ReLU-pool2x2-FC).", check=OneOf(networks.MODELS),
-                       sweep=GROUP)
+      "conv3x3x12-ReLU-pool2x2-FC).", check=OneOf(networks.MODELS), sweep=GROUP)
   hidden_sizes: tuple[int, ...] | None = setting(
       (512, 512), "MLP hidden layer widths, e.g. 512,512; none for no hidden layer (softmax "
-      "regression).",
-      check=Widths(), sweep=GROUP)
-  activation: str | None = setting("relu", "MLP activation, any of the activation table's (prelu learns its α, "
-                                   "rrelu draws its slopes in training).",
-                                   check=OneOf(activations.ACTIVATIONS), sweep=GROUP)
+      "regression).", check=Widths(), sweep=GROUP)
+  activation: str | None = setting(
+      "relu", "MLP activation, any of the activation table's (prelu learns its α, rrelu draws "
+      "its slopes in training).", check=OneOf(activations.ACTIVATIONS), sweep=GROUP)
   activation_params: tuple[tuple[str, float], ...] | None = setting(
       (), "The activation's (parameter, value) pairs; one flag per parameter.", flag=False)
   batch_norm: bool = setting(

@@ -34,31 +34,44 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
   ``hooks`` are added to the standard ones (stopping, checkpoints in
   ``directory``, TensorBoard, console, progress on ``bar`` or a bar per
   epoch, timings from ``started_at``, signals: Ctrl-C stops at a step
-  boundary and raises ``errors.Interrupted``). ``local``: this process trains the run
-  alone while the others of a multi-process job train other runs.
+  boundary and raises ``errors.Interrupted``). ``local``: this process trains
+  the run alone while the others of a multi-process job train other runs.
   ``inputs``: the dataset already on the device. Returns the final Loop.
   """
-  # Set-up: the placed arrays, the initial state, the hooks.
   pipeline = pipeline_lib.Pipeline(run, data, local, inputs)
   program = programs_lib.Program(pipeline)
   state = pipeline.initial_state()
   loop = loop_lib.Loop(run, pipeline, program, state, kept=jax.tree.map(jax.numpy.copy,
                         state.variables), records=[record_lib.MemberRecord() for _ in run.members])
-  config = run.config
-  hooks = [hooks_lib.Stopping(),
-           *([hooks_lib.Checkpointing(directory, local)] if directory else []),
-           *hooks,
-           *([output_hooks.TensorBoard(directory, bool(config.folds))]
-             if directory and config.tensorboard else []),
-           output_hooks.Console(), output_hooks.Progress(bar),
-           output_hooks.Timings(started_at),
-           hooks_lib.Signals(directory)]
-  hooks = [h for h in hooks if distributed.is_leader(local) or not h.writes]
+  signals = hooks_lib.Signals(directory)
+  hooks = _standard_hooks(run, directory, local, bar, started_at, hooks, signals)
   for hook in hooks:
     hook.start(loop)
+  with signals.restored_after():
+    _train(loop, hooks)
+    for hook in hooks:
+      hook.end(loop)
+  return loop
 
-  # Training: each epoch's blocks, then every member's metrics on every split.
-  while not (loop.finished or loop.stop or loop.interrupted) and loop.epoch < config.num_epochs:
+
+def _standard_hooks(run, directory, local, bar, started_at, extra, signals) -> list:
+  """Stopping, checkpoints, the caller's, TensorBoard, console, progress, timings, signals;
+  on a process that does not write the run's outputs, those that write are left out."""
+  hooks = [hooks_lib.Stopping(),
+           *([hooks_lib.Checkpointing(directory, local)] if directory else []),
+           *extra,
+           *([output_hooks.TensorBoard(directory, bool(run.config.folds))]
+             if directory and run.config.tensorboard else []),
+           output_hooks.Console(), output_hooks.Progress(bar),
+           output_hooks.Timings(started_at), signals]
+  return [h for h in hooks if distributed.is_leader(local) or not h.writes]
+
+
+def _train(loop: loop_lib.Loop, hooks: list) -> None:
+  """Each epoch's blocks, then every member's metrics on every split, then the epoch hooks."""
+  run, pipeline, program = loop.run, loop.pipeline, loop.program
+  while (not (loop.finished or loop.stop or loop.interrupted)
+         and loop.epoch < run.config.num_epochs):
     epoch, compiling = loop.epoch + 1, program.compile_seconds
     blocks = pipeline.blocks(epoch, first_steps_alone=epoch == 1)  # host work, not timed
     start, totals = time.perf_counter(), None
@@ -82,7 +95,3 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
                  for k in range(run.size)]
     for hook in hooks:
       hook.epoch(loop)
-
-  for hook in hooks:
-    hook.end(loop)
-  return loop

@@ -1,5 +1,6 @@
 """The hooks that steer a run: stopping, checkpoints, signals (the interface: ``loop.py``)."""
 
+import contextlib
 import os
 import signal
 import threading
@@ -156,9 +157,17 @@ class Signals(Hook):
   def epoch(self, loop: Loop) -> None:
     loop.interrupted = self._received
 
+  @contextlib.contextmanager
+  def restored_after(self):
+    """The handlers that were there before ``start``, back however the body ends."""
+    try:
+      yield
+    finally:
+      for signum, handler in self._previous.items():
+        signal.signal(signum, handler)
+      self._previous = {}
+
   def end(self, loop: Loop) -> None:
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
     if not loop.interrupted:
       return
     name = signal.Signals(loop.interrupted).name

@@ -1,4 +1,4 @@
-"""The hooks that report a run: its config and metrics files, TensorBoard, console, progress, timings.
+"""The hooks that report a run: config and metrics files, TensorBoard, console, progress, timings.
 
 The interface is ``loop.py``; a hook with ``writes`` runs only on the process
 that writes the run's outputs.

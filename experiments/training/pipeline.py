@@ -34,7 +34,8 @@ class Pipeline:
     self.labels = {name: layout.replicated(dataset_lib.labels(data, i))
                    for name, i in evaluated.items()}
     self.pixel_scaling = [(float(m), float(s)) for m, s in zip(
-        np.broadcast_to(host.pixel_mean, (run.size,)), np.broadcast_to(host.pixel_std, (run.size,)))]
+        np.broadcast_to(host.pixel_mean, (run.size,)),
+        np.broadcast_to(host.pixel_std, (run.size,)))]
 
   def initial_state(self) -> state_lib.TrainState:
     """Every member's state at step 0, placed (no member axis when K = 1)."""

@@ -14,7 +14,7 @@ from data import files  # pylint: disable=wrong-import-position
 
 
 def save(fig, path: str, **options) -> None:
-  """Writes ``fig`` as the PNG ``path`` (atomically: a full disk leaves no cut file) and closes it."""
+  """Writes ``fig`` as the PNG ``path`` (atomically: no cut file on a full disk) and closes it."""
   fig.tight_layout()
   try:
     files.write_atomically(path, lambda f: fig.savefig(f, format="png", **{"dpi": 120, **options}))
