@@ -20,7 +20,6 @@ from absl import flags
 
 from data import errors
 from experiments import cli
-from experiments.training import config as config_lib
 from data.errors import UserError
 from models import backprop
 from models import classic

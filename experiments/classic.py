@@ -22,7 +22,6 @@ from data import datasets
 from data import files
 from data import toy
 from experiments import cli
-from experiments.training import config as config_lib
 from data.errors import UserError
 from models import classic
 from data import errors

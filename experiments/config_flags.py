@@ -24,13 +24,9 @@ MULTIPLIERS = "learning_rate_multipliers"  # each optimizer's default α times t
 
 
 def _help(field: dataclasses.Field) -> str:
+  """The field's help, then what its check accepts."""
   check = field.metadata["check"]
-  if isinstance(check, config_lib.OneOf):
-    return f"{field.metadata['help']} Choices: {check.describe()}."
-  if check is not None and not isinstance(check, config_lib.Widths):
-    return f"{field.metadata['help']} An {check.describe()}." if isinstance(
-        check, config_lib.Integer) else f"{field.metadata['help']} In {check.describe()}."
-  return field.metadata["help"]
+  return " ".join(filter(None, (field.metadata["help"], check and check.describe())))
 
 
 def define_config_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) -> None:

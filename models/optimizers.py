@@ -25,7 +25,6 @@ the exact differences) into the README from this module.
 """
 
 import inspect
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 

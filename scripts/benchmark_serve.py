@@ -26,7 +26,6 @@ from data import errors
 from data import files
 from experiments import cli
 from experiments.serving import artifact as artifact_lib
-from experiments.training import config as config_lib
 from data.errors import UserError
 
 FLAGS = flags.FLAGS

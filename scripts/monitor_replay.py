@@ -19,7 +19,6 @@ from tqdm import tqdm
 from data import errors
 from data import datasets
 from experiments import cli
-from experiments.training import config as config_lib
 from data.errors import UserError
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise

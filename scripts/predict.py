@@ -26,7 +26,6 @@ from absl import flags
 from data import errors
 from experiments import cli
 from experiments.serving import images as images_lib
-from experiments.training import config as config_lib
 from experiments.training import trained_model
 from data.errors import UserError
 

@@ -29,7 +29,6 @@ from experiments.serving import artifact as artifact_lib
 from experiments.serving import monitor
 from experiments.serving import routes
 from experiments.serving import server as server_lib
-from experiments.training import config as config_lib
 from data.errors import UserError
 
 FLAGS = flags.FLAGS

@@ -20,7 +20,6 @@ from PIL import Image
 from data import datasets
 from tests import helpers
 from tests.test_files import READ_ONLY
-from tests.test_files import needs_read_only
 
 pytestmark = pytest.mark.slow
 

@@ -59,7 +59,7 @@ class Integer(NamedTuple):
     errors.check_integer(name, value, self.low, self.high)
 
   def describe(self) -> str:
-    return f"integer in [{self.low}, {self.high}]"
+    return f"An integer in [{self.low}, {self.high}]."
 
 
 class Number(NamedTuple):
@@ -74,8 +74,8 @@ class Number(NamedTuple):
     errors.check_number(name, value, self.low, self.high, self.low_open, self.high_open)
 
   def describe(self) -> str:
-    return (("(" if self.low_open else "[") + f"{self.low:g}, {self.high:g}"
-            + (")" if self.high_open else "]"))
+    return (("In (" if self.low_open else "In [") + f"{self.low:g}, {self.high:g}"
+            + (")." if self.high_open else "]."))
 
 
 class OneOf(NamedTuple):
@@ -88,7 +88,7 @@ class OneOf(NamedTuple):
     self.table.get(value)
 
   def describe(self) -> str:
-    return " | ".join(self.table)
+    return f"Choices: {' | '.join(self.table)}."
 
 
 class Widths(NamedTuple):
@@ -99,7 +99,7 @@ class Widths(NamedTuple):
       errors.check_integer(name, width, 1, errors.MAX_COUNT)
 
   def describe(self) -> str:
-    return "comma-separated widths"
+    return ""  # the help says it
 
 
 def setting(default, help: str, *, kind: str = SHARED, check=None,  # pylint: disable=redefined-builtin

@@ -23,7 +23,6 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from data import errors
-from experiments.training import config
 from data.errors import UserError
 
 MAX_PROCESSES = 65_536
