@@ -62,6 +62,15 @@ def _why(code: int) -> str:
   return f"exited with status {code}"
 
 
+def _first_failure(codes: list[int | None]) -> int | None:
+  """The process whose failure to report among those seen failed in one poll: one killed by a
+  signal first (its peers then fail on the broken connection, often within the same 0.1 s
+  poll, and exit with a status), else the lowest index; None when none failed."""
+  failed = [i for i, code in enumerate(codes) if code]
+  killed = [i for i in failed if codes[i] < 0]
+  return (killed or failed or [None])[0]
+
+
 def _die_with_launcher(launcher: int) -> None:
   """In a worker before it runs: SIGTERM when the launcher dies (Linux; elsewhere nothing)."""
   try:
@@ -93,7 +102,7 @@ def launch(command: list[str], num_processes: int, grace_seconds: float) -> int:
   try:
     while True:
       codes = [p.poll() for p in processes]
-      failed = next((i for i, code in enumerate(codes) if code), None)  # the first to fail
+      failed = _first_failure(codes)
       if failed is not None or all(code == 0 for code in codes):
         break
       time.sleep(0.1)

@@ -150,6 +150,14 @@ def test_a_coordinator_that_never_answers_is_one_line_after_the_timeout():
   assert time.monotonic() - start < 10
 
 
+@pytest.mark.parametrize("codes, reported", [
+    ([None, None], None), ([0, None], None), ([1, None], 0), ([None, 2], 1),
+    ([1, -9], 1),  # a peer of a killed process fails on the broken connection: the kill is the cause
+    ([-15, -9], 0), ([0, 1, 3], 1)])
+def test_the_launcher_reports_the_failure_that_caused_the_others(codes, reported):
+  assert launch._first_failure(codes) == reported  # pylint: disable=protected-access
+
+
 def test_without_process_settings_nothing_is_joined():
   distributed.initialize()  # a single process: no coordinator, no error
   assert distributed.is_leader()
