@@ -111,6 +111,24 @@ def write_jsonl(path: str, rows: list) -> None:
   write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
 
+def append_whole(fd: int, data: bytes, path: str) -> None:
+  """Appends ``data`` to the file open at ``fd`` whole or not at all, then syncs it.
+
+  A write cut short (a full disk, a file-size limit) is truncated back to the
+  file's previous end and raised as an OSError naming ``path``: the file never
+  ends in a partial record. One writer at a time (the caller holds the file).
+  """
+  end = os.lseek(fd, 0, os.SEEK_END)
+  try:
+    rest = memoryview(data)
+    while rest:
+      rest = rest[os.write(fd, rest):]
+    os.fsync(fd)
+  except OSError as e:
+    os.ftruncate(fd, end)
+    raise OSError(e.errno, e.strerror, path) from e
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: str, blocking: bool = True) -> Iterator[None]:
   """Holds an exclusive lock on the file ``path`` (created if needed) for the ``with`` body.

@@ -165,6 +165,19 @@ def remove_unreadable_cache_entries(path: str) -> list[str]:
   return removed
 
 
+def _fail_if_peer_lost(error: BaseException) -> None:
+  """One line when ``error`` comes from a collective whose peer process is gone.
+
+  Exits at once (``_fail``), before JAX's shutdown waits for the lost process
+  at its barrier (the heartbeat timeout, 100 s) and then aborts the process
+  with a C++ stack dump.
+  """
+  distributed = sys.modules.get("experiments.training.distributed")  # imported only by joined runs
+  message = distributed.lost_peer(error) if distributed else None
+  if message:
+    _fail(message)
+
+
 def _fail(message: str, status: int = 1) -> None:
   """Prints the one line and exits with ``status`` at once.
 
@@ -209,10 +222,15 @@ def run(main, takes_arguments: bool = False) -> None:
       _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
       return main(argv)
-    except (UserError, errors.Interrupted) as e:
+    except errors.Interrupted as e:
       _fail(str(e), e.exit_status)
-    except OSError as e:  # the environment's fault (a full disk, a missing permission)
-      where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p)
-      _fail(f"{where}: {e.strerror or e}" if where else str(e))
+    except Exception as e:  # pylint: disable=broad-except  (a bug re-raised: its traceback)
+      _fail_if_peer_lost(e)  # whatever the lost peer interrupted (a step, a checkpoint write)
+      if isinstance(e, UserError):
+        _fail(str(e), e.exit_status)
+      if isinstance(e, OSError):  # the environment's fault (a full disk, a missing permission)
+        where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p)
+        _fail(f"{where}: {e.strerror or e}" if where else str(e))
+      raise
 
   app.run(guarded, flags_parser=_parse_flags)

@@ -255,6 +255,36 @@ def test_a_killed_process_stops_the_other_and_the_rerun_resumes_bitwise(mnist_da
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("killed", [0, 1])  # 0 also hosts the coordinator
+def test_without_the_launcher_the_survivor_of_a_killed_peer_says_so_in_one_line(
+    mnist_data_dir, tmp_path, killed):
+  address = f"127.0.0.1:{launch.free_port()}"
+  workdir = tmp_path / "w"
+  processes = [subprocess.Popen(
+      [sys.executable, "-m", "experiments.mnist", *MLP, "--num_epochs=3",
+       f"--tfds_data_dir={mnist_data_dir}", f"--workdir={workdir}",
+       f"--coordinator_address={address}", "--num_processes=2", f"--process_id={i}"],
+      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for i in range(2)]
+  deadline = time.monotonic() + 300
+  while not os.path.isdir(workdir / "checkpoints" / "1"):
+    assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+    time.sleep(0.05)
+  # Into epoch 2's steps, past the checkpoint's closing barrier: a coordinator killed during
+  # that barrier makes JAX's client abort the other process from C++ (README, fault table).
+  time.sleep(1.0)
+  processes[killed].kill()
+  start = time.monotonic()
+  _, err = processes[1 - killed].communicate(timeout=120)
+  assert processes[1 - killed].returncode == 1, err[-3000:]
+  assert time.monotonic() - start < 30, err[-3000:]  # not JAX's shutdown barrier (100 s)
+  assert err.strip().splitlines()[-1].startswith(
+      "error: lost contact with another process of this run (")
+  assert "Traceback" not in err
+  processes[killed].wait()
+
+
+@pytest.mark.slow
 def test_bad_setups_are_one_line_before_training(mnist_data_dir, tmp_path):
   data = f"--tfds_data_dir={mnist_data_dir}"
   cases = [

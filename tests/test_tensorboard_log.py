@@ -4,6 +4,8 @@ TensorBoard's own EventAccumulator."""
 import dataclasses
 import math
 import os
+import resource
+import signal
 
 import pytest
 
@@ -77,3 +79,27 @@ def test_one_model_writes_one_folder_and_a_run_can_turn_it_off(tmp_path):
   test_engine.fit([dataclasses.replace(test_engine.BASE, tensorboard=False, num_epochs=1)],
                   str(tmp_path / "off"))
   assert not (tmp_path / "off" / "tensorboard").exists()
+
+
+def test_a_full_disk_names_the_event_file_and_leaves_it_ending_with_the_last_whole_epoch(
+    tmp_path):
+  log = tensorboard_log.Log(str(tmp_path), [test_engine.BASE.resolve()], False,
+                            schedules.learning_rate_schedule("constant", 1.0, 10), 5)
+  log.epoch(1, [_rows(1, 0)])
+  (path,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+  size = path.stat().st_size
+  old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+  old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (size + 60, old_limit[1]))  # room for ~1 record of 8
+  try:
+    with pytest.raises(OSError) as error:
+      log.epoch(2, [_rows(2, 0)])
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+    signal.signal(signal.SIGXFSZ, old_handler)
+  assert error.value.filename == str(path)
+  assert path.stat().st_size == size  # cut back: no partial record
+  log.epoch(3, [_rows(3, 0)])  # room again: appends after epoch 1
+  log.close(finished=False)
+  assert _scalars(_read(str(tmp_path / "tensorboard")), "train/loss") == pytest.approx(
+      {1: _rows(1, 0)["train_loss"], 3: _rows(3, 0)["train_loss"]})

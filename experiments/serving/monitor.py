@@ -110,13 +110,10 @@ class FeedbackLog:
     return records, skipped
 
   def append(self, records: list[dict]) -> None:
-    """Appends ``records`` as whole lines and syncs them to disk; OSError if it cannot."""
+    """Appends ``records`` as whole lines and syncs them to disk; OSError (the log as it
+    was) if it cannot."""
     data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
-    written = os.write(self._fd, data)
-    if written != len(data):  # a full disk mid-write: close the cut line, report the failure
-      os.write(self._fd, b"\n")
-      raise OSError(28, os.strerror(28), self.path)
-    os.fsync(self._fd)
+    files.append_whole(self._fd, data, self.path)
 
   def close(self) -> None:
     os.close(self._fd)

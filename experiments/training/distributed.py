@@ -26,6 +26,10 @@ from data import errors
 from data.errors import UserError
 
 MAX_PROCESSES = 65_536
+# What a collective says when a peer is gone (killed, crashed, its machine lost): gloo's
+# TCP pairs on CPU, the coordination service's heartbeats everywhere.
+_LOST_PEER_MARKERS = ("Gloo", "closed by peer", "reset by peer", "heartbeat", "UNAVAILABLE")
+_joined = False
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -58,11 +62,29 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   # Processes on CPUs exchange arrays through gloo (the CPU client's default
   # has no cross-process collectives). Accelerators ignore this setting.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  global _joined
   try:
     jax.distributed.initialize(coordinator_address, num_processes, process_id,
                                initialization_timeout=timeout_seconds)
   except (ValueError, RuntimeError) as e:  # auto-detection found nothing, an address that does not parse
     raise UserError(f"cannot join the other processes: {str(e).splitlines()[0]}") from None
+  _joined = True
+
+
+def lost_peer(error: BaseException) -> str | None:
+  """The one line for ``error`` when it (or what caused it) is a collective that failed
+  because another process of the run is gone; None otherwise (or when not joined).
+
+  The survivor cannot say why its peer went (killed, crashed, out of memory): that
+  process's own output does.
+  """
+  while _joined and error is not None:
+    if any(marker in str(error) for marker in _LOST_PEER_MARKERS):
+      return (f"lost contact with another process of this run ({str(error).splitlines()[0]}): "
+              "it stopped or was killed, see its output; rerun every process to resume from "
+              "the last checkpoint")
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def check_address(address: str) -> None:
