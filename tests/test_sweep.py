@@ -174,3 +174,28 @@ def test_a_killed_sweep_rerun_continues_to_the_same_results(run_module, mnist_da
   assert "this run is already complete (the checkpoint of epoch 3 in" in result.stderr
   assert "resuming from the checkpoint of epoch" in result.stderr
   assert _numbers(killed) == _numbers(whole)
+
+
+def test_a_rerun_keeps_the_strategy_auto_chose_instead_of_timing_again(run_module, mnist_data_dir,
+                                                                        tmp_path):
+  """Calibration times the machine as loaded now; a rerun (after a kill) must not choose again,
+  or its numbers could differ in the last digits from the first attempt's (plan.json)."""
+  flags = ["--noprogress", "--noplots", "--model=mlp", "--hidden_sizes=16", "--num_epochs=1",
+           "--seeds=0,1", "--strategy=auto", "--validation_size=1000",
+           f"--tfds_data_dir={mnist_data_dir}", f"--workdir={tmp_path}"]
+  first = run_module("scripts.sweep", *flags)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "group 0: vmapped " in first.stderr  # timed: "vmapped N vs sequential M ... -> choice"
+  chosen = json.loads((tmp_path / "plan.json").read_text())["0"]
+  assert chosen in ("vmapped", "sequential")
+  other = "sequential" if chosen == "vmapped" else "vmapped"
+  # As if killed after calibrating and before any checkpoint, the other strategy recorded.
+  (tmp_path / "plan.json").write_text(json.dumps({"0": other}))
+  for name in ("runs", "sweep.json"):
+    subprocess.run(["rm", "-r", str(tmp_path / name)], check=True)
+  rerun = run_module("scripts.sweep", *flags)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert "group 0: vmapped " not in rerun.stderr
+  assert f"({other}, " in rerun.stderr
+  assert {r["strategy"] for r in json.loads((tmp_path / "sweep.json").read_text())["runs"]} == {
+      other}
