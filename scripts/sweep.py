@@ -85,11 +85,10 @@ def main(argv):
   if chosen[0]["test_metrics"]:
     logging.info("test metrics of the selected configuration's first model:\n%s",
                  report.per_class_table(chosen[0]["test_metrics"]))
+  spread = f" (mean ± std over {best['models']} models)" if best["models"] > 1 else ""
   print(f"\nselected on validation: {best['configuration']}: validation accuracy "
-        f"{100 * best['validation_accuracy_mean']:.2f} ± {100 * best['validation_accuracy_std']:.2f}%,"
-        f" test accuracy {100 * best['test_accuracy_mean']:.2f} ± "
-        f"{100 * best['test_accuracy_std']:.2f}% (mean ± std over {best['models']} "
-        f"model{'s' if best['models'] > 1 else ''})")
+        f"{tables.percent(best, 'validation_accuracy')}%, test accuracy "
+        f"{tables.percent(best, 'test_accuracy')}%{spread}")
   logging.info("results in %s", FLAGS.workdir)
 
 

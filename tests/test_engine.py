@@ -167,6 +167,35 @@ def test_when_every_member_diverges_the_last_good_checkpoint_stays(tmp_path, mon
   assert result.test_metrics[0]["accuracy"] == pytest.approx(record.history[1]["test_accuracy"])
 
 
+def test_a_sweeps_run_whose_every_member_diverged_is_finished_and_not_trained_again(
+    tmp_path, monkeypatch):
+  """Member 0 diverges in epoch 1 (α = 1e38), member 1 in epoch 3 (a NaN loss injected)."""
+  members = [dataclasses.replace(BASE, seed=0, learning_rate=1e38, num_epochs=4),
+             dataclasses.replace(BASE, seed=1, num_epochs=4)]
+  updates = run_lib.make_run([members[1].resolve()], DATA.input_shape, 10,
+                             DATA.num_examples).plan.updates_per_epoch
+  real = steps.train_steps
+
+  def nan_after_two_epochs(state, *args, **kwargs):
+    state, counts = real(state, *args, **kwargs)
+    nan = jnp.where(state.step > 2 * updates, jnp.nan, 0.0)
+    return state, counts._replace(loss_sum=counts.loss_sum + nan)
+
+  monkeypatch.setattr(steps, "train_steps", nan_after_two_epochs)
+  first = fit(members, str(tmp_path), diverged_is_finished=True)
+  assert first.finished and not first.stop and first.checkpoint_epoch == 3
+  assert [r.diverged.split(" (")[0] for r in first.records] == ["epoch 1", "epoch 3"]
+  assert first.test_metrics[0] is None and first.test_metrics[1] is not None
+  def not_again(*args, **kwargs):
+    raise AssertionError("trained again")
+
+  monkeypatch.setattr(steps, "train_steps", not_again)
+  again = fit(members, str(tmp_path), diverged_is_finished=True)
+  assert again.already_finished
+  assert [r.diverged for r in again.records] == [r.diverged for r in first.records]
+  assert again.test_metrics == first.test_metrics
+
+
 def test_each_member_stops_early_on_its_own_validation_loss():
   """Constant α = 1 overshoots (validation loss measured 1.76, 2.65, ...), α = 0.05 does not:
   with patience 1 the first member stops after epoch 2 keeping epoch 1's model."""

@@ -28,7 +28,7 @@ from experiments.training import run as run_lib
 
 def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = None, *,
         hooks=(), bar=None, local: bool = False, inputs: dataset_lib.Inputs | None = None,
-        started_at: float | None = None) -> loop_lib.Loop:
+        started_at: float | None = None, diverged_is_finished: bool = False) -> loop_lib.Loop:
   """Trains the run's K members together; checkpoints into and resumes from ``directory``.
 
   ``hooks`` are added to the standard ones (stopping, checkpoints in
@@ -36,7 +36,9 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
   epoch, timings from ``started_at``, signals: Ctrl-C stops at a step
   boundary and raises ``errors.Interrupted``). ``local``: this process trains
   the run alone while the others of a multi-process job train other runs.
-  ``inputs``: the dataset already on the device. Returns the final Loop.
+  ``inputs``: the dataset already on the device. ``diverged_is_finished``:
+  a run whose every member diverged ends as finished (``hooks.Stopping``).
+  Returns the final Loop.
   """
   pipeline = pipeline_lib.Pipeline(run, data, local, inputs)
   program = programs_lib.Program(pipeline)
@@ -44,7 +46,8 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
   loop = loop_lib.Loop(run, pipeline, program, state, kept=jax.tree.map(jax.numpy.copy,
                         state.variables), records=[record_lib.MemberRecord() for _ in run.members])
   signals = hooks_lib.Signals(directory)
-  hooks = _standard_hooks(run, directory, local, bar, started_at, hooks, signals)
+  hooks = _standard_hooks(run, directory, local, bar, started_at, hooks, signals,
+                          hooks_lib.Stopping(diverged_is_finished))
   for hook in hooks:
     hook.start(loop)
   with signals.restored_after():
@@ -54,10 +57,10 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
   return loop
 
 
-def _standard_hooks(run, directory, local, bar, started_at, extra, signals) -> list:
+def _standard_hooks(run, directory, local, bar, started_at, extra, signals, stopping) -> list:
   """Stopping, checkpoints, the caller's, TensorBoard, console, progress, timings, signals;
   on a process that does not write the run's outputs, those that write are left out."""
-  hooks = [hooks_lib.Stopping(),
+  hooks = [stopping,
            *([hooks_lib.Checkpointing(directory, local)] if directory else []),
            *extra,
            *([output_hooks.TensorBoard(directory, bool(run.config.folds))]

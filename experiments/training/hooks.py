@@ -34,8 +34,14 @@ class Stopping(Hook):
   diverged; its kept model becomes this epoch's when the rules say so. The
   run ends when every member is done or the last epoch is reached; then the
   kept models are evaluated on the test split. When every member still
-  training diverged this epoch, the loop stops and nothing of it is kept.
+  training diverged this epoch, the loop stops and nothing of it is kept
+  (a single run's error: its last good checkpoint stays as it was); with
+  ``diverged_is_finished`` (a sweep's run, whose diverged models are results
+  too) the run ends as finished instead, so a rerun does not train it again.
   """
+
+  def __init__(self, diverged_is_finished: bool = False):
+    self._diverged_is_finished = diverged_is_finished
 
   def epoch(self, loop: Loop) -> None:
     run = loop.run
@@ -45,7 +51,10 @@ class Stopping(Hook):
     loop.new_rows = [row if len(r.history) > n else None
                      for row, r, n in zip(loop.rows, loop.records, lengths)]
     if not any(loop.new_rows):
-      loop.stop = True
+      loop.stop = not self._diverged_is_finished
+      loop.finished = self._diverged_is_finished
+      if loop.finished:
+        self._test(loop)
       return
     if run.size > 1:
       loop.kept = keep(np.asarray(changed), loop.state.variables, loop.kept)

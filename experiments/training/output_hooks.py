@@ -133,6 +133,13 @@ class Progress(Hook):
       self._bar.close()
       self._bar = None
 
+  def end(self, loop: Loop) -> None:
+    """A run finished before its last epoch (patience, divergence) fills its share of ``bar``."""
+    if self._shared is not None and loop.finished:
+      run = loop.run
+      self._shared.update((run.config.num_epochs - loop.epoch) * run.plan.updates_per_epoch
+                          * run.size)
+
 
 def progress_bar(**kwargs) -> tqdm:
   """A progress bar on stderr: redrawn in place on a terminal; in a log file, a line every 10 s.

@@ -106,7 +106,7 @@ def header(column: str) -> str:
   return {"learning_rate": "α", **optimizers.SYMBOLS}.get(column, column)
 
 
-def _percent(row: dict, key: str) -> str:
+def percent(row: dict, key: str) -> str:
   """The mean ± std in percent; a configuration of one model has no spread to show."""
   if row[f"{key}_mean"] is None:
     return "diverged"
@@ -124,8 +124,8 @@ def markdown_table(table: list[dict], best: dict, columns: list[str]) -> str:
     cells[0] += " *" if row is best else ""
     loss = row["validation_loss_mean"]
     train = row["train_loss_mean"]
-    cells += [str(row["models"]), _percent(row, "validation_accuracy"),
-              "diverged" if loss is None else f"{loss:.4f}", _percent(row, "test_accuracy"),
+    cells += [str(row["models"]), percent(row, "validation_accuracy"),
+              "diverged" if loss is None else f"{loss:.4f}", percent(row, "test_accuracy"),
               "diverged" if train is None else f"{train:.4f}"]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
