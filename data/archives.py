@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 
 from data import errors
+from data import progress
 
 ARCHIVE_DIR_ENV = "PERCEPTRAX_ARCHIVE_DIR"
 
@@ -43,6 +44,7 @@ ARCHIVES = {
     ),
     "cifar10": ("cifar-10-binary.tar.gz",),
 }
+EXAMPLES = {"mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000}  # train + test
 
 
 class DataError(errors.UserError):
@@ -91,7 +93,7 @@ def _tfds():
 
   TensorFlow's C++ start-up lines are silenced before it loads, and tfds's
   own progress bars (a dozen per dataset, for files it only copies) are off:
-  the caller logs one line instead.
+  preparing shows one bar instead (``_one_bar``).
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   with _native_stderr_silenced():  # its C++ logging ignores the level while it loads
@@ -101,6 +103,38 @@ def _tfds():
     from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
   tfds.disable_progress_bar()
   return tfds, download_manager.NonMatchingChecksumError
+
+
+@contextlib.contextmanager
+def _one_bar(name: str):
+  """While tfds prepares ``name``: one bar, of the examples it generates over every split.
+
+  tfds asks ``tensorflow_datasets.core.utils.tqdm`` for each of its bars
+  (downloads, extraction, splits, each split's examples, shuffling); here
+  the "Generating <split> examples..." ones count into one bar and the
+  others draw nothing.
+  """
+  from tensorflow_datasets.core import utils  # pylint: disable=g-import-not-at-top
+
+  def one(iterable=None, *args, desc: str = "", **kwargs):
+    del kwargs
+    if desc.startswith("Generating ") and desc.endswith(" examples..."):
+      return _counted(iterable, bar)
+    return utils.EmptyTqdm(iterable, *args)
+
+  tfds_tqdm = utils.tqdm
+  with progress.bar(total=EXAMPLES.get(name), desc=f"preparing {name}", unit=" examples") as bar:
+    utils.tqdm = one
+    try:
+      yield
+    finally:
+      utils.tqdm = tfds_tqdm
+
+
+def _counted(iterable, bar):
+  for item in iterable:
+    bar.update()
+    yield item
 
 
 def _reachable(urls, timeout: float = 5.0) -> bool:
@@ -131,6 +165,17 @@ def _mismatched(manual_dir: str | None, url_infos) -> list[str]:
   return bad
 
 
+def check_preparable(name: str, archive_dir: str | None, tfds_data_dir: str) -> bool:
+  """DataError when ``name`` is neither prepared in ``tfds_data_dir`` nor has its archives in
+  ``archive_dir``: said without importing TensorFlow (seconds) or creating anything. Returns
+  whether an archive is missing (then only a prepared copy can be read)."""
+  missing = archive_dir is not None and any(
+      not os.path.isfile(os.path.join(archive_dir, name, f)) for f in ARCHIVES[name])
+  if missing and not os.path.isdir(os.path.join(tfds_data_dir, name)):
+    raise DataError(missing_archives_message(name, archive_dir))
+  return missing
+
+
 def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
   """Prepares ``name`` with tfds if needed and returns its splits as NumPy.
 
@@ -143,11 +188,7 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
     DataError: the archives are missing or do not match tfds's checksums.
   """
   manual_dir = os.path.join(archive_dir, name) if archive_dir else None
-  missing = manual_dir is not None and any(
-      not os.path.isfile(os.path.join(manual_dir, f)) for f in ARCHIVES[name])
-  if missing and not os.path.isdir(os.path.join(tfds_data_dir, name)):
-    # Not prepared and not preparable: say so without importing TensorFlow (seconds).
-    raise DataError(missing_archives_message(name, archive_dir))
+  missing = check_preparable(name, archive_dir, tfds_data_dir)
   tfds, checksum_error = _tfds()
   try:
     return _prepare_and_read(tfds, checksum_error, name, manual_dir, missing, archive_dir,
@@ -182,7 +223,7 @@ def _prepare_and_read(tfds, checksum_error, name, manual_dir, missing, archive_d
       # (seen: Fashion-MNIST prepared as a copy of MNIST). A per-dataset
       # extract dir keeps them apart. tfds prints "Downloading and preparing"
       # (sizes unknown, nothing downloaded) to stdout: kept off the console.
-      with contextlib.redirect_stdout(io.StringIO()):
+      with contextlib.redirect_stdout(io.StringIO()), _one_bar(name):
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(
                 manual_dir=manual_dir,

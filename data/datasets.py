@@ -70,15 +70,14 @@ def load_arrays(
   arrays = _read_cache(path, warn=True)
   if arrays is not None:
     return arrays
+  archive_dir = archives.resolve_archive_dir(archive_dir)
+  tfds_data_dir = archives.resolve_tfds_data_dir(tfds_data_dir)
+  archives.check_preparable(name, archive_dir, tfds_data_dir)  # before creating the lock
   files.check_writable(os.path.dirname(path))
   with files.exclusive_lock(path + ".lock"):
     arrays = _read_cache(path, warn=False)  # another process may have built it meanwhile
     if arrays is None:
-      arrays, version = archives.prepare_and_read(
-          name,
-          archives.resolve_archive_dir(archive_dir),
-          archives.resolve_tfds_data_dir(tfds_data_dir),
-      )
+      arrays, version = archives.prepare_and_read(name, archive_dir, tfds_data_dir)
       buffer = io.BytesIO()
       np.savez(buffer, **arrays, tfds_version=np.array(version))
       files.remove_stale_temporaries(path)  # a writer killed mid-write left them

@@ -94,7 +94,7 @@ class _AboveBars(io.TextIOBase):
   def write(self, text: str) -> int:
     if sys.stderr.isatty():
       tqdm.tqdm.write(text, file=sys.stderr, end="")
-    else:  # the bars write whole lines there (output_hooks.progress_bar)
+    else:  # the bars write whole lines there (data/progress.py)
       sys.stderr.write(text)
     return len(text)
 

@@ -16,7 +16,6 @@ import jax
 import pytest
 
 from data import archives
-from data import datasets
 from data import files
 from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT
@@ -56,11 +55,33 @@ def mnist_data_dir(archive_dir, tmp_path_factory):
 
   One folder for the whole session, shared by the parallel test processes
   (pytest-xdist's workers have sibling temporary folders): the first prepares
-  MNIST, ``load_arrays``' lock makes the others wait and read its cache.
+  MNIST as a user's first run does, the README's main job for one epoch with
+  its console going to a file (``first_run_console``), and the others wait.
   """
-  data_dir = str(tmp_path_factory.getbasetemp().parent / "tfds")
-  datasets.load_arrays("mnist", archive_dir, data_dir)
-  return data_dir
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):  # the session's folder, above the workers'
+    root = root.parent
+  data_dir = root / "tfds"
+  with files.exclusive_lock(str(root / "first_run.lock")):
+    if not (root / "first_run" / "summary.json").exists():
+      with open(root / "first_run.console", "w", encoding="utf-8") as console:
+        result = subprocess.run(
+            [sys.executable, "-m", "experiments.mnist", "--model=mlp", "--hidden_sizes=64",
+             "--num_epochs=1", "--validation_size=1000", f"--archive_dir={archive_dir}",
+             f"--tfds_data_dir={data_dir}", f"--workdir={root / 'first_run'}"], cwd=ROOT,
+            stdout=console, stderr=subprocess.STDOUT, timeout=600,
+            env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+      assert result.returncode == 0, (root / "first_run.console").read_text()[-3000:]
+  return str(data_dir)
+
+
+@pytest.fixture(scope="session")
+def first_run_console(mnist_data_dir) -> str:
+  """What the first run printed (stdout and stderr, to a file: not a terminal) while it
+  prepared MNIST into an empty tfds folder and trained an MLP for one epoch."""
+  with open(os.path.join(os.path.dirname(mnist_data_dir), "first_run.console"),
+            encoding="utf-8") as f:
+    return f.read()
 
 
 # The models the prediction, export and serving tests share: one epoch on real MNIST.

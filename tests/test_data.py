@@ -109,6 +109,7 @@ def test_missing_archives_are_named_with_their_folder(tmp_path):
   with pytest.raises(archives.DataError) as error:
     datasets.load_arrays("mnist", str(tmp_path / "archives"), str(tmp_path / "tfds"))
   assert str(error.value).endswith(f": t10k-labels-idx1-ubyte.gz is missing from {folder}")
+  assert not (tmp_path / "tfds").exists()  # said before anything (the cache's lock) is created
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -137,3 +138,17 @@ def test_cross_validation_on_the_command_line(run_mnist, mnist_data_dir, tmp_pat
   assert "| mean ± std | | | " in result.stderr
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["fold"] for r in rows] == [0, 1, 2]
+
+
+def test_the_first_run_prints_its_own_lines_and_one_preparation_bar(first_run_console):
+  """A 1-epoch MLP run that prepares MNIST into an empty tfds folder, its console to a file:
+  at most 60 lines, counting each carriage return as a line (a bar redrawn in place)."""
+  lines = re.split(r"\r\n|\r|\n", first_run_console.strip())
+  assert len(lines) <= 60, first_run_console
+  assert "preparing mnist with tfds into " in first_run_console
+  bars = [line for line in lines if line.startswith("preparing mnist: ")]
+  assert bars and "70000/70000" in bars[-1]  # one bar over both splits' examples
+  assert any(line.startswith("epoch 1/1: ") for line in lines)  # the epoch's bar, as lines
+  for noise in ("Generating", "Shuffling", "Downloading and preparing", "oneDNN",
+                "dataset_info.json", "Traceback", "fontManager"):
+    assert noise not in first_run_console, noise

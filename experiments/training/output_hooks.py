@@ -4,7 +4,6 @@ The interface is ``loop.py``; a hook with ``writes`` runs only on the process
 that writes the run's outputs.
 """
 
-import sys
 import time
 
 import jax
@@ -13,6 +12,7 @@ from absl import logging
 from tqdm import tqdm
 
 from data import files
+from data import progress
 from experiments.training import config as config_lib
 from experiments.training import record as record_lib
 from experiments.training.loop import Hook
@@ -122,7 +122,7 @@ class Progress(Hook):
   def block(self, loop: Loop, updates: int) -> None:
     run = loop.run
     if self._shared is None and self._bar is None and run.config.progress:
-      self._bar = progress_bar(total=run.plan.updates_per_epoch * run.size, unit="update",
+      self._bar = progress.bar(total=run.plan.updates_per_epoch * run.size, unit="update",
                                leave=False, desc=f"epoch {loop.epoch + 1}/{run.config.num_epochs}")
     bar = self._shared if self._shared is not None else self._bar
     if bar is not None:
@@ -139,31 +139,6 @@ class Progress(Hook):
       run = loop.run
       self._shared.update((run.config.num_epochs - loop.epoch) * run.plan.updates_per_epoch
                           * run.size)
-
-
-def progress_bar(**kwargs) -> tqdm:
-  """A progress bar on stderr: redrawn in place on a terminal; in a log file, a line every 10 s.
-
-  Log lines go above it on a terminal (``cli.py``). When stderr is not a
-  terminal (a log file, CI, a cluster job) each state is a line of its own,
-  written at most every 10 s and at the end, so the log stays readable and
-  no log line is glued to a bar.
-  """
-  if sys.stderr.isatty():
-    return tqdm(**kwargs)
-  return tqdm(file=_Lines(), mininterval=10.0, **kwargs)
-
-
-class _Lines:
-  """A bar's output as whole lines: carriage returns and blank redraws dropped."""
-
-  def write(self, text: str) -> None:
-    text = text.replace("\r", "").rstrip()
-    if text:
-      sys.stderr.write(text + "\n")
-
-  def flush(self) -> None:
-    sys.stderr.flush()
 
 
 class Timings(Hook):

@@ -30,6 +30,7 @@ from jax.experimental import multihost_utils
 
 from data import errors
 from data import files
+from data import progress
 from experiments.training import config as config_lib
 from experiments.training import distributed
 from experiments.training import checkpoints
@@ -134,7 +135,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
   total = sum(len(m) for m in groups) * steps_per_model
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
   results = {}  # index in the grid -> ModelResult, of the runs this process trained
-  with output_hooks.progress_bar(total=total, desc="sweep", unit="update",
+  with progress.bar(total=total, desc="sweep", unit="update",
                           disable=not progress or not distributed.is_leader()) as bar:
     for g, members in enumerate(groups):
       chosen = plan.get(str(g), strategy)
