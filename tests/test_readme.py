@@ -79,3 +79,17 @@ def test_each_extra_the_readme_installs_exists():
   for command in COMMANDS:
     for extra in re.findall(r"pip install -e '\.\[(\w+)\]'", command):
       assert extra in extras, command
+
+
+def test_no_two_training_commands_share_a_workdir():
+  """Run in order, a second training command on the first's workdir (the flag's default when
+  not given) would be refused as another run's: each names its own."""
+  defaults = {"experiments.mnist": "/tmp/perceptrax/mnist", "scripts.sweep": "/tmp/perceptrax/sweep"}
+  workdirs = []
+  for command in COMMANDS:
+    for part in re.split(r"(?=\.venv/bin/python -m )", command)[1:]:
+      words = part.split('"')[0].split()
+      if words[2] in defaults:
+        given = [w.split("=", 1)[1] for w in words if w.startswith("--workdir=")]
+        workdirs.append(given[0] if given else defaults[words[2]])
+  assert len(workdirs) >= 6 and len(set(workdirs)) == len(workdirs), workdirs
