@@ -125,7 +125,8 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
     return _train_groups(groups, data, make, sizes, workdir, strategy, base.progress)
 
 
-def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> list[ModelResult]:
+def _train_groups(groups, data, make, sizes, workdir, strategy, show_progress
+                  ) -> list[ModelResult]:
   """Trains every group's runs in turn (resuming from ``workdir``); the results of run_sweep."""
   plan_path = os.path.join(workdir, "plan.json")
   plan = files.read_json(plan_path) if os.path.exists(plan_path) else {}
@@ -136,7 +137,7 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, progress) -> lis
   logging.info("sweep: %d models in %d groups", sum(len(m) for m in groups), len(groups))
   results = {}  # index in the grid -> ModelResult, of the runs this process trained
   with progress.bar(total=total, desc="sweep", unit="update",
-                          disable=not progress or not distributed.is_leader()) as bar:
+                    disable=not show_progress or not distributed.is_leader()) as bar:
     for g, members in enumerate(groups):
       chosen = plan.get(str(g), strategy)
       if chosen == "auto":
