@@ -9,6 +9,7 @@ data dir, so the tests never touch ``~/tensorflow_datasets``.
 """
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -58,21 +59,25 @@ def mnist_data_dir(archive_dir, tmp_path_factory):
   MNIST as a user's first run does, the README's main job for one epoch with
   its console going to a file (``first_run_console``), and the others wait.
   """
-  root = tmp_path_factory.getbasetemp()
-  if os.environ.get("PYTEST_XDIST_WORKER"):  # the session's folder, above the workers'
-    root = root.parent
+  root = _session_folder(tmp_path_factory)
   data_dir = root / "tfds"
   with files.exclusive_lock(str(root / "first_run.lock")):
     if not (root / "first_run" / "summary.json").exists():
       with open(root / "first_run.console", "w", encoding="utf-8") as console:
         result = subprocess.run(
-            [sys.executable, "-m", "experiments.mnist", "--model=mlp", "--hidden_sizes=64",
-             "--num_epochs=1", "--validation_size=1000", f"--archive_dir={archive_dir}",
-             f"--tfds_data_dir={data_dir}", f"--workdir={root / 'first_run'}"], cwd=ROOT,
+            [sys.executable, "-m", "experiments.mnist", *TRAINED["mlp"], "--num_epochs=1",
+             f"--archive_dir={archive_dir}", f"--tfds_data_dir={data_dir}",
+             f"--workdir={root / 'first_run'}"], cwd=ROOT,
             stdout=console, stderr=subprocess.STDOUT, timeout=600,
             env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
       assert result.returncode == 0, (root / "first_run.console").read_text()[-3000:]
   return str(data_dir)
+
+
+def _session_folder(tmp_path_factory):
+  """The session's temporary folder, shared by pytest-xdist's workers (the parent of theirs)."""
+  root = tmp_path_factory.getbasetemp()
+  return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +112,12 @@ def _made_once(path, done: str, command: list[str]):
 
 @pytest.fixture(scope="session")
 def trained(mnist_data_dir, tmp_path_factory):
-  """``trained(model)``: the workdir of a ``TRAINED`` model, trained once for the session."""
-  root = tmp_path_factory.getbasetemp().parent / "trained"
-  return lambda model: _made_once(root / model, "summary.json", [
+  """``trained(model)``: the workdir of a ``TRAINED`` model, trained once for the session (the
+  mlp's is the first run's, which prepared MNIST)."""
+  root = _session_folder(tmp_path_factory) / "trained"
+  first_run = os.path.join(os.path.dirname(mnist_data_dir), "first_run")
+  return lambda model: pathlib.Path(first_run) if model == "mlp" else _made_once(
+      root / model, "summary.json", [
       "experiments.mnist", *TRAINED[model], "--num_epochs=1", "--noplots", "--notensorboard",
       "--noprogress", f"--tfds_data_dir={mnist_data_dir}", f"--workdir={root / model}"])
 
@@ -117,7 +125,7 @@ def trained(mnist_data_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def exported(trained, mnist_data_dir, tmp_path_factory):
   """``exported(model)``: the folder scripts.export wrote for a ``TRAINED`` model, made once."""
-  root = tmp_path_factory.getbasetemp().parent / "exported"
+  root = _session_folder(tmp_path_factory) / "exported"
   return lambda model: _made_once(root / model, "manifest.json", [
       "scripts.export", f"--workdir={trained(model)}", f"--output={root / model}",
       f"--tfds_data_dir={mnist_data_dir}"])
