@@ -158,6 +158,24 @@ def test_the_launcher_reports_the_failure_that_caused_the_others(codes, reported
   assert launch._first_failure(codes) == reported  # pylint: disable=protected-access
 
 
+def test_a_collective_failed_by_a_lost_peer_is_named_whatever_it_interrupted(monkeypatch):
+  gloo = RuntimeError("UNKNOWN: Gloo all-reduce failed: [pair.cc:547] Connection closed by peer")
+  try:
+    try:
+      raise gloo
+    except RuntimeError as e:
+      raise UserError("could not write the checkpoint of epoch 1 (Gloo AllGather failed)") from e
+  except UserError as e:
+    wrapped = e
+  assert distributed.lost_peer(wrapped) is None  # a single process: never a lost peer
+  monkeypatch.setattr(distributed, "_joined", True)
+  for error in (gloo, wrapped):
+    message = distributed.lost_peer(error)
+    assert message.startswith("lost contact with another process of this run (")
+    assert message.endswith("rerun every process to resume from the last checkpoint")
+  assert distributed.lost_peer(ValueError("a bug")) is None
+
+
 def test_without_process_settings_nothing_is_joined():
   distributed.initialize()  # a single process: no coordinator, no error
   assert distributed.is_leader()
