@@ -14,10 +14,10 @@ import logging
 
 import httpx
 from absl import flags
-from tqdm import tqdm
 
-from data import errors
 from data import datasets
+from data import errors
+from data import progress
 from experiments import cli
 from data.errors import UserError
 
@@ -57,7 +57,7 @@ def main(argv):
   try:
     with httpx.Client(base_url=FLAGS.url, headers=headers, timeout=60) as client:
       name = _checked(client.get("/v1/models"))["models"][0]
-      with tqdm(total=len(images), unit="image", disable=not FLAGS.progress) as bar:
+      with progress.bar(total=len(images), unit="image", disable=not FLAGS.progress) as bar:
         for start in range(0, len(images), FLAGS.batch_size):
           batch = images[start:start + FLAGS.batch_size]
           predictions = _checked(client.post(f"/v1/models/{name}:predict",
