@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
+from absl import logging
 
 from data import errors
 from data import files
@@ -171,6 +172,9 @@ def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: l
                  "vmapped_images_per_second": images / seconds,
                  "sequential_images_per_second": one_images / single,
                  "speedup": (images / seconds) / (one_images / single)})
+    logging.info("hidden %s, K = %d: vmapped %.0f vs sequential %.0f images/s (%.2fx)",
+                 hidden or "none", k, rows[-1]["vmapped_images_per_second"],
+                 rows[-1]["sequential_images_per_second"], rows[-1]["speedup"])
   return rows
 
 
