@@ -141,8 +141,8 @@ def main(argv):
   if not command:
     raise UserError("give the command to run after --, e.g. "
                     "python -m scripts.launch --num_processes=2 -- python -m experiments.mnist")
-  if not 1 <= FLAGS.num_processes <= 1024:
-    raise UserError(f"num_processes must be in 1..1024, got {FLAGS.num_processes}")
+  errors.check_integer("num_processes", FLAGS.num_processes, 1, 1024)
+  errors.check_number("grace_seconds", FLAGS.grace_seconds, 0.0, 3600.0)
   launch(command, FLAGS.num_processes, FLAGS.grace_seconds)
 
 

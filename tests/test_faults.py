@@ -341,10 +341,14 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
      "c must be 0 or of magnitude"),
     ("experiments.mnist", ["--model=mlp", "--hidden_sizes="], "hidden_sizes needs widths"),
     ("scripts.sweep", ["--model=mlp", "--hidden_sizes_grid=64;;32"], "hidden_sizes needs widths"),
+    ("scripts.launch", ["--grace_seconds=nan", "--", "true"],
+     "grace_seconds must be a finite number in [0, 3600), got nan"),
+    ("scripts.launch", ["--num_processes=0", "--", "true"],
+     "num_processes must be an integer in [1, 1024], got 0"),
 ])
 def test_bad_numbers_are_one_line_on_every_entrypoint(module, flags, message, run_module,
                                                       tmp_path):
-  where = {"experiments.backprop_example": [],
+  where = {"experiments.backprop_example": [], "scripts.launch": [],
            "scripts.benchmark": [f"--output={tmp_path / 'b.json'}"]}.get(
                module, [f"--workdir={tmp_path / 'w'}"])
   _one_line(run_module(module, *flags, *where), message)
