@@ -220,26 +220,26 @@ def main(argv):
   base = config_flags.config_from_flags(plots=False)
   errors.check_integer("repeats", FLAGS.repeats, 1, 1000)
   errors.check_integer("matmul_size", FLAGS.matmul_size, 1, 16384)
+  try:
+    ks = [int(k) for k in FLAGS.ks]
+  except ValueError:
+    raise errors.UserError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from None
+  for k in ks:
+    errors.check_integer("ks", k, 1, 1024)
+  for name in FLAGS.models:
+    networks.MODELS.get(name)
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
   data = synthetic_data() if FLAGS.synthetic_data else dataset.load(base)
   device = jax.devices()[0]
   where = (f"{device.device_kind} ({jax.device_count()} device(s)), jax {jax.__version__}, data: "
            f"{'synthetic' if FLAGS.synthetic_data else base.dataset}")
   if FLAGS.mode == "sweep":
-    try:
-      ks = [int(k) for k in FLAGS.ks]
-    except ValueError:
-      raise errors.UserError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from None
-    for k in ks:
-      errors.check_integer("ks", k, 1, 1024)
     rows = [{"model": label, **r} for label, hidden in SWEEP_SIZES.items()
             for r in benchmark_sweep(base, hidden, ks, data, FLAGS.repeats)]
     table = sweep_table(rows)
     section, output = "benchmark sweep table", {"results": rows}
     where += ", one epoch per program"
   else:
-    for name in FLAGS.models:
-      networks.MODELS.get(name)
     peak = matmul_peak_flops(FLAGS.matmul_size, FLAGS.repeats)
     rows = []
     for name in FLAGS.models:

@@ -47,16 +47,17 @@ def main(argv):
   del argv
   errors.check_integer("limit", FLAGS.limit, 1, errors.MAX_COUNT)
   errors.check_integer("batch_size", FLAGS.batch_size, 1, 1024)
-  arrays = datasets.load_arrays(FLAGS.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
-  images = arrays[f"{FLAGS.split}_images"][:FLAGS.limit]
-  labels = arrays[f"{FLAGS.split}_labels"][:FLAGS.limit]
+  datasets.DATASETS.get(FLAGS.dataset)
   headers = {}
   if FLAGS.auth_token_file:
     with open(FLAGS.auth_token_file, encoding="utf-8") as f:
       headers["Authorization"] = f"Bearer {f.read().strip()}"
   try:
     with httpx.Client(base_url=FLAGS.url, headers=headers, timeout=60) as client:
-      name = _checked(client.get("/v1/models"))["models"][0]
+      name = _checked(client.get("/v1/models"))["models"][0]  # the server answers: then the data
+      arrays = datasets.load_arrays(FLAGS.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
+      images = arrays[f"{FLAGS.split}_images"][:FLAGS.limit]
+      labels = arrays[f"{FLAGS.split}_labels"][:FLAGS.limit]
       with progress.bar(total=len(images), unit="image", disable=not FLAGS.progress) as bar:
         for start in range(0, len(images), FLAGS.batch_size):
           batch = images[start:start + FLAGS.batch_size]

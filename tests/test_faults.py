@@ -345,10 +345,17 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
      "grace_seconds must be a finite number in [0, 3600), got nan"),
     ("scripts.launch", ["--num_processes=0", "--", "true"],
      "num_processes must be an integer in [1, 1024], got 0"),
+    # before any data: without archives or a prepared dataset these would say "not prepared"
+    ("scripts.benchmark", ["--mode=sweep", "--ks=0", "--tfds_data_dir=/nonexistent"],
+     "ks must be an integer in [1, 1024], got 0"),
+    ("scripts.benchmark", ["--models=resnet", "--tfds_data_dir=/nonexistent"],
+     "unknown model 'resnet'; choose one of "),
+    ("scripts.monitor_replay", ["--url=garbage", "--tfds_data_dir=/nonexistent"],
+     "cannot reach garbage: "),
 ])
 def test_bad_numbers_are_one_line_on_every_entrypoint(module, flags, message, run_module,
                                                       tmp_path):
-  where = {"experiments.backprop_example": [], "scripts.launch": [],
+  where = {"experiments.backprop_example": [], "scripts.launch": [], "scripts.monitor_replay": [],
            "scripts.benchmark": [f"--output={tmp_path / 'b.json'}"]}.get(
                module, [f"--workdir={tmp_path / 'w'}"])
   _one_line(run_module(module, *flags, *where), message)
