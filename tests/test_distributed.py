@@ -294,12 +294,20 @@ def test_without_the_launcher_the_survivor_of_a_killed_peer_says_so_in_one_line(
   processes[killed].kill()
   start = time.monotonic()
   _, err = processes[1 - killed].communicate(timeout=120)
-  assert processes[1 - killed].returncode == 1, err[-3000:]
   assert time.monotonic() - start < 30, err[-3000:]  # not JAX's shutdown barrier (100 s)
-  assert err.strip().splitlines()[-1].startswith(
-      "error: lost contact with another process of this run (")
-  assert "Traceback" not in err
   processes[killed].wait()
+  if killed == 0 and processes[1].returncode == -signal.SIGABRT:
+    # The coordinator's loss reached JAX's client thread first: it aborts the process from
+    # C++ before Python sees the failed collective (the README's documented limit).
+    assert "another task died" in err
+    return
+  assert processes[1 - killed].returncode == 1, err[-3000:]
+  ours = [line for line in err.splitlines() if line.startswith("error: ")]
+  assert ours == [ours[0]] and ours[0].startswith(
+      "error: lost contact with another process of this run (")
+  if killed == 1:  # the line is the last; with the coordinator gone, JAX's client thread logs
+    assert err.strip().splitlines()[-1] == ours[0]  # its own C++ lines meanwhile (README)
+  assert "Traceback" not in err
 
 
 @pytest.mark.slow
