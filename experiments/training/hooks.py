@@ -51,10 +51,11 @@ class Stopping(Hook):
     loop.new_rows = [row if len(r.history) > n else None
                      for row, r, n in zip(loop.rows, loop.records, lengths)]
     if not any(loop.new_rows):
-      loop.stop = not self._diverged_is_finished
-      loop.finished = self._diverged_is_finished
-      if loop.finished:
+      if self._diverged_is_finished:
+        loop.finished = True
         self._test(loop)
+      else:
+        loop.stop = True
       return
     if run.size > 1:
       loop.kept = keep(np.asarray(changed), loop.state.variables, loop.kept)

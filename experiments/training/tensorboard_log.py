@@ -106,7 +106,9 @@ class Log:
   def close(self, finished: bool) -> None:
     """Closes the files; ``finished``: training ended, which the HParams plugin shows."""
     for file in self._files:
-      if finished:
-        _, _, session_end = summary.hparams({}, {})
-        file.write([event_pb2.Event(wall_time=time.time(), summary=session_end)])
-      file.close()
+      try:
+        if finished:
+          _, _, session_end = summary.hparams({}, {})
+          file.write([event_pb2.Event(wall_time=time.time(), summary=session_end)])
+      finally:
+        file.close()
