@@ -11,6 +11,7 @@ import numpy as np
 from absl import logging
 
 from data import errors
+from experiments.training import checkpoint_record
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import record as record_lib
 from experiments.training import report
@@ -93,7 +94,7 @@ def ranking_loss(rows: list[dict], records) -> float:
 class Checkpointing(Hook):
   """Resumes from the newest good checkpoint in ``directory``; saves at the end (and every epoch).
 
-  A checkpoint of another run is refused (``check_same_members``) before
+  A checkpoint of another run is refused (``checkpoint_record.check_same_members``) before
   anything is trained or written.
   """
 
@@ -107,8 +108,9 @@ class Checkpointing(Hook):
                                                                       "metrics.jsonl")):
       logging.info("starting over: %s holds no checkpoint of the epochs its metrics.jsonl "
                    "lists", self._directory)
-    saved = self.checkpoints.restore(loop.state, lambda record: checkpoints_lib.check_same_members(
-        members, record, self._directory), stacked=loop.run.size > 1)
+    saved = self.checkpoints.restore(
+        loop.state, lambda record: checkpoint_record.check_same_members(
+            members, record, self._directory), stacked=loop.run.size > 1)
     if not saved:
       return
     loop.state, loop.kept, loop.epoch = saved.state, saved.model, saved.epoch
@@ -128,7 +130,7 @@ class Checkpointing(Hook):
     if loop.stop or not (loop.finished or loop.run.config.checkpoint_every_epoch):
       return
     run, data = loop.run, loop.pipeline.data
-    record = checkpoints_lib.record(run, loop.records, loop.finished, loop.test_metrics, data,
+    record = checkpoint_record.record(run, loop.records, loop.finished, loop.test_metrics, data,
                                     loop.pixel_scaling)
     self.checkpoints.save(loop.epoch, loop.state, loop.kept, record,
                           ranking_loss(loop.rows, loop.records), stacked=run.size > 1)

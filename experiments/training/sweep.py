@@ -33,7 +33,7 @@ from data import files
 from data import progress
 from experiments.training import config as config_lib
 from experiments.training import distributed
-from experiments.training import checkpoints
+from experiments.training import checkpoint_record
 from experiments.training import dataset
 from experiments.training import engine
 from experiments.training import grid as grid_lib
@@ -108,7 +108,7 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
   groups = grid_lib.expand(base, grid)
   if not groups[0][0].validation_size and not base.folds:
     raise UserError("a sweep selects on validation: set --validation_size > 0 or --folds")
-  checkpoints.check_writable(workdir)
+  checkpoint_record.check_writable(workdir)
   data = dataset.load(base)
   make = lambda members: run_lib.make_run(  # pylint: disable=unnecessary-lambda-assignment
       members, data.input_shape, len(data.class_names), data.num_examples)

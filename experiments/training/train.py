@@ -15,7 +15,7 @@ import jax
 from absl import logging
 
 from data import files
-from experiments.training import checkpoints
+from experiments.training import checkpoint_record
 from experiments.training import config as config_lib
 from experiments.training import dataset
 from experiments.training import distributed
@@ -79,8 +79,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       metrics.jsonl are left as they were after the last good epoch.
   """
   with files.removed_if_left_empty(workdir):
-    checkpoints.check_writable(workdir)
-    checkpoints.check_same_run(workdir, members(config))
+    checkpoint_record.check_writable(workdir)
+    checkpoint_record.check_same_run(workdir, members(config))
     data = dataset.load(config)
     run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                            data.num_examples)
