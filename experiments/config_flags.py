@@ -16,6 +16,7 @@ from absl import flags
 
 from data import errors
 from experiments.training import config as config_lib
+from experiments.training import settings
 from models import activations
 
 FLAGS = flags.FLAGS
@@ -33,10 +34,10 @@ def define_config_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) 
   """An absl flag for every field of ``config_class`` that has one, and the activation's."""
   defines = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
              bool: flags.DEFINE_boolean}
-  for field in config_lib.fields(config_class):
+  for field in dataclasses.fields(config_class):
     if not field.metadata["flag"]:
       continue
-    kind = config_lib.value_type(field)
+    kind = settings.value_type(field)
     if kind is tuple:
       flags.DEFINE_list(field.name, [str(v) for v in field.default] or ["none"], _help(field),
                         flag_values=flag_values)
@@ -54,7 +55,7 @@ def grid_flag(name: str) -> str:
 
 def define_grid_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) -> None:
   """A grid flag for every sweepable field of ``config_class``, and ``--learning_rate_multipliers``."""
-  for field in config_lib.fields(config_class):
+  for field in dataclasses.fields(config_class):
     if field.metadata["sweep"] is None:
       continue
     if field.name == "hidden_sizes":
@@ -93,7 +94,7 @@ def config_from_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS, **
   folders (``cli.py``'s flags) and the activation's parameters.
   """
   values = {}
-  for field in config_lib.fields(config_class):
+  for field in dataclasses.fields(config_class):
     if field.name in flag_values and field.name != "activation_params":
       values[field.name] = flag_values[field.name].value
   values["hidden_sizes"] = hidden_sizes(values["hidden_sizes"])
@@ -114,7 +115,7 @@ def grid_from_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) -> d
   grid = {}
   parsers = {str: (str, "names"), bool: (_boolean, "true or false"), int: (int, "integers"),
              float: (float, "numbers")}
-  for field in config_lib.fields(config_class):
+  for field in dataclasses.fields(config_class):
     if field.metadata["sweep"] is None:
       continue
     if field.name == "hidden_sizes":
@@ -122,7 +123,7 @@ def grid_from_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) -> d
         grid["hidden_sizes"] = [hidden_sizes(shape.split(",") if shape else [])
                                 for shape in flag_values[HIDDEN_SIZES_GRID].value.split(";")]
       continue
-    parse, kind = parsers[config_lib.value_type(field)]
+    parse, kind = parsers[settings.value_type(field)]
     names = [(field.name, grid_flag(field.name))]
     if field.name == "learning_rate":
       names.append(("learning_rate_multiplier", MULTIPLIERS))

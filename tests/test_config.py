@@ -12,6 +12,7 @@ from data import files
 from data.errors import UserError
 from experiments import config_flags
 from experiments.training import config as config_lib
+from experiments.training import settings
 from experiments.training import grid as grid_lib
 from experiments.training.config import TrainConfig
 
@@ -130,9 +131,9 @@ def test_json_round_trip(tmp_path):
 class WithLabelSmoothing(TrainConfig):
   """A copy of the config with one more member setting, as a new feature would add it."""
 
-  label_smoothing: float = config_lib.setting(
-      0.0, "ε of label smoothing.", kind=config_lib.MEMBER, check=config_lib.Number(0.0, 1.0),
-      sweep=config_lib.MEMBER)
+  label_smoothing: float = settings.setting(
+      0.0, "ε of label smoothing.", kind=settings.MEMBER, check=settings.Number(0.0, 1.0),
+      sweep=settings.MEMBER)
 
 
 def _parsed(config_class, argv, grid=False):
@@ -152,7 +153,7 @@ def test_a_new_field_gets_its_flag_grid_flag_check_and_kind_with_no_other_line()
   assert config.label_smoothing == 0.1 and config.resolve().label_smoothing == 0.1
   assert config_flags.grid_from_flags(WithLabelSmoothing, values) == {
       "label_smoothing": [0.0, 0.05]}
-  assert "label_smoothing" in config_lib.names(WithLabelSmoothing, of_kind=config_lib.MEMBER)
+  assert "label_smoothing" in settings.names(WithLabelSmoothing, of_kind=settings.MEMBER)
   assert "label_smoothing" not in config.resolve().shared_settings()
   with pytest.raises(UserError, match=r"label_smoothing must be a finite number in \[0, 1\)"):
     dataclasses.replace(config, label_smoothing=1.5).resolve()
@@ -162,9 +163,9 @@ def test_every_field_but_fold_is_a_flag_with_its_default_and_the_config_round_tr
   values = _parsed(TrainConfig, [])
   config = config_flags.config_from_flags(TrainConfig, values)
   assert config == TrainConfig(hidden_sizes=(512, 512))
-  unflagged = {f.name for f in config_lib.fields() if not f.metadata["flag"]}
+  unflagged = {f.name for f in dataclasses.fields(TrainConfig) if not f.metadata["flag"]}
   assert unflagged == {"fold", "activation_params", "archive_dir", "tfds_data_dir"}
-  for field in config_lib.fields():
+  for field in dataclasses.fields(TrainConfig):
     if field.metadata["flag"]:
       assert field.name in values and field.metadata["help"] in values[field.name].help
 

@@ -1,45 +1,28 @@
 """TrainConfig: every setting of one model's training, each defined once with what it means.
 
-A field is declared with ``setting(default, help, ...)``, which records in
-the field's metadata everything derived from it elsewhere:
-
-  help     the flag's help and the README's flag table (``scripts.readme_tables``);
-  check    its valid range or choices (``Integer``, ``Number``, ``OneOf``),
-           checked by ``resolve`` with one ``UserError`` line;
-  kind     ``MEMBER``: may differ between models trained together in one
-           compiled program (seed, fold, α, hyperparameters, penalties,
-           weight decay, dropout); ``OUTPUT``: changes what a run writes, not
-           what it trains, so a resumed run may change it; ``SHARED``: the
-           rest, the same for every model of a run;
-  sweep    ``GROUP`` (shapes the compiled program: a sweep trains one group
-           after another) or ``MEMBER`` (varies within a group); None: not
-           sweepable. Each sweepable setting gets a plural grid flag;
-  flag     False for a setting with no flag of its own (``fold``: set by
-           ``--folds``; ``activation_params``: one flag per parameter).
-
-``experiments/config_flags.py`` turns the fields into absl flags and grid
-flags, so adding a member setting is one field here plus the line that uses it.
-``resolve()`` checks every setting and fills in what was left to the tables
-(the optimizer form's α and hyperparameters, the model's dropout, the data
-seed); the entrypoint resolves once and passes the result down, and the
-resolved config is what ``config.json`` and the checkpoints store.
+Each field is a ``settings.setting`` carrying its help, range or choices,
+kind (member, output or shared) and sweep role; the absl flags, the sweep's
+grid flags, the member lists, the README's flag table and the range checks
+are derived from them (``experiments/training/settings.py``), so adding a
+member setting is one field here plus the line that uses it. ``resolve()``
+checks every setting and fills in what was left to the tables (the optimizer
+form's α and hyperparameters, the model's dropout, the data seed); the
+entrypoint resolves once and passes the result down, and the resolved config
+is what ``config.json`` and the checkpoints store.
 """
 
 import dataclasses
-import math
-import types
-from typing import NamedTuple
 
 from data import datasets
 from data import errors
 from data.errors import UserError
+from experiments.training import settings
+from experiments.training.settings import (
+    GROUP, MEMBER, OUTPUT, Integer, Number, OneOf, Widths, setting)
 from models import activations
 from models import networks
 from models import optimizers
 from models import schedules
-
-SHARED, MEMBER, OUTPUT = "shared", "member", "output"
-GROUP = "group"  # a sweep kind: settings that shape the compiled program
 
 # Gradient-descent modes: B, the examples per update, of (config, N training examples).
 GD_MODES = errors.Registry("gd_mode", {
@@ -47,66 +30,6 @@ GD_MODES = errors.Registry("gd_mode", {
     "stochastic": lambda config, num_train: 1,
     "full_batch": lambda config, num_train: num_train,
 })
-
-
-class Integer(NamedTuple):
-  """An integer in [low, high]."""
-
-  low: int
-  high: int = errors.MAX_COUNT
-
-  def check(self, name: str, value) -> None:
-    errors.check_integer(name, value, self.low, self.high)
-
-  def describe(self) -> str:
-    return f"An integer in [{self.low}, {self.high}]."
-
-
-class Number(NamedTuple):
-  """A finite number in an interval, open where stated."""
-
-  low: float
-  high: float = math.inf
-  low_open: bool = False
-  high_open: bool = True
-
-  def check(self, name: str, value) -> None:
-    errors.check_number(name, value, self.low, self.high, self.low_open, self.high_open)
-
-  def describe(self) -> str:
-    return (("In (" if self.low_open else "In [") + f"{self.low:g}, {self.high:g}"
-            + (")." if self.high_open else "]."))
-
-
-class OneOf(NamedTuple):
-  """A name in a table (``errors.Registry``)."""
-
-  table: errors.Registry
-
-  def check(self, name: str, value) -> None:
-    del name  # the table's error names its kind
-    self.table.get(value)
-
-  def describe(self) -> str:
-    return f"Choices: {' | '.join(self.table)}."
-
-
-class Widths(NamedTuple):
-  """Layer widths, each an integer in [1, MAX_COUNT]."""
-
-  def check(self, name: str, value) -> None:
-    for width in value:
-      errors.check_integer(name, width, 1, errors.MAX_COUNT)
-
-  def describe(self) -> str:
-    return ""  # the help says it
-
-
-def setting(default, help: str, *, kind: str = SHARED, check=None,  # pylint: disable=redefined-builtin
-            sweep: str | None = None, flag: bool = True):
-  """A TrainConfig field carrying its metadata (see the module docstring)."""
-  return dataclasses.field(default=default, metadata={
-      "help": help, "kind": kind, "check": check, "sweep": sweep, "flag": flag})
 
 
 _SYMBOL_HELP = {
@@ -238,11 +161,13 @@ class TrainConfig:
 
   def shared_settings(self) -> dict:
     """The settings every model trained together with this one must share."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k, type(self)) == SHARED}
+    shared = settings.names(type(self), of_kind=settings.SHARED)
+    return {k: v for k, v in dataclasses.asdict(self).items() if k in shared}
 
   def training_settings(self) -> dict:
     """Everything but the output settings: what a checkpoint must have been trained with."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if kind(k, type(self)) != OUTPUT}
+    outputs = settings.names(type(self), of_kind=OUTPUT)
+    return {k: v for k, v in dataclasses.asdict(self).items() if k not in outputs}
 
   @property
   def resolved(self) -> bool:
@@ -276,40 +201,13 @@ class TrainConfig:
     )
 
 
-def fields(config_class=TrainConfig) -> tuple[dataclasses.Field, ...]:
-  return dataclasses.fields(config_class)
-
-
-def kind(name: str, config_class=TrainConfig) -> str:
-  return config_class.__dataclass_fields__[name].metadata["kind"]
-
-
-def names(config_class=TrainConfig, *, of_kind: str | None = None,
-          sweep: str | None = None) -> tuple[str, ...]:
-  """The settings of ``config_class`` of a kind, or sweepable as ``sweep``, in field order."""
-  return tuple(f.name for f in fields(config_class)
-               if (of_kind is None or f.metadata["kind"] == of_kind)
-               and (sweep is None or f.metadata["sweep"] == sweep))
-
-
-def value_type(field: dataclasses.Field) -> type:
-  """The type of a field's values: ``float`` for ``float | None``, ``tuple`` for widths."""
-  annotation = field.type
-  if isinstance(annotation, types.UnionType):
-    annotation = next(a for a in annotation.__args__ if a is not type(None))
-  return getattr(annotation, "__origin__", annotation)
-
-
-MEMBER_SETTINGS = names(of_kind=MEMBER)
-OUTPUT_SETTINGS = names(of_kind=OUTPUT)
+MEMBER_SETTINGS = settings.names(TrainConfig, of_kind=MEMBER)
+OUTPUT_SETTINGS = settings.names(TrainConfig, of_kind=OUTPUT)
 
 
 def _check(c: TrainConfig) -> None:
-  """UserError naming the first setting of ``c`` out of its range or choices."""
-  for field in fields(type(c)):
-    value = getattr(c, field.name)
-    if field.metadata["check"] is not None and value is not None:
-      field.metadata["check"].check(field.name, value)
+  """UserError naming the first setting of ``c`` out of its range or choices, or at odds with another."""
+  settings.check_each(c)
   if c.folds == 1:
     raise UserError("folds must be 0 (a holdout split) or an integer in "
                     f"[2, {errors.MAX_COUNT}], got 1")
@@ -348,6 +246,6 @@ def to_json(config: TrainConfig) -> dict:
 
 def from_json(saved: dict) -> TrainConfig:
   """The TrainConfig ``to_json`` gave (JSON lists back to tuples); unknown keys are ignored."""
-  known = {f.name for f in fields()}
+  known = {f.name for f in dataclasses.fields(TrainConfig)}
   tuples = lambda v: tuple(tuples(x) for x in v) if isinstance(v, list) else v  # noqa: E731
   return TrainConfig(**{k: tuples(v) for k, v in saved.items() if k in known})

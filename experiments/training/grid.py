@@ -17,13 +17,13 @@ import itertools
 
 from data import errors
 from data.errors import UserError
-from experiments.training import config as config_lib
+from experiments.training import settings
 from experiments.training.config import TrainConfig
 from models import networks
 from models import optimizers
 
-GROUP_SETTINGS = config_lib.names(sweep=config_lib.GROUP)
-MEMBER_GRID = tuple(name for setting in config_lib.names(sweep=config_lib.MEMBER)
+GROUP_SETTINGS = settings.names(TrainConfig, sweep=settings.GROUP)
+MEMBER_GRID = tuple(name for setting in settings.names(TrainConfig, sweep=settings.MEMBER)
                     for name in ((setting, "learning_rate_multiplier")
                                  if setting == "learning_rate" else (setting,)))
 SETTINGS = (*GROUP_SETTINGS, *MEMBER_GRID)

@@ -5,11 +5,13 @@ import numpy as np
 from experiments.training import config as config_lib
 from experiments.training import grid as grid_lib
 from experiments.training import plots
+from experiments.training import settings
 from experiments.training import tables
 from experiments.training.plots import matplotlib
 from experiments.training.plots import plt
 
-NUMERIC = tuple(n for n in config_lib.names(sweep=config_lib.MEMBER) if n != "seed")
+NUMERIC = tuple(n for n in settings.names(config_lib.TrainConfig, sweep=settings.MEMBER)
+                if n != "seed")
 
 
 def _group(row: dict, columns: list[str]) -> tuple:
