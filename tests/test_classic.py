@@ -88,15 +88,17 @@ def test_least_squares_is_the_minimum_norm_solution_when_singular():
 
 @pytest.mark.slow
 def test_least_squares_on_mnist_is_numpy_lstsq(mnist_data_dir, archive_dir):
-  """All 10 classes, one-hot targets: E and predictions as float64 lstsq's (rank 713 of 785)."""
+  """All 10 classes, one-hot targets, the first 10 000 training images: E and predictions as
+  float64 lstsq's (rank 664 of 785: blank pixels, and fewer images than on all of MNIST)."""
   from data import datasets  # pylint: disable=g-import-not-at-top
   arrays = datasets.load_arrays("mnist", archive_dir, mnist_data_dir)
-  x = datasets.to_model_input(arrays["train_images"]).reshape(60_000, -1)
-  d = np.eye(10, dtype=np.float32)[arrays["train_labels"]]
+  n = 10_000
+  x = datasets.to_model_input(arrays["train_images"][:n]).reshape(n, -1)
+  d = np.eye(10, dtype=np.float32)[arrays["train_labels"][:n]]
   w = np.asarray(classic.least_squares(jnp.asarray(x), jnp.asarray(d)), np.float64)
-  xb = np.c_[np.ones(60_000), np.asarray(x, np.float64)]
+  xb = np.c_[np.ones(n), np.asarray(x, np.float64)]
   expected, _, rank, _ = np.linalg.lstsq(xb, d.astype(np.float64), rcond=None)
-  assert rank == 713
+  assert rank == 664
   error = lambda w: 0.5 * np.mean(np.sum((xb @ w - d) ** 2, axis=1))  # noqa: E731
   # E is flat at its minimum: float32 rounding of w (~1e-7 relative) moves it by far less.
   np.testing.assert_allclose(error(w), error(expected), rtol=1e-6)

@@ -1,10 +1,11 @@
 """Training over several processes (jax.distributed, gloo on CPU) equals training in one.
 
 Every layout runs in its own processes: XLA fixes a process's devices when its
-backend starts. The fast tier trains the MLP on a small generated dataset
-through ``engine.fit``; the slow tier runs the entrypoints on real MNIST through
-``scripts.launch``: equal final parameters, equal sweep results, a killed
-process resumed bitwise, and bad set-ups refused in one line.
+backend starts, so these are slow-tier tests (the layouts themselves are
+unit-tested on two forced devices in test_sharding). The MLP on a small
+generated dataset through ``engine.fit``, and the entrypoints on real MNIST
+through ``scripts.launch``: equal final parameters, equal sweep results, a
+killed process resumed bitwise, and bad set-ups refused in one line.
 """
 
 import json
@@ -77,6 +78,7 @@ def _generated_run(tmp_path, name: str, devices: int = 1, processes: int = 1):
     return summary, [saved[k] for k in saved.files]
 
 
+@pytest.mark.slow  # three runs in their own processes, two of them joined by gloo
 def test_two_processes_train_the_mlp_as_one_process_does(tmp_path):
   two, two_params = _generated_run(tmp_path, "two", processes=2)
   pair, pair_params = _generated_run(tmp_path, "pair", devices=2)
@@ -202,24 +204,6 @@ def _kept(workdir) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_on_real_mnist(mnist_data_dir, tmp_path):
-  data = f"--tfds_data_dir={mnist_data_dir}"
-  runs = {}
-  for name, processes, devices in (("two", 2, 1), ("pair", 1, 2), ("one", 1, 1)):
-    result = _launch(processes, "experiments.mnist", *MLP, data, f"--workdir={tmp_path / name}",
-                     devices=devices)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    summary = json.loads((tmp_path / name / "summary.json").read_text())
-    assert (summary["devices"], summary["processes"]) == (2 if name != "one" else 1, processes)
-    runs[name] = _kept(tmp_path / name)
-  assert not os.path.exists(tmp_path / "two" / "summary.json.tmp")
-  for a, b in zip(runs["two"], runs["pair"]):
-    np.testing.assert_array_equal(a, b)  # the same partial sums (measured bitwise equal)
-  for a, b in zip(runs["two"], runs["one"]):  # float32 partial sums over 107 Adam steps
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["vmapped", "sequential"])
 def test_a_sweep_over_two_processes_equals_one(mnist_data_dir, tmp_path, strategy):
   flags = [*MLP, "--hidden_sizes=32", "--seeds=0,1,2,3", "--noshared_batches",
@@ -246,9 +230,18 @@ def test_a_sweep_over_two_processes_equals_one(mnist_data_dir, tmp_path, strateg
 
 @pytest.mark.slow
 def test_a_killed_process_stops_the_other_and_the_rerun_resumes_bitwise(mnist_data_dir, tmp_path):
+  """The entrypoint on 2 processes equals 1 process of 2 devices (the same partial sums,
+  measured bitwise equal), and a run whose process 1 is killed resumes to the same bits."""
   flags = [*MLP, "--num_epochs=2", "--checkpoint_every_epoch", f"--tfds_data_dir={mnist_data_dir}"]
-  whole = _launch(2, "experiments.mnist", *flags, f"--workdir={tmp_path / 'whole'}")
-  assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
+  for name, processes, devices in (("whole", 2, 1), ("pair", 1, 2)):
+    result = _launch(processes, "experiments.mnist", *flags, f"--workdir={tmp_path / name}",
+                     devices=devices)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    summary = json.loads((tmp_path / name / "summary.json").read_text())
+    assert (summary["devices"], summary["processes"]) == (2, processes)
+  assert not os.path.exists(tmp_path / "whole" / "summary.json.tmp")
+  for a, b in zip(_kept(tmp_path / "whole"), _kept(tmp_path / "pair"), strict=True):
+    np.testing.assert_array_equal(a, b)
 
   workdir = tmp_path / "killed"
   command = _launched(2, sys.executable, "-m", "experiments.mnist", *flags,
@@ -268,7 +261,7 @@ def test_a_killed_process_stops_the_other_and_the_rerun_resumes_bitwise(mnist_da
                          timeout=600)
   assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
   assert "resuming from the checkpoint of epoch 1" in rerun.stdout
-  for a, b in zip(_kept(workdir), _kept(tmp_path / "whole")):
+  for a, b in zip(_kept(workdir), _kept(tmp_path / "whole"), strict=True):
     np.testing.assert_array_equal(a, b)
 
 

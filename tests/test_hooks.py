@@ -7,6 +7,8 @@ read (the run's settings and plan, the test labels, a predict function).
 import dataclasses
 import json
 import logging
+import os
+import signal
 import types
 
 import jax
@@ -14,6 +16,7 @@ import numpy as np
 import optax
 import pytest
 
+from data import errors
 from data.errors import UserError
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import config as config_lib
@@ -237,3 +240,34 @@ def test_the_console_logs_one_line_per_epoch(caplog):
   output_hooks.Console().epoch(many)
   assert "epoch 1: 2 models, validation accuracy 0.5000 ± 0.0000 (min 0.5000, max 0.5000), " \
          "1 diverged | 40 images/s (all models)" in caplog.text
+
+
+@pytest.mark.parametrize("signum", hooks.Signals.SIGNALS)
+def test_a_signal_stops_the_loop_at_the_next_block_and_ends_in_one_line(signum, tmp_path):
+  """Each signal is only noted (the block of steps goes on); the loop sees it at the block's
+  end, and ``end`` raises Interrupted naming the signal and the kept checkpoint, exit 128+n.
+  The handlers before ``start`` are back afterwards. (test_faults sends SIGTERM to a real run.)"""
+  before = {s: signal.getsignal(s) for s in hooks.Signals.SIGNALS}
+  loop, signals = _loop(), hooks.Signals(str(tmp_path))
+  with signals.restored_after():
+    signals.start(loop)
+    signals.block(loop, 1)
+    assert loop.interrupted is None
+    os.kill(os.getpid(), signum)  # delivered to the main thread, which runs this test
+    signals.block(loop, 1)
+    assert loop.interrupted == signum
+    os.kill(os.getpid(), signal.SIGHUP if signum != signal.SIGHUP else signal.SIGINT)
+    signals.epoch(loop)
+    assert loop.interrupted == signum  # the first signal is the one reported
+    loop.epoch, loop.checkpoint_epoch = 2, 2
+    with pytest.raises(errors.Interrupted) as raised:
+      signals.end(loop)
+  assert {s: signal.getsignal(s) for s in hooks.Signals.SIGNALS} == before
+  name = signal.Signals(signum).name
+  assert str(raised.value) == (
+      f"stopped by {name} after epoch 2: the checkpoint of epoch 2 in "
+      f"{tmp_path / 'checkpoints'} is kept; rerun the same command to resume from it")
+  assert raised.value.exit_status == 128 + signum
+  loop.checkpoint_epoch = None
+  with pytest.raises(errors.Interrupted, match="no epoch had finished, so nothing was saved"):
+    signals.end(loop)
