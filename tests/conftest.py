@@ -13,13 +13,24 @@ import pathlib
 import subprocess
 import sys
 
-import jax
+# Compiling is most of a test's time, and XLA's backend optimizations are most of
+# compiling: the tests compile with them mostly off (JAX's jax_disable_most_optimizations:
+# LLVM at -O0, no expensive passes), here and in the processes they start, which inherit
+# the variable. The programs compute the same math, and every test checks it against the
+# same independent references. Tests that run a ConvNet long enough for the slower code to
+# cost more than it saves, or that depend on the users' exact numerics (a divergence's
+# trajectory), run with ``helpers.USERS_COMPILER``. JAX_DISABLE_MOST_OPTIMIZATIONS=0 runs
+# the whole suite with the users' compiler settings.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest
 
 from data import archives
 from data import files
 from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT
+from tests.helpers import USERS_COMPILER
 
 # Catch silent broadcasting and dtype promotion bugs.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -69,7 +80,8 @@ def mnist_data_dir(archive_dir, tmp_path_factory):
              f"--archive_dir={archive_dir}", f"--tfds_data_dir={data_dir}",
              f"--workdir={root / 'first_run'}"], cwd=ROOT,
             stdout=console, stderr=subprocess.STDOUT, timeout=600,
-            env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+            env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
+                 **USERS_COMPILER})
       assert result.returncode == 0, (root / "first_run.console").read_text()[-3000:]
   return str(data_dir)
 
@@ -100,12 +112,14 @@ TRAINED = {
 
 def _made_once(path, done: str, command: list[str]):
   """Runs ``command`` (python -m ...) unless ``path/done`` exists, under a lock shared by the
-  parallel test processes (the first makes it, the others wait and reuse it)."""
+  parallel test processes (the first makes it, the others wait and reuse it), compiled as
+  users' runs are: the models every prediction and serving test reads."""
   with files.exclusive_lock(str(path) + ".lock"):
     if not (path / done).exists():
       result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True,
                               text=True, timeout=600,
-                              env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+                              env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
+                 **USERS_COMPILER})
       assert result.returncode == 0, result.stderr[-2000:]
   return path
 

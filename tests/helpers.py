@@ -9,6 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the reposi
 # JAX's persistent compilation cache of the tests and of the processes they start.
 COMPILATION_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
     ROOT, ".pytest_cache", "jax")
+# The environment of a process compiled as users' are (see conftest.py).
+USERS_COMPILER = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "0"}
 
 
 def assert_trees_close(got, want, rtol: float, atol: float = 0.0) -> None:

@@ -10,16 +10,18 @@ import time
 
 from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT
+from tests.helpers import USERS_COMPILER
 
 
 class Served:
-  """A running ``python -m scripts.serve``: its process and address."""
+  """A running ``python -m scripts.serve``: its process and address (compiled as users' are:
+  the server compiles its model for 7 batch sizes before it answers)."""
 
   def __init__(self, *flags, timeout: float = 120):
     self.process = subprocess.Popen(
         [sys.executable, "-m", "scripts.serve", "--port=0", *flags], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+        env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE, **USERS_COMPILER})
     line = _read_line(self.process.stdout, timeout)
     found = re.search(r"at (http://[\d.]+:\d+)/", line or "")
     if not found:
