@@ -139,8 +139,8 @@ class Checkpoints:
       if create and self._local:  # Orbax leaves creating the folder to a subset of processes
         os.makedirs(self.directory, exist_ok=True)
       options = ocp.CheckpointManagerOptions(
-          create=create and not self._local, enable_async_checkpointing=False, cleanup_tmp_directories=True,
-          multiprocessing_options=processes,
+          create=create and not self._local, enable_async_checkpointing=False,
+          cleanup_tmp_directories=True, multiprocessing_options=processes,
           preservation_policy=policies.AnyPreservationPolicy([
               policies.LatestN(2),
               policies.BestN(get_metric_fn=lambda metrics: metrics["loss"], reverse=True, n=1,
