@@ -119,7 +119,7 @@ def _made_once(path, done: str, command: list[str]):
       result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True,
                               text=True, timeout=600,
                               env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
-                 **USERS_COMPILER})
+                                   **USERS_COMPILER})
       assert result.returncode == 0, result.stderr[-2000:]
   return path
 

@@ -6,6 +6,7 @@ the fast tier; the hooks have their own tests (test_hooks.py), without a loop.
 
 import dataclasses
 import os
+import re
 import shutil
 
 import jax
@@ -218,10 +219,15 @@ def finished(tmp_path_factory):
   return config, workdir, fit([config], str(workdir))
 
 
-@pytest.mark.parametrize("item,truncate", [("state", False), ("model", False), ("record", False),
-                                          ("state", True)])
+@pytest.mark.parametrize("item,truncate,reason", [
+    ("state", False, "its state arrays do not match their digest"),
+    ("model", False, "its model arrays do not match their digest"),
+    ("record", False, "unreadable record: "),  # the flipped byte breaks its UTF-8
+    ("state", True, "unreadable arrays: its array data cannot be read: a file is damaged or "
+                    "truncated"),
+])
 def test_a_damaged_checkpoint_falls_back_to_the_newest_good_one(finished, tmp_path, caplog, item,
-                                                                truncate):
+                                                                truncate, reason):
   """A flipped byte in each part of a checkpoint, or a file a full disk cut short."""
   config, workdir, whole = finished
   cut = tmp_path / "cut"
@@ -231,8 +237,10 @@ def test_a_damaged_checkpoint_falls_back_to_the_newest_good_one(finished, tmp_pa
     os.truncate(damaged, os.path.getsize(damaged) // 3)
   resumed = fit([config], str(cut))
   assert resumed.resumed_from == 2 and not resumed.already_finished
-  assert f"the checkpoint of epoch 3 in {cut}/checkpoints failed verification (" in caplog.text
-  assert "; using the checkpoint of epoch 2" in caplog.text
+  warning = f"the checkpoint of epoch 3 in {cut}/checkpoints failed verification ({reason}"
+  assert warning in caplog.text
+  assert re.search(re.escape(warning) + r"[^\n]*\); using the checkpoint of epoch 2$", caplog.text,
+                   re.MULTILINE)
   helpers.assert_trees_equal(resumed.kept, whole.kept)  # epoch 3 trained again, same bits
   assert resumed.test_metrics == whole.test_metrics
 
