@@ -43,7 +43,7 @@ def check_same_run(directory: str, members) -> None:
   reader = checkpoints_lib.Checkpoints(directory, read_only=True)
   for epoch in reader.epochs():
     try:
-      record = reader._record(epoch)  # pylint: disable=protected-access
+      record = reader.verified_record(epoch)
     except checkpoints_lib.Damaged:
       continue
     check_same_members(members, record, directory)

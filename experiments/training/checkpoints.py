@@ -194,7 +194,8 @@ class Checkpoints:
       raise UserError(f"could not write the checkpoint of epoch {epoch} in {self.directory} "
                       f"({_reason(e)}); {kept}") from e
 
-  def _record(self, epoch: int) -> dict:
+  def verified_record(self, epoch: int) -> dict:
+    """The record of ``epoch`` alone (no arrays), its digest checked; Damaged if it fails."""
     ocp = _orbax()
     try:
       record = self._open().restore(epoch, args=ocp.args.Composite(
@@ -212,7 +213,7 @@ class Checkpoints:
     processes wrote them).
     """
     ocp = _orbax()
-    record = self._record(epoch)
+    record = self.verified_record(epoch)
     check(record)
     try:
       targets = {name: self._as_saved(epoch, name) if target is None else target

@@ -206,7 +206,8 @@ OUTPUT_SETTINGS = settings.names(TrainConfig, of_kind=OUTPUT)
 
 
 def _check(c: TrainConfig) -> None:
-  """UserError naming the first setting of ``c`` out of its range or choices, or at odds with another."""
+  """UserError naming the first setting of ``c`` out of its range or choices, or at odds
+  with another."""
   settings.check_each(c)
   if c.folds == 1:
     raise UserError("folds must be 0 (a holdout split) or an integer in "

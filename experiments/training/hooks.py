@@ -131,7 +131,7 @@ class Checkpointing(Hook):
       return
     run, data = loop.run, loop.pipeline.data
     record = checkpoint_record.record(run, loop.records, loop.finished, loop.test_metrics, data,
-                                    loop.pixel_scaling)
+                                      loop.pixel_scaling)
     self.checkpoints.save(loop.epoch, loop.state, loop.kept, record,
                           ranking_loss(loop.rows, loop.records), stacked=run.size > 1)
 

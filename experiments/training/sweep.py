@@ -154,9 +154,9 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, show_progress
           continue
         run = make(members[first:first + size])
         directory = os.path.join(workdir, "runs", f"{g:02d}-{r:03d}")
-        result = engine.fit(run, data, directory, bar=bar, local=local, inputs=inputs, hooks=[
-            output_hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")],
-                            diverged_is_finished=True)
+        metrics = output_hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")
+        result = engine.fit(run, data, directory, bar=bar, local=local, inputs=inputs,
+                            hooks=[metrics], diverged_is_finished=True)
         offset = sum(len(m) for m in groups[:g]) + first
         results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
                                                 chosen, os.path.relpath(directory, workdir), k)
