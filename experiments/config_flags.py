@@ -39,8 +39,8 @@ def define_config_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) 
       continue
     kind = settings.value_type(field)
     if kind is tuple:
-      flags.DEFINE_list(field.name, [str(v) for v in field.default] or ["none"], _help(field),
-                        flag_values=flag_values)
+      default = None if field.default is None else [str(v) for v in field.default] or ["none"]
+      flags.DEFINE_list(field.name, default, _help(field), flag_values=flag_values)
     else:
       defines[kind](field.name, field.default, _help(field), flag_values=flag_values)
   for name, spec in activations.PARAMETERS.items():
@@ -59,7 +59,7 @@ def define_grid_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS) ->
     if field.metadata["sweep"] is None:
       continue
     if field.name == "hidden_sizes":
-      flags.DEFINE_string(HIDDEN_SIZES_GRID, None, "MLP shapes to compare, separated by ';', "
+      flags.DEFINE_string(HIDDEN_SIZES_GRID, None, "Layer widths to compare, separated by ';', "
                           "e.g. '64;512,512;none' (none: no hidden layer).",
                           flag_values=flag_values)
       continue
@@ -97,7 +97,8 @@ def config_from_flags(config_class=config_lib.TrainConfig, flag_values=FLAGS, **
   for field in dataclasses.fields(config_class):
     if field.name in flag_values and field.name != "activation_params":
       values[field.name] = flag_values[field.name].value
-  values["hidden_sizes"] = hidden_sizes(values["hidden_sizes"])
+  if values["hidden_sizes"] is not None:
+    values["hidden_sizes"] = hidden_sizes(values["hidden_sizes"])
   values["activation_params"] = tuple((name, flag_values[name].value)
                                       for name in activations.PARAMETERS
                                       if flag_values[name].value is not None)

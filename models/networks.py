@@ -14,8 +14,10 @@ or evaluation mode: no dropout). In training each unit is zeroed with
 probability p and the rest are scaled by 1/(1-p) (inverted dropout); p = 0
 keeps every unit exactly. ``default_dropout`` is each model's usual rate.
 The MLP's RReLU activation draws its training slopes from the same "dropout"
-PRNG stream.
-Every model takes ``batch_norm``. Batch normalization
+PRNG stream. The recurrent networks (rnn, lstm, gru) read the image as a
+sequence of rows or pixels (``models/recurrent.py``).
+
+The feed-forward models take ``batch_norm``. Batch normalization
 (Ioffe & Szegedy 2015) normalizes each feature over the batch in training,
 ŷ = γ (x - μ_B) / sqrt(σ²_B + ε) + β, and keeps running averages
 m ← 0.9 m + 0.1 μ_B and v ← 0.9 v + 0.1 σ²_B (biased σ²_B) that replace μ_B,
@@ -34,27 +36,11 @@ import jax.numpy as jnp
 
 from models import activations
 from models import conv
+from models import recurrent
+from models.dropout import Dropout
 from data import errors
 
 BATCH_NORM_MOMENTUM = 0.9
-
-
-class Dropout(nn.Module):
-  """Inverted dropout with its rate p given at call time (a float, or an array under vmap).
-
-  In training, x / (1 - p) where a Bernoulli(1 - p) mask keeps the unit, else 0
-  (the mask from the "dropout" PRNG stream); p = 0 keeps every unit exactly.
-  Without a rate, or in evaluation, the identity. (Flax's ``nn.Dropout`` fixes
-  p when the module is built, so models trained together could not differ in it.)
-  """
-
-  @nn.compact
-  def __call__(self, x: jax.Array, rate, train: bool) -> jax.Array:
-    if rate is None or not train:
-      return x
-    keep = 1.0 - rate
-    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
-    return jnp.where(mask, x / keep, 0.0)
 
 
 def pool_2x2(x: jax.Array, kind: str) -> jax.Array:
@@ -184,16 +170,27 @@ class CifarConvNet(_ConvNet):
   conv_features: Sequence[int] = (12,)
 
 
-MODELS = errors.Registry(
-    "model", {"mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet})
+MODELS = errors.Registry("model", {
+    "mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet,
+    "rnn": recurrent.RNN, "lstm": recurrent.LSTM, "gru": recurrent.GRU})
 
 # The architecture settings a user chooses; each model takes some of them.
-ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "activation_params", "batch_norm")
+ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "activation_params", "batch_norm",
+                         "bidirectional", "sequence")
 
 
 def takes(name: str, setting: str) -> bool:
-  """Whether model ``name`` has the architecture ``setting`` (e.g. only the MLP has hidden_sizes)."""
+  """Whether model ``name`` has the architecture ``setting`` (e.g. the CNN has no hidden_sizes)."""
   return setting in {f.name for f in dataclasses.fields(MODELS.get(name))}
+
+
+def default(name: str, setting: str):
+  """Model ``name``'s own value of an architecture ``setting`` it takes (MLP: 512,512 ReLU)."""
+  return next(f.default for f in dataclasses.fields(MODELS.get(name)) if f.name == setting)
+
+
+def is_recurrent(name: str) -> bool:
+  return issubclass(MODELS.get(name), recurrent.Recurrent)
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:

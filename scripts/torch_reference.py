@@ -2,7 +2,8 @@
 
 Each model of ``models/networks.py`` is written again in PyTorch layer by
 layer (NCHW; PyTorch's default initializations, which do not change the
-speed) and trained with the same optimizer rule, α and cosine schedule, batch
+speed; the recurrent models as PyTorch's fused nn.RNN, nn.LSTM and nn.GRU,
+batch first) and trained with the same optimizer rule, α and cosine schedule, batch
 size and number of updates, on the same uint8 MNIST arrays. PyTorch gets its
 fastest setting: the whole training split as one float32 NCHW tensor in
 memory, indexed per batch. Eager mode and ``torch.compile`` are timed.
@@ -15,6 +16,7 @@ import time
 import numpy as np
 
 from data.errors import UserError
+from models import recurrent
 
 TORCH_OPTIMIZERS = ("sgd", "momentum", "adam")  # the rules PyTorch has exactly
 
@@ -27,10 +29,47 @@ def _torch():
   return torch
 
 
-def build(name: str, num_classes: int = 10):
-  """The PyTorch twin of ``networks.MODELS[name]`` (default settings) for 28x28x1 inputs."""
+def _recurrent(name: str, config, num_classes: int):
+  """PyTorch's nn.RNN / nn.LSTM / nn.GRU (batch first) reading the image as ``config`` says,
+  its last step's state through a linear layer to the logits."""
+  torch = _torch()
+  widths = set(config.hidden_sizes)
+  if len(widths) != 1:
+    raise UserError("--compare=torch times recurrent layers of one width (PyTorch's num_layers), "
+                    f"got {','.join(map(str, config.hidden_sizes))}")
+  width, layers, directions = widths.pop(), len(config.hidden_sizes), 1 + config.bidirectional
+  kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name]
+  extra = {"nonlinearity": config.activation} if name == "rnn" else {}
+  if extra and config.activation not in ("tanh", "relu"):
+    raise UserError(f"PyTorch's nn.RNN has tanh and relu, not {config.activation}")
+  order = (np.asarray(recurrent.as_sequence(np.arange(784).reshape(1, 28, 28, 1), config.sequence))
+           .reshape(-1).astype(np.int64) if config.sequence != "rows" else None)
+
+  class Twin(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.layers = kind(28 if order is None else 1, width, layers, batch_first=True,
+                         bidirectional=bool(config.bidirectional), **extra)
+      self.head = torch.nn.Linear(directions * width, num_classes)
+
+    def forward(self, x):  # x: (B, 1, 28, 28)
+      x = x.reshape(x.shape[0], 28, 28) if order is None else x.reshape(x.shape[0], 784, 1)[
+          :, order]
+      states, _ = self.layers(x)
+      last = states[:, -1] if directions == 1 else torch.cat(
+          [states[:, -1, :width], states[:, 0, width:]], dim=-1)
+      return self.head(last)
+
+  return Twin()
+
+
+def build(name: str, config, num_classes: int = 10):
+  """The PyTorch twin of ``networks.MODELS[name]`` for 28x28x1 inputs (the recurrent
+  models with ``config``'s layers and sequence; the others with their default settings)."""
   torch = _torch()
   nn = torch.nn
+  if name in ("rnn", "lstm", "gru"):
+    return _recurrent(name, config, num_classes)
   if name == "mlp":
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512),
                          nn.ReLU(), nn.Linear(512, num_classes))
@@ -44,7 +83,8 @@ def build(name: str, num_classes: int = 10):
         nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(7 * 7 * 64, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, num_classes))
-  raise UserError(f"--compare=torch has no PyTorch twin of {name!r}; choose mlp, cnn_small, cnn")
+  raise UserError(f"--compare=torch has no PyTorch twin of {name!r}; choose mlp, cnn_small, cnn, "
+                  "rnn, lstm, gru")
 
 
 def optimizer(params, config):
@@ -74,7 +114,7 @@ def train(name: str, config, images: np.ndarray, labels: np.ndarray, updates_per
   torch.manual_seed(config.seed)
   x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
   y = torch.from_numpy(labels.astype(np.int64))
-  model = build(name)
+  model = build(name, config)
   opt = optimizer(model.parameters(), config)
   total = config.num_epochs * updates_per_epoch
   schedule = torch.optim.lr_scheduler.LambdaLR(

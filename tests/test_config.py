@@ -116,7 +116,45 @@ def test_activation_parameters_resolve_to_those_the_activation_takes():
   assert config.activation_params == (("beta", 2.0),)
   rrelu = TrainConfig(model="mlp", activation="rrelu", activation_params=given).resolve()
   assert rrelu.activation_params == (("rrelu_lower", 1 / 8), ("rrelu_upper", 1 / 3))
-  assert TrainConfig(model="cnn", activation_params=given).resolve().activation_params is None
+  assert TrainConfig(model="cnn").resolve().activation_params is None
+  with pytest.raises(UserError, match=r"^--beta, --shrink_lambda \(activation parameters\) does "
+                     "not apply to cnn: it is a setting of mlp, rnn$"):
+    TrainConfig(model="cnn", activation_params=given).resolve()
+
+
+@pytest.mark.parametrize("model,setting,value,owners", [
+    ("cnn", "hidden_sizes", (64,), "mlp, rnn, lstm, gru"),
+    ("cnn", "bidirectional", True, "rnn, lstm, gru"),
+    ("mlp", "sequence", "pixels", "rnn, lstm, gru"),
+    ("lstm", "activation", "tanh", "mlp, rnn"),
+    ("gru", "batch_norm", True, "mlp, cnn, cnn_small, cifar_convnet"),
+])
+def test_an_architecture_setting_the_model_lacks_is_refused(model, setting, value, owners):
+  with pytest.raises(UserError, match=f"^--{setting} does not apply to {model}: it is a setting "
+                     f"of {owners}$"):
+    TrainConfig(model=model, **{setting: value}).resolve()
+
+
+def test_architecture_settings_resolve_to_the_models_own():
+  """None: the model's default; a model that lacks a setting resolves it to None."""
+  mlp, rnn, lstm, cnn = (TrainConfig(model=m).resolve() for m in ("mlp", "rnn", "lstm", "cnn"))
+  assert (mlp.hidden_sizes, mlp.activation, mlp.batch_norm, mlp.sequence) == (
+      (512, 512), "relu", False, None)
+  assert (rnn.hidden_sizes, rnn.activation, rnn.bidirectional, rnn.sequence) == (
+      (128,), "tanh", False, "rows")
+  assert (lstm.activation, lstm.batch_norm, lstm.sequence) == (None, None, "rows")
+  assert (cnn.hidden_sizes, cnn.activation, cnn.bidirectional) == (None, None, None)
+  assert TrainConfig(model="mlp", hidden_sizes=()).resolve().hidden_sizes == ()
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"model": "lstm", "hidden_sizes": ()}, "lstm needs at least one layer"),
+    ({"model": "rnn", "activation": "prelu"}, "rnn cannot take the activation prelu"),
+    ({"model": "rnn", "sequence": "columns"}, "unknown sequence 'columns'"),
+])
+def test_recurrent_settings_out_of_place_are_refused(settings, message):
+  with pytest.raises(UserError, match=message):
+    TrainConfig(**settings).resolve()
 
 
 def test_json_round_trip(tmp_path):
@@ -162,7 +200,7 @@ def test_a_new_field_gets_its_flag_grid_flag_check_and_kind_with_no_other_line()
 def test_every_field_but_fold_is_a_flag_with_its_default_and_the_config_round_trips():
   values = _parsed(TrainConfig, [])
   config = config_flags.config_from_flags(TrainConfig, values)
-  assert config == TrainConfig(hidden_sizes=(512, 512))
+  assert config == TrainConfig()
   unflagged = {f.name for f in dataclasses.fields(TrainConfig) if not f.metadata["flag"]}
   assert unflagged == {"fold", "activation_params", "archive_dir", "tfds_data_dir"}
   for field in dataclasses.fields(TrainConfig):
@@ -172,7 +210,7 @@ def test_every_field_but_fold_is_a_flag_with_its_default_and_the_config_round_tr
 
 def test_the_sweep_lists_are_the_fields_marked_sweepable():
   assert grid_lib.GROUP_SETTINGS == ("model", "hidden_sizes", "activation", "batch_norm",
-                                     "optimizer")
+                                     "bidirectional", "sequence", "optimizer")
   assert grid_lib.MEMBER_GRID == ("learning_rate", "learning_rate_multiplier", "momentum", "b1",
                                   "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
                                   "dropout", "seed")

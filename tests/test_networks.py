@@ -93,7 +93,13 @@ def test_unknown_model_names_the_choices():
 def test_which_model_takes_which_architecture_setting():
   assert networks.takes("mlp", "hidden_sizes") and networks.takes("mlp", "activation")
   assert not networks.takes("cnn", "hidden_sizes") and not networks.takes("cnn", "activation")
-  assert all(networks.takes(m, "batch_norm") for m in networks.MODELS)
+  recurrent = {"rnn", "lstm", "gru"}
+  assert {m for m in networks.MODELS if networks.is_recurrent(m)} == recurrent
+  for model in networks.MODELS:
+    assert networks.takes(model, "batch_norm") == (model not in recurrent)
+    assert networks.takes(model, "sequence") == networks.takes(model, "bidirectional") == (
+        model in recurrent)
+  assert networks.takes("rnn", "activation") and not networks.takes("lstm", "activation")
 
 
 def test_cifar_convnet_layer_shapes_on_32x32x3():

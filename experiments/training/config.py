@@ -22,6 +22,7 @@ from experiments.training.settings import (
 from models import activations
 from models import networks
 from models import optimizers
+from models import recurrent
 from models import schedules
 
 # Gradient-descent modes: B, the examples per update, of (config, N training examples).
@@ -70,19 +71,30 @@ class TrainConfig:
   model: str = setting(
       "cnn", "Network: mlp (784-512-512-10 ReLU), cnn (conv5x5x32-pool-conv5x5x64-pool-1024-"
       "dropout-10), cnn_small (Flax example CNN), cifar_convnet (the course's CIFAR-10 ConvNet: "
-      "conv3x3x12-ReLU-pool2x2-FC).", check=OneOf(networks.MODELS), sweep=GROUP)
+      "conv3x3x12-ReLU-pool2x2-FC), rnn (Elman), lstm, gru (recurrent, 128 units, reading the "
+      "image row by row).", check=OneOf(networks.MODELS), sweep=GROUP)
+  # Architecture; None: the model's own (models/networks.py); a model refuses one it lacks.
   hidden_sizes: tuple[int, ...] | None = setting(
-      (512, 512), "MLP hidden layer widths, e.g. 512,512; none for no hidden layer (softmax "
-      "regression).", check=Widths(), sweep=GROUP)
+      None, "Hidden layer widths: mlp's (default 512,512; none: no hidden layer, softmax "
+      "regression), or the stacked layers of rnn, lstm, gru (default 128).", check=Widths(),
+      sweep=GROUP)
   activation: str | None = setting(
-      "relu", "MLP activation, any of the activation table's (prelu learns its α, rrelu draws "
-      "its slopes in training).", check=OneOf(activations.ACTIVATIONS), sweep=GROUP)
+      None, "Hidden activation of mlp (default relu) and rnn (default tanh), any of the "
+      "activation table's (prelu learns its α, rrelu draws its slopes in training; mlp only).",
+      check=OneOf(activations.ACTIVATIONS), sweep=GROUP)
   activation_params: tuple[tuple[str, float], ...] | None = setting(
       (), "The activation's (parameter, value) pairs; one flag per parameter.", flag=False)
-  batch_norm: bool = setting(
+  batch_norm: bool | None = setting(
       False, "Batch normalization between each hidden layer's linear map and its activation "
-      "(that layer's bias dropped).",
+      "(that layer's bias dropped; feed-forward models).",
       sweep=GROUP)
+  bidirectional: bool | None = setting(
+      False, "Recurrent models: each layer reads the sequence both ways, its states "
+      "concatenated.", sweep=GROUP)
+  sequence: str | None = setting(
+      None, "How recurrent models read an image: rows (default: 28 steps of 28 pixels), "
+      "pixels (784 steps of one pixel; slow), permuted_pixels (the same in one fixed random "
+      "order; slow).", check=OneOf(recurrent.SEQUENCES), sweep=GROUP)
   # Optimizer; None: the table's default for the form (models/optimizers.py).
   optimizer: str = setting("adam", "Optimizer (the optimizer table's rules).",
                            check=OneOf(optimizers.OPTIMIZERS), sweep=GROUP)
@@ -181,14 +193,6 @@ class TrainConfig:
     hyperparameters = optimizers.resolve_hyperparameters(
         self.optimizer, self.optimizer_form, self.hyperparameters)
     model = networks.MODELS.get(self.model)
-    mlp_only = {s: getattr(self, s) if networks.takes(self.model, s) else None
-                for s in ("hidden_sizes", "activation", "activation_params")}
-    if mlp_only["hidden_sizes"] is not None:
-      mlp_only["hidden_sizes"] = tuple(int(h) for h in mlp_only["hidden_sizes"])
-    if mlp_only["activation"] is not None:  # the parameters its activation takes, all of them
-      values = activations.ACTIVATIONS.get(self.activation).values(
-          **dict(self.activation_params or ()))
-      mlp_only["activation_params"] = tuple((k, float(v)) for k, v in values.items())
     return dataclasses.replace(
         self,
         learning_rate=float(spec.default_learning_rate if self.learning_rate is None
@@ -197,7 +201,7 @@ class TrainConfig:
         dropout=float(model.default_dropout if self.dropout is None else self.dropout),
         data_seed=self.seed if self.data_seed is None else self.data_seed,
         validation_size=0 if self.folds else self.validation_size,
-        **mlp_only,
+        **_architecture(self),
     )
 
 
@@ -213,8 +217,7 @@ def _check(c: TrainConfig) -> None:
     raise UserError("folds must be 0 (a holdout split) or an integer in "
                     f"[2, {errors.MAX_COUNT}], got 1")
   errors.check_integer("fold", c.fold, 0, max(c.folds - 1, 0))
-  if c.activation is not None and networks.takes(c.model, "activation"):
-    _check_activation(c.activation, dict(c.activation_params or ()))
+  _check_architecture(c)
   if c.patience and not (c.validation_size or c.folds):
     raise UserError("patience needs a validation split: set --validation_size > 0 or --folds")
   if c.batch_norm and not (c.gd_mode == "minibatch" and 2 <= c.batch_size <= c.chunk_size):
@@ -222,6 +225,49 @@ def _check(c: TrainConfig) -> None:
         "batch_norm needs minibatch descent with 2 <= batch_size <= chunk_size "
         f"(got {c.gd_mode}, batch_size {c.batch_size}, chunk_size {c.chunk_size}): "
         "its statistics are over one update's whole batch")
+
+
+def _lacks(setting: str, value) -> bool:
+  """Whether ``value`` leaves ``setting`` unset, as a model that lacks it must."""
+  return value is None or value is False or (setting == "activation_params" and not value)
+
+
+def _check_architecture(c: TrainConfig) -> None:
+  """UserError for an architecture setting the model lacks, or one it cannot take."""
+  for setting in networks.ARCHITECTURE_SETTINGS:
+    if not networks.takes(c.model, setting) and not _lacks(setting, getattr(c, setting)):
+      owners = ", ".join(m for m in networks.MODELS if networks.takes(m, setting))
+      what = (f"--{', --'.join(k for k, _ in c.activation_params)} (activation parameters)"
+              if setting == "activation_params" else f"--{setting}")
+      raise UserError(f"{what} does not apply to {c.model}: it is a setting of {owners}")
+  if networks.is_recurrent(c.model):
+    if c.hidden_sizes == ():
+      raise UserError(f"{c.model} needs at least one layer: --hidden_sizes such as 128 or 128,128")
+    if c.activation in recurrent.NOT_RECURRENT:
+      raise UserError(f"{c.model} cannot take the activation {c.activation} (a learned or random "
+                      "slope); choose another of the activation table")
+  if networks.takes(c.model, "activation"):
+    _check_activation(c.activation or networks.default(c.model, "activation"),
+                      dict(c.activation_params or ()))
+
+
+def _architecture(c: TrainConfig) -> dict:
+  """The architecture settings of a checked ``c``: its own, else its model's; None for those
+  the model lacks. The activation's parameters are all listed, defaults included."""
+  resolved = {}
+  for setting in networks.ARCHITECTURE_SETTINGS:
+    value = getattr(c, setting)
+    if not networks.takes(c.model, setting):
+      resolved[setting] = None
+    elif setting != "activation_params":
+      resolved[setting] = networks.default(c.model, setting) if value is None else value
+  if resolved["hidden_sizes"] is not None:
+    resolved["hidden_sizes"] = tuple(int(h) for h in resolved["hidden_sizes"])
+  if resolved["activation"] is not None:  # the parameters its activation takes, all of them
+    values = activations.ACTIVATIONS.get(resolved["activation"]).values(
+        **dict(c.activation_params or ()))
+    resolved["activation_params"] = tuple((k, float(v)) for k, v in values.items())
+  return resolved
 
 
 def _check_activation(name: str, params: dict) -> None:

@@ -71,8 +71,8 @@ def expand(base: TrainConfig, grid: dict[str, list]) -> list[list[TrainConfig]]:
   groups = []
   for values in itertools.product(*axes.values()):
     group = dict(zip(axes, values))
-    for setting in ("hidden_sizes", "activation"):  # a setting the model lacks: one value
-      if not networks.takes(group["model"], setting):
+    for setting in networks.ARCHITECTURE_SETTINGS:  # a setting the model lacks: one value
+      if setting in group and not networks.takes(group["model"], setting):
         group[setting] = None
     if group not in groups:
       groups.append(group)

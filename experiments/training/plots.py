@@ -121,6 +121,20 @@ def first_layer(kernel: np.ndarray, input_shape: tuple[int, ...], path: str, lim
   save(fig, path)
 
 
+def hidden_state_gradients(curves: dict[str, np.ndarray], path: str) -> None:
+  """‖∂L/∂h_t‖ against the step t for each labelled curve, on a log scale."""
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for label, values in curves.items():
+    steps = np.arange(1, len(values) + 1)
+    ax.plot(steps, np.maximum(values, 1e-30), label=label,
+            linestyle="-" if label.startswith("trained") else "--")
+  ax.set(yscale="log", xlabel="step t (the loss is on the last step)",
+         ylabel="mean ‖∂L/∂h_t‖", title="gradient reaching each hidden state (test batch)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  save(fig, path)
+
+
 def saliency(images, maps, labels, predictions, class_names, path: str) -> None:
   """Each image above its saliency map |∂z_ŷ/∂x|, with true and predicted labels."""
   n = len(images)

@@ -131,7 +131,7 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.Hos
                  report.per_class_table(per_member[0]["test_metrics"]))
     if config.plots and writes:
       figures = report.write_figures(
-          workdir, result.records[0].history, sharding.to_host(result.kept), run.model.apply,
+          workdir, result.records[0].history, sharding.to_host(result.kept), run.model,
           data.test_images, data.test_labels, result.test_logits, result.pixel_scaling[0],
           data.class_names,
           per_member[0]["test_metrics"])
