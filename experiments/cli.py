@@ -43,10 +43,6 @@ FLAGS = flags.FLAGS
 # XLA:CPU runs these small convolutions faster with Eigen than with its default
 # YNNPACK path (README, Benchmark). XLA reads XLA_FLAGS when the backend starts.
 _XLA_CPU_FLAGS = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
-# A recurrent layer's matmul at each time step, (B, H) x (H, G H), runs 1.2-1.3x faster
-# with Eigen too, but cnn_small's dense layers run 15% slower: only a process that
-# trains a recurrent model (its --model or --models) takes this.
-_RECURRENT_XLA_CPU_FLAGS = _XLA_CPU_FLAGS + ",-individual_dot"
 
 
 def configure_process() -> None:
@@ -61,8 +57,7 @@ def configure_process() -> None:
   """
   flags_now = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_experimental_ynn_fusion_type" not in flags_now:
-    own = _RECURRENT_XLA_CPU_FLAGS if _trains_recurrent_models() else _XLA_CPU_FLAGS
-    os.environ["XLA_FLAGS"] = f"{flags_now} {own}".strip()
+    os.environ["XLA_FLAGS"] = f"{flags_now} {_XLA_CPU_FLAGS}".strip()
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   logging.getLogger("absl").addFilter(_own_lines)
   absl_logging.get_absl_handler().python_handler.stream = _AboveBars()
@@ -73,18 +68,6 @@ def configure_process() -> None:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _trains_recurrent_models() -> bool:
-  """Whether this entrypoint's --model or --models names a recurrent model."""
-  names = []
-  for flag in ("model", "models"):
-    if flag in FLAGS and FLAGS[flag].value:
-      value = FLAGS[flag].value
-      names += value if isinstance(value, list) else [value]
-  networks = sys.modules.get("models.networks")  # loaded by the training flags, if defined
-  return networks is not None and any(
-      name in networks.MODELS and networks.is_recurrent(name) for name in names)
 
 
 def _stop(signum, frame) -> None:

@@ -1,6 +1,6 @@
 r"""Training throughput of the real training path, as a fraction of this device's matmul peak.
 
-    python -m scripts.benchmark --models=mlp,cnn_small,cnn --archive_dir=../shared/data
+    python -m scripts.benchmark --models=mlp,cnn_small,cnn,rnn,lstm,gru --archive_dir=../shared/data
     python -m scripts.benchmark --mode=sweep --ks=1,4,8,16
 
 --mode=models: for each model, ``engine.fit`` trains exactly what
@@ -18,18 +18,20 @@ with the same optimizer, α, schedule, batch size and number of updates on the
 same images, eager and with torch.compile, in this same process, and prints
 the ratios (JAX / PyTorch): the only figures that compare across machines.
 
---mode=sweep: K MLP models trained together in one vmapped program against
+--mode=sweep: K models trained together in one vmapped program against
 the same K trained one after another (the plain single-model program), for
-K in --ks and three sizes (softmax regression 784-10, 784-64-10,
-784-512-512-10), on one epoch's blocks. Prints a Markdown table and writes
+K in --ks and four models (softmax regression 784-10, the MLPs 784-64-10 and
+784-512-512-10, an LSTM of 128 units reading rows), on one epoch's blocks. Prints a Markdown table and writes
 --output (JSON).
 """
 
 import dataclasses
+import math
 import statistics
 import time
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
@@ -53,7 +55,8 @@ from scripts import torch_reference
 
 flags.DEFINE_enum("mode", "models", ["models", "sweep"],
                   "models: each model's images/s; sweep: K vmapped models vs K sequential.")
-flags.DEFINE_list("models", ["mlp", "cnn_small", "cnn"], "Models to time (mode=models).")
+flags.DEFINE_list("models", ["mlp", "cnn_small", "cnn", "rnn", "lstm", "gru"],
+                  "Models to time (mode=models).")
 flags.DEFINE_list("ks", ["1", "4", "8", "16"], "Numbers of models K (mode=sweep).")
 flags.DEFINE_enum("compare", "", ["", "torch"],
                   "torch: also time PyTorch eager and torch.compile on the same training.")
@@ -101,15 +104,42 @@ def synthetic_data(num_train: int = 60_000, num_test: int = 10_000) -> dataset.H
                              labels(num_test), tuple(str(d) for d in range(10)))
 
 
+def _matmul_flops(jaxpr, repeat_loops: bool, scale: int = 1) -> int:
+  """2 x multiply-adds of the jaxpr's matmuls and convolutions, each ``lax.scan`` body
+  counted once per step when ``repeat_loops``, else once."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    name, out = eqn.primitive.name, eqn.outvars[0].aval.shape if eqn.outvars else ()
+    if name == "dot_general":
+      (contracting, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      total += scale * 2 * math.prod(out) * math.prod(lhs[d] for d in contracting)
+    elif name == "conv_general_dilated":
+      kernel, spec = eqn.invars[1].aval.shape, eqn.params["dimension_numbers"].rhs_spec
+      total += scale * 2 * math.prod(out) * math.prod(kernel[d] for d in spec[1:])
+    inner = scale * (eqn.params["length"] if name == "scan" and repeat_loops else 1)
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(sub, (jax_core.ClosedJaxpr, jax_core.Jaxpr)):
+          total += _matmul_flops(getattr(sub, "jaxpr", sub), repeat_loops, inner)
+  return total
+
+
 def step_flops(run: run_lib.Run) -> float:
-  """XLA's FLOP count of one train step of the run's first member."""
+  """XLA's FLOP count of one train step of the run's first member, loops included.
+
+  XLA's cost analysis counts a loop's body once; the recurrent models' time
+  loop (and full-batch descent's chunks) repeat it, so the matmul FLOPs of the
+  other iterations, counted from the step's jaxpr, are added.
+  """
   state = state_lib.member_state(run, run.config)
   shape = (run.plan.batch_size, *run.input_shape)
-  analysis = (jax.jit(steps.train_step).lower(
-      state, jax.ShapeDtypeStruct(shape, jnp.float32),
-      jax.ShapeDtypeStruct(shape[:1], jnp.int32)).compile().cost_analysis())
+  args = (state, jax.ShapeDtypeStruct(shape, jnp.float32),
+          jax.ShapeDtypeStruct(shape[:1], jnp.int32))
+  analysis = jax.jit(steps.train_step).lower(*args).compile().cost_analysis()
   analysis = analysis[0] if isinstance(analysis, list) else analysis
-  return float(analysis["flops"])
+  jaxpr = jax.make_jaxpr(steps.train_step)(*args).jaxpr
+  return float(analysis["flops"]) + (_matmul_flops(jaxpr, True) - _matmul_flops(jaxpr, False))
 
 
 def benchmark_model(config: config_lib.TrainConfig, data: dataset.HostData,
@@ -139,16 +169,18 @@ def benchmark_model(config: config_lib.TrainConfig, data: dataset.HostData,
   return row
 
 
-SWEEP_SIZES = {"softmax 784-10": (), "mlp 784-64-10": (64,), "mlp 784-512-512-10": (512, 512)}
+SWEEP_SIZES = {"softmax 784-10": ("mlp", ()), "mlp 784-64-10": ("mlp", (64,)),
+               "mlp 784-512-512-10": ("mlp", (512, 512)), "lstm 128, rows": ("lstm", (128,))}
 
 
-def benchmark_sweep(base: config_lib.TrainConfig, hidden: tuple[int, ...], ks: list[int],
+def benchmark_sweep(base: config_lib.TrainConfig, model: str, hidden: tuple[int, ...],
+                    ks: list[int],
                     data: dataset.HostData, repeats: int) -> list[dict]:
   """Aggregate images/s of K vmapped members vs K sequential runs of one, per K (one epoch)."""
   inputs = dataset.to_device(data)
 
   def program(k):
-    members = [dataclasses.replace(base, model="mlp", hidden_sizes=hidden, seed=s,
+    members = [dataclasses.replace(base, model=model, hidden_sizes=hidden, seed=s,
                                    data_seed=0).resolve() for s in range(k)]
     run = run_lib.make_run(members, data.input_shape, 10, data.num_examples)
     pipeline = pipeline_lib.Pipeline(run, data, inputs=inputs)
@@ -234,8 +266,8 @@ def main(argv):
   where = (f"{device.device_kind} ({jax.device_count()} device(s)), jax {jax.__version__}, data: "
            f"{'synthetic' if FLAGS.synthetic_data else base.dataset}")
   if FLAGS.mode == "sweep":
-    rows = [{"model": label, **r} for label, hidden in SWEEP_SIZES.items()
-            for r in benchmark_sweep(base, hidden, ks, data, FLAGS.repeats)]
+    rows = [{"model": label, **r} for label, (model, hidden) in SWEEP_SIZES.items()
+            for r in benchmark_sweep(base, model, hidden, ks, data, FLAGS.repeats)]
     table = sweep_table(rows)
     section, output = "benchmark sweep table", {"results": rows}
     where += ", one epoch per program"

@@ -5,11 +5,12 @@ r"""A grid search over any training settings, many models per compiled program.
         --learning_rate_multipliers=0.3,1,3 --seeds=0,1,2 --archive_dir=../shared/data
     python -m scripts.sweep --model=mlp --optimizers=adam --l2s=0,1e-5,1e-4,1e-3 --seeds=0,1
     python -m scripts.sweep --model=mlp --hidden_sizes_grid="64;256;512,512" --folds=5
+    python -m scripts.sweep --model=lstm --hidden_sizes_grid="64;128" --optimizers=adam,rmsprop
 
 Every flag of experiments.mnist sets the value shared by all models; a grid
 flag (plural) sweeps that setting instead. Settings that shape the compiled
 program (--models, --hidden_sizes_grid, --activations, --batch_norms,
---optimizers) make groups trained one after another; within a group the
+--bidirectionals, --sequences, --optimizers) make groups trained one after another; within a group the
 models differ in α, hyperparameters, penalties, dropout, seed and fold, and
 train vmapped in one program or one after another, whichever a timed
 calibration finds faster (--strategy=auto). With --folds=k every

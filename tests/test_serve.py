@@ -61,7 +61,7 @@ _STANDALONE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "lstm"])
 def test_both_formats_equal_predict_on_1000_test_images_without_the_project(
     model, trained, exported, test_images, tmp_path):
   images = test_images[0]

@@ -4,9 +4,9 @@ With K > 1 members, ``steps.train_steps`` and ``steps.predict`` are
 ``jax.vmap``ped over the leading member axis of the state (and of the index
 arrays that are per member). With K = 1 the state has no member axis and the
 program is the plain single-model step. Each program is compiled ahead of
-time (``jit(...).lower(...).compile()``) the first time its shapes are
-needed, and the time it took is added to ``compile_seconds``, so compiling is
-timed apart from training.
+time (``jit(...).lower(...).compile()``, with the run's XLA options) the
+first time its shapes are needed, and the time it took is added to
+``compile_seconds``, so compiling is timed apart from training.
 """
 
 import functools
@@ -79,7 +79,7 @@ class Program:
   def _compiled(self, cache: dict, key, make, *args):
     if key not in cache:
       start = time.perf_counter()
-      cache[key] = make().lower(*args).compile()
+      cache[key] = make().lower(*args).compile(compiler_options=self._run.compiler_options)
       self.compile_seconds += time.perf_counter() - start
     return cache[key]
 
