@@ -221,6 +221,27 @@ def check_writable(directory: str) -> None:
     raise UserError(f"cannot write to {directory}: {e.strerror or e}") from None
 
 
+def open_regular(path: str) -> BinaryIO:
+  """``path`` opened for reading in binary; OSError (EINVAL, "not a regular file") for a FIFO,
+  a device, a socket or a folder, which a read could block on or never end.
+
+  Opened without blocking, then checked on the open descriptor (no race with
+  a rename between a check and the open).
+  """
+  fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+  try:
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+      kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+              else "a socket" if stat.S_ISSOCK(mode) else "a device")
+      raise OSError(errno.EINVAL, f"not a regular file ({kind})", path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+  except BaseException:
+    os.close(fd)
+    raise
+
+
 def read_verified(path: str) -> bytes:
   """The bytes of ``path`` if they match the SHA-256 in ``path.sha256``.
 
@@ -228,10 +249,10 @@ def read_verified(path: str) -> bytes:
   unreadable or the digest differs.
   """
   try:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
       data = f.read()
-    with open(path + ".sha256", encoding="utf-8") as f:
-      expected = f.read().strip()
+    with open_regular(path + ".sha256") as f:
+      expected = f.read().decode("utf-8", "replace").strip()
   except OSError as e:
     raise ValueError(f"cannot read {e.filename}: {e.strerror}") from None
   if hashlib.sha256(data).hexdigest() != expected:

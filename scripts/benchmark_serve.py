@@ -6,9 +6,17 @@ For each export, starts ``scripts.serve`` on a free port, measures the
 export's offline throughput at the server's largest batch in this process
 (the limit a server can approach), then runs N clients that each send one
 28x28 image per request, back to back, over keep-alive connections, for
---seconds at each concurrency. The clients are a minimal asyncio HTTP/1.1
-loop, so the figures are the server's, not a client library's. Prints a
-Markdown table and writes it as JSON (--output_json).
+--seconds at each concurrency, as TF Serving's JSON body and as raw uint8
+pixels (application/octet-stream). The clients are a minimal asyncio HTTP/1.1
+loop, so the figures are the server's, not a client library's.
+
+Beside each figure, with the same clients in the same run: the framework's
+floor, a server of the same framework (Starlette on uvicorn with uvloop and
+httptools) that parses the same body into the same checked uint8 array
+(``server.instances_array`` / ``pixels_array``) and sends an answer of the
+same size, with no model, no batching and no monitoring. The server's
+requests/s as a fraction of the floor's say how much the project's own path
+costs. Prints a Markdown table and writes it as JSON (--output_json).
 """
 
 import asyncio
@@ -66,11 +74,22 @@ async def _client(host, port, request: bytes, stop_at: float, warm_until: float,
     writer.close()
 
 
-async def _load(url: str, name: str, image: np.ndarray, clients: int, seconds: float):
+BODIES = {"json": "application/json", "binary": "application/octet-stream"}
+
+
+def _body(image: np.ndarray, kind: str) -> bytes:
+  """One image (H, W, C) as a JSON instance (H x W for one channel) or as raw pixels."""
+  if kind == "binary":
+    return image.tobytes()
+  return json.dumps({"instances": [(image[..., 0] if image.shape[-1] == 1 else image).tolist()]}
+                    ).encode()
+
+
+async def _load(url: str, name: str, image: np.ndarray, kind: str, clients: int, seconds: float):
   host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
-  body = json.dumps({"instances": [image.tolist()]}).encode()
+  body = _body(image, kind)
   request = (f"POST /v1/models/{name}:predict HTTP/1.1\r\nHost: {host}\r\n"
-             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+             f"Content-Type: {BODIES[kind]}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
   start = time.perf_counter()
   latencies = []
   await asyncio.gather(*(_client(host, int(port), request, start + 1 + seconds, start + 1, latencies)
@@ -81,17 +100,65 @@ async def _load(url: str, name: str, image: np.ndarray, clients: int, seconds: f
           "p99_ms": float(np.percentile(latencies, 99) * 1000)}
 
 
-def _serve(model_dir: str, log: str) -> tuple[subprocess.Popen, str]:
-  process = subprocess.Popen(
-      [sys.executable, "-m", "scripts.serve", f"--model={model_dir}", "--port=0",
-       f"--max_batch={FLAGS.max_batch}", f"--feedback_log={log}"],
-      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _start(command: list[str], what: str) -> tuple[subprocess.Popen, str]:
+  """Starts a server process; it and the address its first line gives."""
+  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   line = process.stdout.readline()
   found = re.search(r"at (http://[\d.]+:\d+)/", line)
   if not found:
     process.kill()
-    raise UserError(f"scripts.serve --model={model_dir} did not start")
+    raise UserError(f"{what} did not start")
   return process, found.group(1)
+
+
+def _serve(model_dir: str, log: str) -> tuple[subprocess.Popen, str]:
+  return _start([sys.executable, "-m", "scripts.serve", f"--model={model_dir}", "--port=0",
+                 f"--max_batch={FLAGS.max_batch}", f"--feedback_log={log}"],
+                f"scripts.serve --model={model_dir}")
+
+
+def floor_app(input_shape: tuple[int, int, int], answer: bytes):
+  """The framework's floor: the body parsed and checked as the server does, ``answer`` sent."""
+  from starlette.applications import Starlette  # pylint: disable=g-import-not-at-top
+  from starlette.responses import Response  # pylint: disable=g-import-not-at-top
+  from starlette.routing import Route  # pylint: disable=g-import-not-at-top
+  from experiments.serving import server as server_lib  # pylint: disable=g-import-not-at-top
+
+  async def predict(request):
+    body = await request.body()
+    if request.headers.get("content-type") == BODIES["binary"]:
+      server_lib.pixels_array(body, input_shape, 1024)
+    else:
+      server_lib.instances_array(json.loads(body), input_shape, "images", 1024)
+    return Response(answer, media_type="application/json")
+
+  return Starlette(routes=[Route("/v1/models/{name}:predict", predict, methods=["POST"])])
+
+
+def run_floor(shape: str, answer_bytes: int) -> None:
+  """Serves ``floor_app`` on a free loopback port with uvicorn as scripts.serve runs it."""
+  import socket  # pylint: disable=g-import-not-at-top
+  import uvicorn  # pylint: disable=g-import-not-at-top
+  sock = socket.socket()
+  sock.bind(("127.0.0.1", 0))
+  sock.listen(2048)
+  print(f"floor at http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+  answer = b'{"predictions": [' + b" " * (answer_bytes - 20) + b"]}"
+  app = floor_app(tuple(int(d) for d in shape.split("x")), answer)
+  uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+
+
+def _floor(shape, answer_bytes: int) -> tuple[subprocess.Popen, str]:
+  return _start([sys.executable, "-c", "import sys; from scripts import benchmark_serve; "
+                 "benchmark_serve.run_floor(sys.argv[1], int(sys.argv[2]))",
+                 "x".join(map(str, shape)), str(answer_bytes)], "the floor server")
+
+
+def _answer_bytes(url: str, name: str, image: np.ndarray) -> int:
+  """The size of the server's answer to one image (the floor's answer has it too)."""
+  import httpx  # pylint: disable=g-import-not-at-top
+  return len(httpx.post(f"{url}/v1/models/{name}:predict", content=_body(image, "json"),
+                        headers={"Content-Type": BODIES["json"]}).content)
 
 
 def main(argv):
@@ -105,25 +172,36 @@ def main(argv):
   for model_dir in FLAGS.model:
     model = artifact_lib.load(model_dir)
     offline = offline_throughput(model, FLAGS.max_batch)
+    name, image = model.manifest["dataset"], np.zeros(model.input_shape, np.uint8)
     process, url = _serve(model_dir, os.path.join(model_dir + ".benchmark-feedback", "f.jsonl"))
+    floor_process, floor_url = _floor(model.input_shape, _answer_bytes(url, name, image))
     try:
-      for clients in levels:
-        row = asyncio.run(_load(url, model.manifest["dataset"],
-                                np.zeros(model.input_shape[:2], np.uint8), clients, FLAGS.seconds))
-        row.update(model=model.manifest["model"], offline_images_per_second=offline,
-                   fraction_of_offline=row["requests_per_second"] / offline)
-        rows.append(row)
-        print(f"{row['model']}: {clients} clients: {row['requests_per_second']:.0f} requests/s, "
-              f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms", flush=True)
+      for kind in BODIES:
+        for clients in levels:
+          served = asyncio.run(_load(url, name, image, kind, clients, FLAGS.seconds))
+          floor = asyncio.run(_load(floor_url, name, image, kind, clients, FLAGS.seconds))
+          row = {**served, "model": model.manifest["model"], "body": kind,
+                 "offline_images_per_second": offline,
+                 "fraction_of_offline": served["requests_per_second"] / offline,
+                 "floor_requests_per_second": floor["requests_per_second"],
+                 "floor_p50_ms": floor["p50_ms"], "floor_p99_ms": floor["p99_ms"],
+                 "fraction_of_floor": served["requests_per_second"] / floor["requests_per_second"]}
+          rows.append(row)
+          print(f"{row['model']}, {kind}: {clients} clients: {row['requests_per_second']:.0f} "
+                f"requests/s (floor {row['floor_requests_per_second']:.0f}), p50 "
+                f"{row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms", flush=True)
     finally:
-      process.terminate()
-      process.wait(timeout=60)
-  print("\n| model | clients | requests/s | p50 ms | p99 ms | offline images/s (batch "
-        f"{FLAGS.max_batch}) | server / offline |\n|---|---:|---:|---:|---:|---:|---:|")
+      for p in (process, floor_process):
+        p.terminate()
+        p.wait(timeout=60)
+  print("\n| model | body | clients | requests/s | floor requests/s | server / floor | p50 ms "
+        "(floor) | p99 ms (floor) | server / offline (batch "
+        f"{FLAGS.max_batch}) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
-    print(f"| {r['model']} | {r['clients']} | {r['requests_per_second']:.0f} | {r['p50_ms']:.2f} | "
-          f"{r['p99_ms']:.2f} | {r['offline_images_per_second']:.0f} | "
-          f"{100 * r['fraction_of_offline']:.0f}% |")
+    print(f"| {r['model']} | {r['body']} | {r['clients']} | {r['requests_per_second']:.0f} | "
+          f"{r['floor_requests_per_second']:.0f} | {r['fraction_of_floor']:.2f}x | "
+          f"{r['p50_ms']:.2f} ({r['floor_p50_ms']:.2f}) | {r['p99_ms']:.2f} "
+          f"({r['floor_p99_ms']:.2f}) | {100 * r['fraction_of_offline']:.0f}% |")
   if FLAGS.output_json:
     files.write_json(FLAGS.output_json, rows)
 

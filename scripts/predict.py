@@ -7,14 +7,16 @@ may still be writing it): the model's settings and its variables (the best
 epoch's under early stopping; --member picks a fold's). Each image is
 converted to the training data's format by ``experiments/serving/images.py``
 (every Pillow mode, transparency composited, EXIF orientation applied, at most
-4096x4096 pixels), resized to the training images' size (28x28 for MNIST)
-with bilinear interpolation, and scaled as in training. MNIST digits are light
-on a dark background: with --invert=auto (the default) a grayscale image whose
-border is lighter than mid-gray (dark ink on light paper) is inverted first,
-x -> 255 - x, and its line says so; --invert=true / false forces it.
-Prints one line per image, in argument order: its path, the class name and its
-probability, or an error line on stderr for a file that cannot be classified
-(exit status 1, the other images still classified).
+4096x4096 pixels) and scaled as in training. MNIST digits are light on a dark
+background: with --invert=auto (the default) dark ink on light paper is
+inverted first, x -> 255 - x, and its line says so; --invert=true / false
+forces it. A grayscale image of another size than the model's (a photo, a
+scan, a large drawing) is framed as MNIST's digits were made: the ink's
+bounding box scaled into 20x20 and centred by its mass in 28x28 (--noframe:
+only resized, bilinear). Prints one line per image, in argument order: its
+path, the class name and its probability ("[low confidence]" below 0.5), or
+an error line on stderr for a file that cannot be classified (not an image,
+not a regular file: exit status 1, the other images still classified).
 """
 
 import sys
@@ -34,20 +36,10 @@ flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by ex
 flags.DEFINE_integer("member", 0, "Which model of a --folds workdir classifies (its fold).")
 flags.DEFINE_enum("invert", "auto", ["auto", "true", "false"],
                   "Invert the images (x -> 255 - x) before classifying; auto: grayscale images "
-                  "with a light border (dark on light, unlike MNIST).")
-
-
-def read_image(path: str, input_shape: tuple[int, int, int], invert: str
-               ) -> tuple[np.ndarray, bool]:
-  """The image file at ``path`` as ``images.decode`` gives it; ImageError naming what is wrong."""
-  try:
-    with open(path, "rb") as f:
-      data = f.read(images_lib.MAX_FILE_BYTES + 1)
-  except FileNotFoundError:
-    raise images_lib.ImageError("no such file") from None
-  except OSError as e:
-    raise images_lib.ImageError(f"cannot read it ({e.strerror})") from None
-  return images_lib.decode(data, input_shape, invert)
+                  "of dark ink on light paper (unlike MNIST).")
+flags.DEFINE_boolean("frame", True, "Frame a grayscale image that is not the model's size as "
+                     "MNIST's digits were made (the ink's bounding box scaled into 20x20, centred "
+                     "by its mass in 28x28); --noframe only resizes it.")
 
 
 def main(argv):
@@ -59,7 +51,7 @@ def main(argv):
   decoded = {}
   for path in paths:
     try:
-      decoded[path] = read_image(path, trained.input_shape, FLAGS.invert)
+      decoded[path] = images_lib.read_file(path, trained.input_shape, FLAGS.invert, FLAGS.frame)
     except images_lib.ImageError as e:
       decoded[path] = e
   good = [p for p in paths if not isinstance(decoded[p], Exception)]
@@ -73,8 +65,11 @@ def main(argv):
       print(f"{path}: error: {decoded[path]}", file=sys.stderr, flush=True)
       continue
     p, k = probabilities[path], int(np.argmax(probabilities[path]))
-    note = " [inverted: light background]" if decoded[path][1] and FLAGS.invert == "auto" else ""
-    print(f"{path}: {trained.class_names[k]} ({p[k]:.4f}){note}", flush=True)
+    notes = [note for note, applies in (
+        ("inverted: dark ink on light paper", decoded[path][1] and FLAGS.invert == "auto"),
+        ("low confidence", p[k] < images_lib.LOW_CONFIDENCE)) if applies]
+    print(f"{path}: {trained.class_names[k]} ({p[k]:.4f})"
+          + "".join(f" [{note}]" for note in notes), flush=True)
   if len(good) < len(paths):
     sys.exit(1)
 

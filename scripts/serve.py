@@ -24,8 +24,10 @@ import uvicorn
 from absl import flags
 
 from data import errors
+from data import files
 from experiments import cli
 from experiments.serving import artifact as artifact_lib
+from experiments.serving import http_limits
 from experiments.serving import monitor
 from experiments.serving import routes
 from experiments.serving import server as server_lib
@@ -45,20 +47,42 @@ flags.DEFINE_float("max_wait_ms", 0.0, "Longest wait (ms) for more requests to f
                   "(0: none; requests that arrive while the model runs form the next batch).")
 flags.DEFINE_integer("max_instances", 1024, "Most instances in one request.")
 flags.DEFINE_integer("max_body_bytes", 16 * 2**20, "Largest request body (bytes); larger: 413.")
+flags.DEFINE_integer("max_drain_bytes", 64 * 2**20, "Of a body over --max_body_bytes, how many "
+                     "more bytes are read and dropped so that the client reads its 413 (a larger "
+                     "one is answered at once and its connection closed).")
+flags.DEFINE_float("body_timeout", 30.0, "Seconds for a request's whole body to arrive; "
+                   "later: 408.")
+flags.DEFINE_integer("max_request_line", http_limits.Limits().max_request_line,
+                     "Longest request line (method, path, query) in bytes; longer: 414.")
+flags.DEFINE_integer("max_header_bytes", http_limits.Limits().max_header_bytes,
+                     "Largest request headers in all (bytes); larger: 431.")
+flags.DEFINE_integer("max_headers", http_limits.Limits().max_headers,
+                     "Most request headers; more: 431.")
+flags.DEFINE_float("header_timeout", http_limits.Limits().header_timeout,
+                   "Seconds for a request line and headers to arrive, from the connection or "
+                   "the request's first byte; later: 408 (a slow or silent client).")
+flags.DEFINE_float("keep_alive_timeout", 5.0, "Seconds an idle keep-alive connection stays open.")
+flags.DEFINE_integer("max_connections", http_limits.Limits().max_connections,
+                     "Most open connections; one more is answered 503 and closed.")
+flags.DEFINE_integer("workers", 2, "Threads that decode image bodies and parse large JSON bodies "
+                     "(off the event loop).")
+flags.DEFINE_boolean("frame_digits", True, "Frame an image body of another size than the "
+                     "model's as MNIST's digits were made (scripts.predict's --frame).")
 flags.DEFINE_string("feedback_log", None, "JSON-lines log of the labelled predictions (default: "
                     "/tmp/perceptrax/serve/<model_name>/feedback.jsonl).")
 flags.DEFINE_integer("monitor_window", 1000, "Labelled predictions in the monitor's window.")
 flags.DEFINE_integer("drift_window", 1000, "Recent images compared with the training data's.")
 flags.DEFINE_float("history_interval", 5.0, "Seconds between the monitor's history points.")
-flags.DEFINE_bool("access_log", False, "Log every request (method, path, status; never bodies).")
+flags.DEFINE_bool("access_log", False, "Log one line per request to stderr (client, method, "
+                  "path, status; never bodies).")
 
 
 def _token(path: str | None) -> str | None:
   if path is None:
     return None
   try:
-    with open(path, encoding="utf-8") as f:
-      token = f.read().strip()
+    with files.open_regular(path) as f:
+      token = f.read().decode("utf-8", "replace").strip()
   except OSError as e:
     raise UserError(f"cannot read --auth_token_file {path}: {e.strerror}") from None
   if len(token) < 16 or any(c.isspace() for c in token):
@@ -83,6 +107,20 @@ def _listen(host: str, port: int) -> socket.socket:
   return sock
 
 
+def _log_requests() -> None:
+  """uvicorn's access log, one line per request on stderr: client - "METHOD path HTTP/v" status.
+
+  (Its logger writes at INFO, below the server's warning level, so it needs
+  its own level and handler.)
+  """
+  access = logging.getLogger("uvicorn.access")
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+  access.addHandler(handler)
+  access.setLevel(logging.INFO)
+  access.propagate = False
+
+
 class _Uvicorn(uvicorn.Server):
   """uvicorn's server; after a graceful stop on SIGTERM / SIGINT the process exits 0.
 
@@ -103,10 +141,15 @@ class _Uvicorn(uvicorn.Server):
 def main(argv):
   del argv
   errors.check_integer("port", FLAGS.port, 0, 65535)
-  for name in ("max_batch", "max_instances", "max_body_bytes", "monitor_window", "drift_window"):
+  for name in ("max_batch", "max_instances", "max_body_bytes", "monitor_window", "drift_window",
+               "max_request_line", "max_header_bytes", "max_headers", "max_connections"):
     errors.check_integer(name, getattr(FLAGS, name), 1, 2**31 - 1)
+  errors.check_integer("max_drain_bytes", FLAGS.max_drain_bytes, 0, 2**40)
+  errors.check_integer("workers", FLAGS.workers, 1, 256)
   errors.check_number("max_wait_ms", FLAGS.max_wait_ms, 0.0, 10_000.0)
   errors.check_number("history_interval", FLAGS.history_interval, 0.1, 86_400.0)
+  for name in ("body_timeout", "header_timeout", "keep_alive_timeout"):
+    errors.check_number(name, getattr(FLAGS, name), 0.0, 86_400.0, low_open=True)
   token = _token(FLAGS.auth_token_file)
   model = artifact_lib.load(FLAGS.model)
   name = FLAGS.model_name or model.manifest["dataset"]
@@ -116,7 +159,10 @@ def main(argv):
       "/tmp/perceptrax/serve", name, "feedback.jsonl"))
   settings = server_lib.Settings(
       name, FLAGS.max_batch, FLAGS.max_wait_ms / 1000, FLAGS.max_instances, FLAGS.max_body_bytes,
-      token, FLAGS.monitor_window, FLAGS.drift_window, FLAGS.history_interval)
+      FLAGS.max_drain_bytes, FLAGS.body_timeout, token, FLAGS.monitor_window,
+      FLAGS.drift_window, FLAGS.history_interval, FLAGS.frame_digits, FLAGS.workers)
+  limits = http_limits.Limits(FLAGS.max_request_line, FLAGS.max_header_bytes, FLAGS.max_headers,
+                              FLAGS.header_timeout, FLAGS.max_connections)
   server = server_lib.Server(model, settings, feedback)
   if server.skipped:
     logging.warning("%s: %d lines skipped (cut short or not of this form)", feedback.path,
@@ -127,11 +173,15 @@ def main(argv):
                     "can use the model", FLAGS.host)
   server.batcher.warm()  # every batch size compiled before the first request is accepted
   host, port = sock.getsockname()[:2]
-  print(f"serving {name} ({model.manifest['model']}, {model.directory}) at http://{host}:{port}/ "
+  print(f"serving {name} ({model.manifest['model']}, {model.directory}) at "
+        f"http://{f'[{host}]' if ':' in host else host}:{port}/ "
         f"(batches up to {FLAGS.max_batch}; feedback log {feedback.path})", flush=True)
-  config = uvicorn.Config(routes.create_app(server), log_level="warning",
-                          access_log=FLAGS.access_log, timeout_graceful_shutdown=30,
-                          lifespan="on")
+  config = uvicorn.Config(routes.create_app(server), log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=30, lifespan="on",
+                          http=http_limits.limited_protocol(limits),
+                          timeout_keep_alive=FLAGS.keep_alive_timeout)
+  if FLAGS.access_log:
+    _log_requests()
   _Uvicorn(config).run(sockets=[sock])
   feedback.close()
   print("stopped: requests in flight answered", flush=True)

@@ -147,6 +147,17 @@ def exported(trained, mnist_data_dir, tmp_path_factory):
       f"--tfds_data_dir={mnist_data_dir}"])
 
 
+@pytest.fixture(scope="session")
+def synthetic_export(tmp_path_factory):
+  """An export of a small model trained on synthetic images (no dataset needed), made once."""
+  from tests import serving_helpers  # pylint: disable=g-import-not-at-top
+  path = _session_folder(tmp_path_factory) / "synthetic_export"
+  with files.exclusive_lock(str(path) + ".lock"):
+    if not (path / "manifest.json").exists():
+      serving_helpers.write_synthetic_export(str(path))
+  return path
+
+
 @pytest.fixture
 def run_module():
   """Runs ``python -m MODULE FLAGS...`` from the repository root, as users do."""

@@ -45,3 +45,56 @@ def _read_line(stream, timeout: float) -> str | None:
     if selector.select(timeout=deadline - time.monotonic()):
       return stream.readline()
   return None
+
+
+def synthetic_images(n: int, seed: int = 0):
+  """n 28x28x1 uint8 images of 10 learnable classes (class c: a bright bar at rows 2c+4..2c+6,
+  on noise) and their labels: what the synthetic export is trained on and self-tested with."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 10, n).astype(np.int32)
+  images = rng.integers(0, 60, (n, 28, 28, 1))
+  for c in range(10):
+    images[labels == c, 2 * c + 4:2 * c + 7, 4:24, 0] += 180
+  return images.astype(np.uint8), labels
+
+
+def write_synthetic_export(folder: str) -> None:
+  """An export (scripts.export's format, SavedModel included) of softmax regression trained on
+  ``synthetic_images``: for the serving tests that must not depend on a dataset."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from experiments.serving import artifact  # pylint: disable=g-import-not-at-top
+  from experiments.serving import drift  # pylint: disable=g-import-not-at-top
+  from experiments.serving import formats  # pylint: disable=g-import-not-at-top
+
+  images, labels = synthetic_images(600)
+  x = jnp.asarray(images.reshape(600, -1), jnp.float32) / 255.0
+  y = jax.nn.one_hot(labels, 10)
+
+  def loss(w):
+    return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(x @ w[:-1] + w[-1:]), -1))
+
+  w = jnp.zeros((785, 10))
+  for _ in range(100):
+    w = w - 1.0 * jax.grad(loss)(w)
+  weights = np.asarray(w)
+
+  def probabilities(batch):
+    flat = batch.reshape(batch.shape[0], -1).astype(jnp.float32) / 255.0
+    return jax.nn.softmax(flat @ weights[:-1] + weights[-1:], axis=-1)
+
+  serialized = formats.serialize(probabilities, (28, 28, 1))
+  test_images, test_labels = synthetic_images(100, seed=1)
+  chosen = artifact.self_test_images(test_images, test_labels, 10)
+  recorded = np.asarray(jax.export.deserialize(bytearray(serialized)).call(chosen))
+  manifest = {
+      "dataset": "synthetic", "model": "softmax", "class_names": [str(c) for c in range(10)],
+      "input": {"name": "images", "shape": [28, 28, 1], "dtype": "uint8"},
+      "output": {"name": "probabilities", "dtype": "float32", "shape": ["b", 10]},
+      "platforms": list(formats.PLATFORMS), "settings": {}, "test_metrics": None,
+      "pixel_statistics": drift.statistics(images),
+  }
+  artifact.write(folder, serialized, formats.saved_model_writer(probabilities, (28, 28, 1)),
+                 manifest, (chosen, recorded))

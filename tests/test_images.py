@@ -108,9 +108,59 @@ def test_grayscale_to_rgb_and_resizing():
   got, _ = images.decode(_png(Image.fromarray(digit)), (28, 28, 3))
   assert got.shape == (28, 28, 3) and np.array_equal(got[..., 1], digit)
   big = Image.fromarray(digit).resize((112, 112), Image.Resampling.NEAREST)
-  got, _ = images.decode(_png(big), (28, 28, 1))
+  got, _ = images.decode(_png(big), (28, 28, 1), frame=False)
   assert got.shape == (28, 28, 1)
   assert np.abs(got[..., 0].astype(int) - digit).mean() < 20  # a bilinear down-scale
+
+
+def _framed_digit() -> np.ndarray:
+  """A 28x28 digit as MNIST frames one: a 20-row bounding box, its centre of mass at (14, 14)."""
+  pixels = np.zeros((28, 28), np.uint8)
+  pixels[4:24, 11:17] = 255  # a "1": 20 x 6, mass centre (13.5, 13.5) -> placed at 14
+  pixels[4:7, 8:11] = 180
+  return images.frame_digit(pixels)
+
+
+@pytest.mark.parametrize("dark_on_light", [False, True])
+@pytest.mark.parametrize("file_format", ["PNG", "JPEG"])
+def test_a_large_off_centre_digit_is_framed_as_mnists_digits(dark_on_light, file_format):
+  """The same digit drawn 7x larger in a corner of a 300x260 page decodes to its 28x28 framing."""
+  want = _framed_digit()
+  page = np.zeros((260, 300), np.uint8)
+  page[20:216, 10:206] = np.asarray(Image.fromarray(want).resize((196, 196),
+                                                                  Image.Resampling.NEAREST))
+  if dark_on_light:
+    page = 255 - page
+  got, inverted = images.decode(_png(Image.fromarray(page), format=file_format), (28, 28, 1))
+  assert inverted == dark_on_light
+  difference = np.abs(got[..., 0].astype(int) - want)
+  assert difference.mean() < 1  # PNG: 0 (exact); JPEG blurs the edges: measured 0.03
+
+
+def test_framing_centres_the_ink_mass_in_a_20_pixel_box():
+  pixels = np.zeros((100, 400), np.uint8)
+  pixels[60:90, 300:315] = 200  # a bar 30 tall, 15 wide, low on the right
+  framed = images.frame_digit(pixels).astype(np.float64)
+  rows, cols = np.flatnonzero(framed.any(1)), np.flatnonzero(framed.any(0))
+  assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (20, 10)  # aspect kept
+  ys, xs = np.indices(framed.shape)
+  assert abs((framed * ys).sum() / framed.sum() - 14) <= 0.5
+  assert abs((framed * xs).sum() / framed.sum() - 14) <= 0.5
+  assert framed.max() == 255  # the ink stretched above its background
+
+
+def test_a_blank_page_frames_to_zeros_and_a_model_sized_image_is_not_framed():
+  assert not images.frame_digit(np.full((90, 90), 200, np.uint8)).any()
+  digit = _digit()  # 28x28, off-centre strokes: left as they are
+  np.testing.assert_array_equal(images.decode(_png(Image.fromarray(digit)), (28, 28, 1))[0][
+      ..., 0], digit)
+
+
+def test_mid_grey_paper_with_darker_ink_is_inverted():
+  page = np.full((120, 120), 100, np.uint8)
+  page[30:90, 55:65] = 30  # dark ink on paper darker than mid-grey
+  got, inverted = images.decode(_png(Image.fromarray(page)), (28, 28, 1))
+  assert inverted and got[..., 0].max() == 255 and got[0, 0, 0] == 0
 
 
 def test_an_image_over_the_pixel_limit_is_refused_before_decoding():

@@ -53,7 +53,9 @@ def test_predict_prints_class_and_probability_for_each_image(trained, digits, ru
     predicted, rest = rest.split(" (")
     probability, note = rest.split(")")
     assert name == path and 0.1 <= float(probability) <= 1.0
-    assert note == (" [inverted: light background]" if i % 4 == 3 else "")
+    assert ("[low confidence]" in note) == (float(probability) < 0.5)
+    assert note.replace(" [low confidence]", "") == (
+        " [inverted: dark ink on light paper]" if i % 4 == 3 else "")
     correct += predicted == str(label)
   assert correct >= 18  # one epoch of the MLP: 96% test accuracy, so ~19 of 20 expected
   dark_on_light = paths[3::4]
@@ -150,7 +152,7 @@ def test_every_image_mode_of_real_digits_predicts_as_its_8_bit_version(
   answers = [line.split(": ", 1)[1] for line in result.stdout.splitlines()]
   by_file = dict(zip(paths, answers))
   for (i, mode), answer in by_file.items():
-    assert answer.replace(" [inverted: light background]", "") == by_file[i, "L"], (i, mode)
+    assert answer.replace(" [inverted: dark ink on light paper]", "") == by_file[i, "L"], (i, mode)
 
 
 def test_predict_changes_nothing_in_a_workdir_a_run_is_writing(trained, digits, tmp_path,

@@ -301,7 +301,7 @@ def test_a_damaged_missing_or_foreign_export_is_one_line_before_serving(exported
   from data import files  # pylint: disable=g-import-not-at-top
   files.write_verified(str(older / "manifest.json"), json.dumps(manifest).encode())
   assert _serve_error(f"--model={older}") == (1, [
-      f"error: the export in {older} is format version 0; this version reads 1: export the "
+      f"error: the export in {older} is format version 0; this version reads 2: export the "
       "model again"])
   (older / "manifest.json").write_text("{}")
   assert _serve_error(f"--model={older}") == (1, [

@@ -1,9 +1,15 @@
 """The HTTP routes of the prediction server (Starlette): the token check, errors, metrics.
 
 Each route is a plain ``async def handler(server, request)``; ``_guarded``
-wraps it with the token check (every route but /healthz when a token is
-set), turns ``BadRequest`` into a JSON {"error": ...} with its status, and
-counts and times the request. ``create_app`` serves a ``server.Server``.
+wraps it with the token check (every route but /healthz, the login page's
+own assets, when a token is set), turns ``BadRequest`` into a JSON
+{"error": ...} with its status, and counts and times the request. A client
+that goes away before its request is read is counted (status 499, as nginx
+logs it) and nothing else: no response, no log line. Decoding an image body
+and parsing a large JSON body run in the server's worker threads
+(``Server.offload``), never on the event loop, so /healthz and every other
+request keep answering while they run. ``create_app`` serves a
+``server.Server``.
 """
 
 import asyncio
@@ -12,9 +18,11 @@ import hmac
 import json
 import os
 import time
+import urllib.parse
 
 import prometheus_client as prom
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.responses import JSONResponse
@@ -28,23 +36,46 @@ from experiments.serving.server import Server
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 PAGES = {"/": "index.html", "/monitor": "monitor.html"}
 COOKIE = "perceptrax_token"
+INLINE_JSON_BYTES = 64 * 1024  # a larger body is parsed in a worker thread
+CLIENT_GONE = 499
 
 
-def _error(status: int, message: str, headers=None) -> JSONResponse:
+def _error(status: int, message: str, headers=None, close: bool = False) -> JSONResponse:
+  headers = {**(headers or {}), **({"Connection": "close"} if close else {})}
   return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-async def _body(request: Request, limit: int) -> bytes:
-  """The request body, at most ``limit`` bytes; BadRequest 413 beyond."""
+async def _body(request: Request, settings) -> bytes:
+  """The request body, at most ``max_body_bytes``; BadRequest 413 beyond, 408 when it has not
+  arrived within ``body_timeout`` seconds.
+
+  A body over the limit is read to its end and dropped, up to ``max_drain_bytes``
+  more, before the 413 is sent: a client that sends its whole body before it
+  reads (Python's urllib) would otherwise find the connection reset under it.
+  A body too large even for that is answered at once and its connection closed.
+  """
+  limit = settings.max_body_bytes
+  too_large = BadRequest(413, f"the body is over the limit of {limit} bytes")
   declared = request.headers.get("content-length")
-  if declared is not None and declared.isdigit() and int(declared) > limit:
-    raise BadRequest(413, f"the body is over the limit of {limit} bytes")
+  if declared is not None and declared.isdigit() and int(declared) > limit + \
+      settings.max_drain_bytes:
+    too_large.close = True
+    raise too_large
   chunks, size = [], 0
-  async for chunk in request.stream():
-    size += len(chunk)
-    if size > limit:
-      raise BadRequest(413, f"the body is over the limit of {limit} bytes")
-    chunks.append(chunk)
+  try:
+    async with asyncio.timeout(settings.body_timeout):
+      async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+          chunks.append(chunk)
+        elif size > limit + settings.max_drain_bytes:
+          too_large.close = True
+          break
+  except TimeoutError:
+    raise BadRequest(408, f"the body did not arrive within {settings.body_timeout:g} s",
+                     close=True) from None
+  if size > limit:
+    raise too_large
   return b"".join(chunks)
 
 
@@ -62,12 +93,14 @@ def _server(request: Request) -> Server:
 
 
 def _authorized(server: Server, request: Request) -> bool:
-  """Whether ``request`` carries the token (bearer header or the pages' cookie), if one is set."""
+  """Whether ``request`` carries the token (bearer header or the pages' cookie, which the login
+  page percent-encodes), if one is set."""
   token = server.settings.token
   if token is None:
     return True
   header = request.headers.get("authorization", "")
-  given = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
+  given = (header[7:] if header.lower().startswith("bearer ")
+           else urllib.parse.unquote(request.cookies.get(COOKIE, "")))
   return hmac.compare_digest(given.encode(), token.encode())
 
 
@@ -84,7 +117,9 @@ def _guarded(name: str, handler, public: bool = False, page: bool = False):
       else:
         response = await handler(server, request)
     except BadRequest as e:
-      response = _error(e.status, str(e))
+      response = _error(e.status, str(e), e.headers, e.close)
+    except ClientDisconnect:  # nobody to answer
+      response = Response(status_code=CLIENT_GONE)
     server.metrics.requests.labels(name, str(response.status_code)).inc()
     server.metrics.latency.labels(name).observe(time.perf_counter() - start)
     return response
@@ -98,22 +133,34 @@ def _check_name(server: Server, request: Request) -> None:
                      f"{server.settings.model_name!r}")
 
 
+def _decode_image(server: Server, body: bytes):
+  try:
+    pixels, _ = images_lib.decode(body, server.artifact.input_shape, "auto",
+                                  server.settings.frame_digits)
+  except images_lib.ImageError as e:
+    raise BadRequest(400, f"the image cannot be classified: {e}") from None
+  return pixels[None]
+
+
 async def _predict(server: Server, request: Request) -> Response:
+  """?preview=true: a drawing still in progress, answered but not counted (Server.predict)."""
   _check_name(server, request)
   content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-  body = await _body(request, server.settings.max_body_bytes)
+  if not (content_type.startswith("image/") or content_type in (
+      "application/json", "application/octet-stream", "")):
+    raise BadRequest(415, f"unsupported Content-Type {content_type!r}: send application/json, "
+                     "application/octet-stream (uint8 pixels) or an image (image/png, image/jpeg)")
+  body = await _body(request, server.settings)
   if content_type.startswith("image/"):
-    try:
-      pixels, _ = images_lib.decode(body, server.artifact.input_shape, "auto")
-    except images_lib.ImageError as e:
-      raise BadRequest(400, f"the image cannot be classified: {e}") from None
-    images = pixels[None]
-  elif content_type in ("application/json", ""):
+    images = await server.offload(_decode_image, server, body)
+  elif content_type == "application/octet-stream":
+    images = server.pixels(body)
+  elif len(body) <= INLINE_JSON_BYTES:
     images = server.instances(_json(body))
   else:
-    raise BadRequest(415, f"unsupported Content-Type {content_type!r}: send application/json "
-                     "or an image (image/png, image/jpeg)")
-  return JSONResponse({"predictions": await server.predict(images)})
+    images = await server.offload(lambda: server.instances(_json(body)))
+  preview = request.query_params.get("preview", "false").lower() == "true"
+  return JSONResponse({"predictions": await server.predict(images, preview)})
 
 
 async def _models(server: Server, request: Request) -> Response:
@@ -122,6 +169,8 @@ async def _models(server: Server, request: Request) -> Response:
 
 
 async def _model_status(server: Server, request: Request) -> Response:
+  if request.path_params["name"].endswith(":predict"):  # the predict route, with another method
+    raise BadRequest(405, "use POST to predict", headers={"Allow": "POST"})
   _check_name(server, request)
   manifest = {k: v for k, v in server.artifact.manifest.items() if k != "files"}
   return JSONResponse({"name": server.settings.model_name, "model_id": server.model_id,
@@ -129,7 +178,7 @@ async def _model_status(server: Server, request: Request) -> Response:
 
 
 async def _feedback(server: Server, request: Request) -> Response:
-  body = await _body(request, server.settings.max_body_bytes)
+  body = await _body(request, server.settings)
   return JSONResponse({"recorded": server.record_feedback(_json(body))})
 
 
@@ -174,6 +223,7 @@ async def _lifespan(app: Starlette):
   server.ready = False
   sampler.cancel()
   await server.batcher.stop()
+  server.close()
 
 
 ROUTES = [
@@ -188,7 +238,10 @@ ROUTES = [
     *[Route(path, _guarded("page", _static(name), page=True), methods=["GET"])
       for path, name in PAGES.items()],
     *[Route(f"/static/{name}", _guarded("static", _static(name)), methods=["GET"])
-      for name in ("draw.js", "monitor.js", "style.css")],
+      for name in ("draw.js", "monitor.js")],
+    # the login page's own stylesheet: public, or the login page shows unstyled
+    Route("/static/style.css", _guarded("static", _static("style.css"), public=True),
+          methods=["GET"]),
 ]
 
 

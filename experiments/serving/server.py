@@ -4,10 +4,14 @@ Routes (every one but /healthz needs the bearer token when a token is set):
 
   POST /v1/models/<name>:predict   TF Serving's REST body {"instances": [...]}, each
                                    instance an array of the input shape (28x28 or
-                                   28x28x1) of integers 0-255; or an image file body
-                                   (Content-Type image/*), decoded as scripts.predict
-                                   does. -> {"predictions": [{"id", "class", "label",
-                                   "probabilities"}]}
+                                   28x28x1) of integers 0-255; or raw uint8 pixels
+                                   (application/octet-stream, n images back to back);
+                                   or an image file body (Content-Type image/*),
+                                   decoded and framed as scripts.predict does.
+                                   -> {"predictions": [{"id", "class", "label",
+                                   "probabilities", "low_confidence"}]};
+                                   ?preview=true: a drawing in progress, answered
+                                   without an id and left out of the monitor's figures
   GET  /v1/models/<name>           the model's manifest (no file digests)
   POST /v1/feedback                {"id": ..., "label": ...} or a list of them: true labels
   GET  /v1/monitor                 live accuracy, per-class precision / recall / F1, the
@@ -23,6 +27,7 @@ ids, classes, labels, confidences and times.
 
 import asyncio
 import collections
+import concurrent.futures
 import time
 import uuid
 from typing import NamedTuple
@@ -33,6 +38,7 @@ import prometheus_client as prom
 from experiments.serving import artifact as artifact_lib
 from experiments.serving import batcher as batcher_lib
 from experiments.serving import drift
+from experiments.serving import images as images_lib
 from experiments.serving import monitor
 
 class Settings(NamedTuple):
@@ -43,18 +49,74 @@ class Settings(NamedTuple):
   max_wait: float = 0.0  # seconds
   max_instances: int = 1024
   max_body_bytes: int = 16 * 2**20
+  max_drain_bytes: int = 64 * 2**20  # of a body over the limit, read and dropped before the 413
+  body_timeout: float = 30.0  # seconds for a whole body to arrive
   token: str | None = None
   window: int = 1000  # labelled predictions in the monitor's window
   drift_window: int = 1000  # images in the drift window
   history_interval: float = 5.0  # seconds between the monitor's history points
+  frame_digits: bool = True  # image bodies framed as MNIST's digits (images.frame_digit)
+  workers: int = 2  # threads decoding images and parsing large JSON bodies
 
 
 class BadRequest(Exception):
-  """A request the client must fix: its status and one message."""
+  """A request the client must fix: its status, one message, extra headers, and whether its
+  connection is closed after the answer."""
 
-  def __init__(self, status: int, message: str):
+  def __init__(self, status: int, message: str, headers: dict | None = None,
+               close: bool = False):
     super().__init__(message)
-    self.status = status
+    self.status, self.headers, self.close = status, headers, close
+
+
+def pixels_array(body: bytes, shape: tuple[int, int, int], max_instances: int) -> np.ndarray:
+  """A body of raw uint8 pixels, n whole images of ``shape`` one after another, as
+  (n, H, W, C); BadRequest naming what does not fit."""
+  size = int(np.prod(shape))
+  if not body or len(body) % size:
+    raise BadRequest(400, f"an application/octet-stream body is n images of "
+                     f"{'x'.join(map(str, shape))} uint8 pixels, a multiple of {size} bytes; "
+                     f"got {len(body)}")
+  if len(body) // size > max_instances:
+    raise BadRequest(400, f"at most {max_instances} instances per request, got "
+                     f"{len(body) // size}")
+  return np.frombuffer(body, np.uint8).reshape(-1, *shape)
+
+
+def instances_array(body, shape: tuple[int, int, int], name: str,
+                    max_instances: int) -> np.ndarray:
+  """TF Serving's {"instances": [...]} (each an array, or {name: array}) as uint8
+  (n, H, W, C); BadRequest naming what is wrong."""
+  if not isinstance(body, dict) or "instances" not in body:
+    raise BadRequest(400, 'the body must be a JSON object {"instances": [...]}')
+  instances = body["instances"]
+  if not isinstance(instances, list) or not instances:
+    raise BadRequest(400, '"instances" must be a non-empty list')
+  if len(instances) > max_instances:
+    raise BadRequest(400, f"at most {max_instances} instances per request, got "
+                     f"{len(instances)}")
+  instances = [i[name] if isinstance(i, dict) and set(i) == {name} else i for i in instances]
+  shapes = f"{shape[0]}x{shape[1]}" + (f" or {'x'.join(map(str, shape))}"
+                                        if shape[-1] == 1 else "")
+  try:
+    values = np.asarray(instances)
+  except ValueError:
+    values = None
+  if values is None or values.shape[1:] not in (shape, shape[:2] if shape[-1] == 1 else shape):
+    raise BadRequest(400, f"each instance must be an array of shape {shapes}"
+                     + ("" if values is None else
+                        f", got {'x'.join(map(str, values.shape[1:])) or 'a number'}"))
+  if values.dtype.kind not in "iuf":
+    raise BadRequest(400, f"instance values must be numbers 0-255, got {values.dtype.kind!r} "
+                     "values (strings, booleans or nulls)")
+  if not np.all(np.isfinite(values)):
+    raise BadRequest(400, "instance values must be finite numbers 0-255 (got NaN or infinity)")
+  if values.min() < 0 or values.max() > 255:
+    raise BadRequest(400, f"instance values must be 0-255, got {values.min()} to "
+                     f"{values.max()}")
+  if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+    raise BadRequest(400, "instance values must be integers 0-255 (uint8 pixels)")
+  return values.astype(np.uint8).reshape(len(values), *shape)
 
 
 class Metrics:
@@ -72,6 +134,8 @@ class Metrics:
                                 registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
     self.predictions = prom.Counter("perceptrax_predictions", "Predictions by class.",
                                     ["label"], registry=r)
+    self.previews = prom.Counter("perceptrax_previews", "Predictions of drawings in progress "
+                                 "(not in the other figures).", registry=r)
     self.confidence = prom.Histogram(
         "perceptrax_confidence", "The predicted class's probability.", registry=r,
         buckets=(.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1.0))
@@ -106,7 +170,11 @@ class Server:
     self.recent_limit = 100_000
     self.history = collections.deque(maxlen=720)
     self.predicted_images = 0
+    self.previews = 0
+    self.started = time.time()
     self.ready = False
+    self._workers = concurrent.futures.ThreadPoolExecutor(settings.workers,
+                                                          thread_name_prefix="decode")
     self.labelled_ids = set()  # of the predictions in ``recent`` that have their label
     records, self.skipped = feedback.read(self.model_id, len(self.class_names))
     for record in records[-settings.window:]:  # the window continues where it stopped
@@ -114,58 +182,49 @@ class Server:
 
   # -- predictions --------------------------------------------------------------------------
 
-  async def predict(self, images: np.ndarray) -> list[dict]:
+  async def offload(self, function, *args):
+    """``function(*args)`` in a worker thread: the event loop goes on answering meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
+
+  def close(self) -> None:
+    self._workers.shutdown(wait=False, cancel_futures=True)
+
+  async def predict(self, images: np.ndarray, preview: bool = False) -> list[dict]:
+    """Each image's class, its label, the probabilities and, below ``LOW_CONFIDENCE``, a flag.
+
+    A prediction gets an id (for its feedback) and counts in the monitor's
+    figures, the drift window and the metrics; a ``preview`` (a drawing the
+    page shows while it is being drawn) is only counted as a preview.
+    """
     probabilities = await self.batcher.predict(images)
-    self.drift.add(images)
-    self.predicted_images += len(images)
+    if preview:
+      self.previews += len(images)
+      self.metrics.previews.inc(len(images))
+    else:
+      self.drift.add(images)
+      self.predicted_images += len(images)
     out = []
     for p in probabilities:
       k = int(np.argmax(p))
       confidence = float(p[k])
-      prediction_id = uuid.uuid4().hex
-      self.recent[prediction_id] = (k, confidence)
-      if len(self.recent) > self.recent_limit:
-        self.labelled_ids.discard(self.recent.popitem(last=False)[0])
-      self.metrics.predictions.labels(self.class_names[k]).inc()
-      self.metrics.confidence.observe(confidence)
-      out.append({"id": prediction_id, "class": k, "label": self.class_names[k],
-                  "probabilities": p.tolist()})
+      prediction = {"class": k, "label": self.class_names[k], "probabilities": p.tolist(),
+                    "low_confidence": confidence < images_lib.LOW_CONFIDENCE}
+      if not preview:
+        prediction["id"] = uuid.uuid4().hex
+        self.recent[prediction["id"]] = (k, confidence)
+        if len(self.recent) > self.recent_limit:
+          self.labelled_ids.discard(self.recent.popitem(last=False)[0])
+        self.metrics.predictions.labels(self.class_names[k]).inc()
+        self.metrics.confidence.observe(confidence)
+      out.append(prediction)
     return out
 
-  def instances(self, body: dict) -> np.ndarray:
-    """TF Serving's {"instances": [...]} as uint8 (n, H, W, C); BadRequest naming what is wrong."""
-    if not isinstance(body, dict) or "instances" not in body:
-      raise BadRequest(400, 'the body must be a JSON object {"instances": [...]}')
-    instances = body["instances"]
-    if not isinstance(instances, list) or not instances:
-      raise BadRequest(400, '"instances" must be a non-empty list')
-    if len(instances) > self.settings.max_instances:
-      raise BadRequest(400, f"at most {self.settings.max_instances} instances per request, got "
-                       f"{len(instances)}")
-    name = self.artifact.manifest["input"]["name"]
-    instances = [i[name] if isinstance(i, dict) and set(i) == {name} else i for i in instances]
-    shape = self.artifact.input_shape
-    shapes = f"{shape[0]}x{shape[1]}" + (f" or {'x'.join(map(str, shape))}"
-                                          if shape[-1] == 1 else "")
-    try:
-      values = np.asarray(instances)
-    except ValueError:
-      values = None
-    if values is None or values.shape[1:] not in (shape, shape[:2] if shape[-1] == 1 else shape):
-      raise BadRequest(400, f"each instance must be an array of shape {shapes}"
-                       + ("" if values is None else
-                          f", got {'x'.join(map(str, values.shape[1:])) or 'a number'}"))
-    if values.dtype.kind not in "iuf":
-      raise BadRequest(400, f"instance values must be numbers 0-255, got {values.dtype.kind!r} "
-                       "values (strings, booleans or nulls)")
-    if not np.all(np.isfinite(values)):
-      raise BadRequest(400, "instance values must be finite numbers 0-255 (got NaN or infinity)")
-    if values.min() < 0 or values.max() > 255:
-      raise BadRequest(400, f"instance values must be 0-255, got {values.min()} to "
-                       f"{values.max()}")
-    if values.dtype.kind == "f" and not np.all(values == np.round(values)):
-      raise BadRequest(400, "instance values must be integers 0-255 (uint8 pixels)")
-    return values.astype(np.uint8).reshape(len(values), *shape)
+  def pixels(self, body: bytes) -> np.ndarray:
+    return pixels_array(body, self.artifact.input_shape, self.settings.max_instances)
+
+  def instances(self, body) -> np.ndarray:
+    return instances_array(body, self.artifact.input_shape, self.artifact.manifest["input"]["name"],
+                           self.settings.max_instances)
 
   # -- monitoring ---------------------------------------------------------------------------
 
@@ -211,7 +270,9 @@ class Server:
   def report(self) -> dict:
     out = self.window.report(self.class_names)
     out["drift"] = self.drift.report()
+    out["started"] = round(self.started, 3)  # the drift window and the counts start here
     out["predictions"] = self.predicted_images
+    out["previews"] = self.previews
     out["skipped_feedback_lines"] = self.skipped
     out["history"] = list(self.history)
     return out

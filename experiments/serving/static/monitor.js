@@ -29,13 +29,14 @@ async function refresh() {
   const accuracy = report.accuracy === null ? "no labels yet" : report.accuracy.toFixed(4);
   document.getElementById("summary").textContent =
     `accuracy ${accuracy} over ${report.labelled} labelled predictions (window ${report.window}); ` +
-    `macro F1 ${report.macro_f1 === null ? "-" : report.macro_f1.toFixed(4)}; ${report.predictions} predictions since start`;
+    `macro F1 ${report.macro_f1 === null ? "-" : report.macro_f1.toFixed(4)}; ${report.predictions} predictions since start ` +
+    `(${new Date(1000 * report.started).toLocaleString()}; ${report.previews} previews of drawings in progress not counted)`;
   const d = report.drift;
   const driftText = document.getElementById("drift");
   driftText.className = d.drifted ? "drifted" : "";
   driftText.textContent = d.psi === null ? "drift: no images yet" :
     `drift: ${d.drifted ? "DRIFTED" : "none"}: PSI ${d.psi.toFixed(3)} (threshold ${d.threshold}, ` +
-    `${d.images} images); pixel mean ${d.pixel_mean.toFixed(3)}, training ${d.training_pixel_mean.toFixed(3)}`;
+    `${d.images} images since start); pixel mean ${d.pixel_mean.toFixed(3)}, training ${d.training_pixel_mean.toFixed(3)}`;
   const history = report.history;
   line(document.getElementById("accuracy"), history.map((h) => [h.time, h.accuracy]), 0, 1, "accuracy");
   const top = Math.max(1, ...history.map((h) => h.predictions_per_second));
