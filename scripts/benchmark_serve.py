@@ -128,7 +128,7 @@ def floor_app(input_shape: tuple[int, int, int], answer: bytes):
     body = await request.body()
     if request.headers.get("content-type") == BODIES["binary"]:
       server_lib.pixels_array(body, input_shape, 1024)
-    else:
+    else:  # json.loads and np.asarray of the nested lists: the framework's way
       server_lib.instances_array(json.loads(body), input_shape, "images", 1024)
     return Response(answer, media_type="application/json")
 

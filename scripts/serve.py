@@ -151,6 +151,10 @@ def main(argv):
   for name in ("body_timeout", "header_timeout", "keep_alive_timeout"):
     errors.check_number(name, getattr(FLAGS, name), 0.0, 86_400.0, low_open=True)
   token = _token(FLAGS.auth_token_file)
+  import jax  # pylint: disable=g-import-not-at-top
+  # A request's model call runs on the calling thread: handing it to JAX's dispatch thread
+  # costs more than a small batch's call (measured 135 -> 108 µs at batch 1).
+  jax.config.update("jax_cpu_enable_async_dispatch", False)
   model = artifact_lib.load(FLAGS.model)
   name = FLAGS.model_name or model.manifest["dataset"]
   if not name or "/" in name or ":" in name:

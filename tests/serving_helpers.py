@@ -98,3 +98,39 @@ def write_synthetic_export(folder: str) -> None:
   }
   artifact.write(folder, serialized, formats.saved_model_writer(probabilities, (28, 28, 1)),
                  manifest, (chosen, recorded))
+
+
+FONTS = {  # Debian's fonts-dejavu-core, and Pillow's own font
+    "dejavu_sans": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "dejavu_sans_bold": "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "dejavu_serif": "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "dejavu_sans_mono": "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+    "pillow_default": None,
+}
+
+
+def printed_digits(folder: str) -> list[tuple[str, int, str]]:
+  """The digits 0-9 printed large and off-centre in each of ``FONTS``, dark on light and light
+  on dark, as PNG and JPEG files of 200x200 pixels in ``folder``: (path, digit, font) each.
+
+  Each digit is 110-150 pixels tall, its box's corner moved by a different
+  offset for each digit, so no two sit alike and none is centred.
+  """
+  from PIL import Image, ImageDraw, ImageFont  # pylint: disable=g-import-not-at-top
+  out = []
+  for font_name, path in FONTS.items():
+    for digit in range(10):
+      size = 110 + 4 * digit
+      font = ImageFont.load_default(size) if path is None else ImageFont.truetype(path, size)
+      for polarity, (paper, ink) in {"dark_on_light": (235, 25), "light_on_dark": (20, 230)}.items():
+        image = Image.new("L", (200, 200), paper)
+        draw = ImageDraw.Draw(image)
+        left, top, right, bottom = draw.textbbox((0, 0), str(digit), font=font)
+        x = 5 + (digit * 37) % max(1, 195 - (right - left)) - left
+        y = 5 + (digit * 53) % max(1, 195 - (bottom - top)) - top
+        draw.text((x, y), str(digit), fill=ink, font=font)
+        for file_format in ("PNG", "JPEG"):
+          name = f"{font_name}_{digit}_{polarity}.{file_format.lower()}"
+          image.save(f"{folder}/{name}", format=file_format)
+          out.append((f"{folder}/{name}", digit, font_name))
+  return out

@@ -1,6 +1,8 @@
 """experiments/serving/batcher.py: concurrent requests share calls, padded to compiled sizes."""
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -29,7 +31,7 @@ def test_concurrent_requests_are_answered_from_shared_padded_calls():
   model = _Model()
   b = batcher.Batcher(model, (2, 2, 1), max_batch=8, max_wait=0.05)
   b.warm()
-  assert model.calls == [1, 2, 4, 8]
+  assert model.calls == [1, 1, 2, 2, 4, 4, 8, 8]  # compiled, then timed
   model.calls.clear()
 
   async def run():
@@ -66,3 +68,28 @@ def test_a_failing_model_fails_its_requests_and_the_batcher_goes_on():
     return answer
 
   assert asyncio.run(run()).shape == (3, 1)
+
+
+def test_fast_batch_sizes_run_on_the_event_loop_and_slow_ones_in_the_model_thread():
+  """A call measured under INLINE_SECONDS is not worth a thread hand-off."""
+  threads = []
+
+  def model(images):
+    threads.append((len(images), threading.current_thread().name))
+    if len(images) == 4:
+      time.sleep(2 * batcher.INLINE_SECONDS)
+    return np.zeros((len(images), 1), np.float32)
+
+  b = batcher.Batcher(model, (2, 2, 1), max_batch=4, max_wait=0.0)
+  b.warm()
+  threads.clear()
+
+  async def run():
+    await b.start()
+    await b.predict(np.zeros((1, 2, 2, 1), np.uint8))
+    await b.predict(np.zeros((4, 2, 2, 1), np.uint8))
+    await b.stop()
+
+  asyncio.run(run())
+  assert threads[0] == (1, threading.current_thread().name)  # this test's thread runs the loop
+  assert threads[1][0] == 4 and threads[1][1].startswith("model")

@@ -63,6 +63,7 @@ def test_a_digit_drawn_in_the_browser_is_classified(browser, exported, tmp_path)
     one = [[(140, 50 + 10 * i) for i in range(19)]]  # a vertical stroke: "1"
     _draw(browser, pad, one)
     wait.until(lambda d: d.find_element(By.ID, "predicted").text == "1")
+    wait.until(lambda d: d.find_element(By.ID, "feedback").is_displayed())  # settled
     assert len(browser.find_elements(By.CSS_SELECTOR, "#bars .bar")) == 10
     browser.find_element(By.ID, "clear").click()
     seven = [[(80 + 10 * i, 60) for i in range(13)],  # the bar, then the slanted stem
@@ -74,6 +75,11 @@ def test_a_digit_drawn_in_the_browser_is_classified(browser, exported, tmp_path)
     browser.save_screenshot(str(tmp_path / "page.png"))
     if os.environ.get("PERCEPTRAX_SCREENSHOT"):  # the README's picture
       shutil.copyfile(tmp_path / "page.png", SCREENSHOT)
+    wait.until(lambda d: d.find_element(By.ID, "feedback").is_displayed())  # settled: an id
+    report = httpx.get(served.url + "/v1/monitor").json()
+    assert report["predictions"] == 2  # the "1" and the "7" (two strokes, one drawing)
+    assert report["previews"] >= 4  # what the page showed while they were drawn
+    assert report["drift"]["images"] == 2
     browser.get(served.url + "/monitor")
     wait.until(lambda d: "predictions since start" in d.find_element(By.ID, "summary").text)
   finally:

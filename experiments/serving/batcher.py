@@ -3,7 +3,10 @@
 Requests queue their images; one task takes every queued request at once,
 waits at most ``max_wait`` seconds for more while the batch is below
 ``max_batch`` images, and runs the model on the concatenation in a worker
-thread (the event loop keeps accepting requests meanwhile). A batch is padded
+thread (the event loop keeps accepting requests meanwhile), or, for a batch
+size whose model call ``warm`` measured under ``INLINE_SECONDS``, on the event
+loop itself: handing a call of a few tens of microseconds to a thread and
+back costs more than the call. A batch is padded
 with zero images to the next of ``sizes`` (powers of two up to ``max_batch``),
 for each of which the model is compiled by ``warm`` at start-up: no request
 ever waits for a compilation. A request larger than ``max_batch`` runs in
@@ -12,9 +15,13 @@ ever waits for a compilation. A request larger than ``max_batch`` runs in
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Callable
 
 import numpy as np
+
+
+INLINE_SECONDS = 0.0005
 
 
 def batch_sizes(max_batch: int) -> tuple[int, ...]:
@@ -37,11 +44,17 @@ class Batcher:
     self._queue: asyncio.Queue | None = None
     self._task = None
     self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+    self._inline = set()  # the batch sizes run on the event loop
 
   def warm(self) -> None:
-    """Compiles the model for every batch size of ``sizes``."""
+    """Compiles the model for every batch size of ``sizes``, then times a call of each."""
     for size in self.sizes:
-      self._predict(np.zeros((size, *self._input_shape), np.uint8))
+      images = np.zeros((size, *self._input_shape), np.uint8)
+      self._predict(images)
+      start = time.perf_counter()
+      self._predict(images)
+      if time.perf_counter() - start < INLINE_SECONDS:
+        self._inline.add(size)
 
   def _padded(self, images: np.ndarray) -> np.ndarray:
     """``predict`` of up to ``max_batch`` images, padded to a compiled size."""
@@ -71,6 +84,9 @@ class Batcher:
     self._queue.put_nowait((images, future))
     return await future
 
+  def _runs_inline(self, n: int) -> bool:
+    return n <= self.max_batch and next(s for s in self.sizes if s >= n) in self._inline
+
   async def _loop(self) -> None:
     loop = asyncio.get_running_loop()
     while True:
@@ -89,10 +105,13 @@ class Batcher:
         else:
           batch.append(self._queue.get_nowait())
         count += len(batch[-1][0])
-      images = np.concatenate([item[0] for item in batch])
+      images = np.concatenate([item[0] for item in batch]) if len(batch) > 1 else batch[0][0]
       self._on_batch(len(images))
       try:
-        outputs = await loop.run_in_executor(self._thread, self._run, images)
+        if self._runs_inline(len(images)):
+          outputs = self._run(images)
+        else:
+          outputs = await loop.run_in_executor(self._thread, self._run, images)
       except Exception as e:  # pylint: disable=broad-except  (each request gets the error)
         for _, future in batch:
           if not future.done():

@@ -44,31 +44,25 @@ def psi(expected: np.ndarray, observed: np.ndarray) -> float:
 
 
 class Window:
-  """The pixel histograms of the last ``size`` images, compared with the training data's."""
+  """The last ``size`` images, compared with the training data's pixel histogram.
+
+  Adding an image keeps a reference to it (no work per request); the
+  histogram and the pixel mean are computed over the window when reported.
+  """
 
   def __init__(self, training: dict, size: int = 1000):
     self.training = training
     self._images = collections.deque(maxlen=size)
-    self._total = np.zeros(BINS, np.int64)
-    self._sum = 0.0  # of the images' pixel means (x/255)
 
   def add(self, images: np.ndarray) -> None:
-    for image in images:
-      counts = histogram(image)
-      mean = float(image.mean()) / 255.0
-      if len(self._images) == self._images.maxlen:
-        old_counts, old_mean = self._images[0]
-        self._total -= old_counts
-        self._sum -= old_mean
-      self._images.append((counts, mean))
-      self._total += counts
-      self._sum += mean
+    self._images.extend(images)
 
   def report(self) -> dict:
     """PSI against the training histogram, the pixel means, and whether it has drifted."""
     n = len(self._images)
-    score = psi(self.training["histogram"], self._total) if n else None
+    window = np.stack(self._images) if n else None
+    score = psi(self.training["histogram"], histogram(window)) if n else None
     return {"images": n, "psi": score, "threshold": THRESHOLD, "min_images": MIN_IMAGES,
             "drifted": bool(n >= MIN_IMAGES and score > THRESHOLD),
-            "pixel_mean": self._sum / n if n else None,
+            "pixel_mean": float(window.mean()) / 255.0 if n else None,
             "training_pixel_mean": self.training["mean"]}

@@ -15,7 +15,6 @@ request keep answering while they run. ``create_app`` serves a
 import asyncio
 import contextlib
 import hmac
-import json
 import os
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from experiments.serving import images as images_lib
+from experiments.serving import server as server_lib
 from experiments.serving.server import BadRequest
 from experiments.serving.server import Server
 
@@ -53,39 +53,39 @@ async def _body(request: Request, settings) -> bytes:
   more, before the 413 is sent: a client that sends its whole body before it
   reads (Python's urllib) would otherwise find the connection reset under it.
   A body too large even for that is answered at once and its connection closed.
+  A body that came whole with its headers (most) is taken as it is.
   """
   limit = settings.max_body_bytes
-  too_large = BadRequest(413, f"the body is over the limit of {limit} bytes")
   declared = request.headers.get("content-length")
   if declared is not None and declared.isdigit() and int(declared) > limit + \
       settings.max_drain_bytes:
-    too_large.close = True
-    raise too_large
-  chunks, size = [], 0
+    raise BadRequest(413, f"the body is over the limit of {limit} bytes", close=True)
+  message = await request.receive()
+  if message["type"] == "http.disconnect":
+    raise ClientDisconnect()
+  if not message.get("more_body") and len(message["body"]) <= limit:
+    return message["body"]
+  chunks, size, drained = [], 0, False
   try:
     async with asyncio.timeout(settings.body_timeout):
-      async for chunk in request.stream():
-        size += len(chunk)
+      while True:
+        size += len(message["body"])
         if size <= limit:
-          chunks.append(chunk)
+          chunks.append(message["body"])
         elif size > limit + settings.max_drain_bytes:
-          too_large.close = True
+          drained = True
           break
+        if not message.get("more_body"):
+          break
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+          raise ClientDisconnect()
   except TimeoutError:
     raise BadRequest(408, f"the body did not arrive within {settings.body_timeout:g} s",
                      close=True) from None
   if size > limit:
-    raise too_large
+    raise BadRequest(413, f"the body is over the limit of {limit} bytes", close=drained)
   return b"".join(chunks)
-
-
-def _json(data: bytes):
-  def refuse(constant):
-    raise ValueError(f"{constant} is not a number 0-255")
-  try:
-    return json.loads(data, parse_constant=refuse)
-  except (ValueError, RecursionError) as e:
-    raise BadRequest(400, f"malformed JSON ({str(e).splitlines()[0][:120]})") from None
 
 
 def _server(request: Request) -> Server:
@@ -120,8 +120,7 @@ def _guarded(name: str, handler, public: bool = False, page: bool = False):
       response = _error(e.status, str(e), e.headers, e.close)
     except ClientDisconnect:  # nobody to answer
       response = Response(status_code=CLIENT_GONE)
-    server.metrics.requests.labels(name, str(response.status_code)).inc()
-    server.metrics.latency.labels(name).observe(time.perf_counter() - start)
+    server.metrics.count_request(name, response.status_code, time.perf_counter() - start)
     return response
 
   return endpoint
@@ -156,9 +155,9 @@ async def _predict(server: Server, request: Request) -> Response:
   elif content_type == "application/octet-stream":
     images = server.pixels(body)
   elif len(body) <= INLINE_JSON_BYTES:
-    images = server.instances(_json(body))
+    images = server.instances(body)
   else:
-    images = await server.offload(lambda: server.instances(_json(body)))
+    images = await server.offload(server.instances, body)
   preview = request.query_params.get("preview", "false").lower() == "true"
   return JSONResponse({"predictions": await server.predict(images, preview)})
 
@@ -179,7 +178,7 @@ async def _model_status(server: Server, request: Request) -> Response:
 
 async def _feedback(server: Server, request: Request) -> Response:
   body = await _body(request, server.settings)
-  return JSONResponse({"recorded": server.record_feedback(_json(body))})
+  return JSONResponse({"recorded": server.record_feedback(server_lib.json_body(body))})
 
 
 async def _monitor(server: Server, request: Request) -> Response:

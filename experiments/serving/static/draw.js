@@ -1,7 +1,8 @@
 // The drawing page: strokes on a canvas, classified as you draw. The canvas goes to the server as
 // a PNG, which frames it as MNIST's digits were made (experiments/serving/images.py): the same code
-// as for any image file. While a stroke is drawn, its predictions are previews (?preview=true:
-// shown, not counted by the monitor); the prediction when the stroke ends counts and can be labelled.
+// as for any image file. While a digit is drawn, its predictions are previews (?preview=true:
+// shown, not counted by the monitor); once the drawing settles, its prediction counts and can be
+// labelled.
 "use strict";
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d", { willReadFrequently: true });
@@ -82,6 +83,7 @@ function point(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (settle !== null) { clearTimeout(settle); settle = null; }
   drawing = true; inked = true; last = point(event); pad.setPointerCapture(event.pointerId);
   ctx.fillStyle = "#fff"; ctx.beginPath(); ctx.arc(last[0], last[1], 9, 0, 2 * Math.PI); ctx.fill();
   classify(true);
@@ -94,8 +96,17 @@ pad.addEventListener("pointermove", (event) => {
   last = p;
   classify(true);
 });
+// A drawing is settled when no stroke starts within SETTLE_MS of the last one's end: only then does
+// its prediction count (and get an id for feedback); a digit of several strokes counts once.
+const SETTLE_MS = 600;
+let settle = null;
 for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, () => { if (drawing) { drawing = false; classify(false); } });
+  pad.addEventListener(type, () => {
+    if (!drawing) return;
+    drawing = false;
+    classify(true);
+    settle = setTimeout(() => { settle = null; classify(false); }, SETTLE_MS);
+  });
 }
 pad.addEventListener("dragover", (event) => { event.preventDefault(); pad.classList.add("dragging"); });
 pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
