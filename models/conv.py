@@ -112,3 +112,25 @@ def conv_general_dilated(
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
   return conv2d(lhs, rhs, tuple(tuple(p) for p in padding))
+
+
+def space_to_depth(x: jax.Array, block: int = 2) -> jax.Array:
+  """(N, bH, bW, C) -> (N, H, W, b² C): each b x b block of pixels as one pixel's channels.
+
+  A stride-b convolution is a stride-1 convolution of this (its kernel
+  rearranged the same way), so a strided layer runs on ``conv2d``.
+  """
+  n, h, w, c = x.shape
+  x = x.reshape(n, h // block, block, w // block, block, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h // block, w // block, block * block * c)
+
+
+def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
+  """(N, H, W, b² C) -> (N, bH, bW, C), the inverse of ``space_to_depth``.
+
+  A stride-b transposed convolution is a stride-1 convolution to b² C channels
+  followed by this (the sub-pixel convolution, Shi et al. 2016).
+  """
+  n, h, w, c = x.shape
+  x = x.reshape(n, h, w, block, block, c // (block * block)).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h * block, w * block, c // (block * block))

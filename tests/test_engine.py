@@ -16,6 +16,7 @@ import pytest
 
 from data import datasets
 from experiments.training import batches as batches_lib
+from experiments.training import classification
 from experiments.training import engine
 from experiments.training import loop as loop_lib
 from experiments.training import record as record_lib
@@ -50,7 +51,7 @@ def test_one_model_learns_and_reports_every_epoch():
   assert record.history[-1]["train_loss"] < 0.5 * record.history[0]["train_loss"]
   assert record.history[-1]["validation_accuracy"] > 0.9  # measured: 1.0
   assert result.test_metrics[0]["accuracy"] == pytest.approx(record.history[-1]["test_accuracy"])
-  assert result.test_logits.shape == (200, 10)  # no member axis for a single model
+  assert result.test_outputs.shape == (200, 10)  # no member axis for a single model
   assert jax.tree.leaves(result.kept)[0].ndim == jax.tree.leaves(result.state.params)[0].ndim
   assert result.timing["train_images_per_second"] > 0
 
@@ -264,4 +265,4 @@ def test_with_every_checkpoint_damaged_nothing_is_changed(tmp_path, item):
     (float("nan"), "train loss nan"), (float("inf"), "train loss inf")])
 def test_a_model_diverges_when_its_loss_is_not_finite_or_far_worse_than_guessing(loss, expected):
   row = {"epoch": 2, "train_loss": loss, "validation_loss": 1.0}
-  assert record_lib.divergence(row, num_classes=10) == expected
+  assert classification.CLASSIFICATION.divergence(row, num_classes=10) == expected

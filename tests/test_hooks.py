@@ -1,7 +1,7 @@
 """Each hook of the training loop on its own, with a hand-made Loop: no training, no compiling.
 
 The loop's run, pipeline and program are stand-ins holding what the hooks
-read (the run's settings and plan, the test labels, a predict function).
+read (the run's settings and plan, the test labels, an outputs function).
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ import pytest
 from data import errors
 from data.errors import UserError
 from experiments.training import checkpoints as checkpoints_lib
+from experiments.training import classification
 from experiments.training import config as config_lib
 from experiments.training import hooks
 from experiments.training import loop as loop_lib
@@ -34,23 +35,24 @@ CONFIG = TrainConfig(model="mlp", hidden_sizes=(4,), num_epochs=3).resolve()
 TEST_LABELS = np.array([0, 1, 1, 0], np.int32)
 
 
-def _loop(size=1, patience=0, num_epochs=3, variables=None, predict=None, **config):
+def _loop(size=1, patience=0, num_epochs=3, variables=None, outputs=None, **config):
   configs = [TrainConfig(model="mlp", hidden_sizes=(4,), seed=k, num_epochs=num_epochs,
                          patience=patience, **config).resolve() for k in range(size)]
   plan = run_lib.UpdatePlan(batch_size=8, updates_per_epoch=5, total_steps=5 * num_epochs,
                             block_size=1, schedule=optax.constant_schedule(1.0))
   run = types.SimpleNamespace(members=configs, config=configs[0], size=size, num_classes=2,
-                              plan=plan, input_shape=(2, 2, 1))
+                              plan=plan, input_shape=(2, 2, 1),
+                              objective=classification.CLASSIFICATION)
   data = types.SimpleNamespace(test_labels=TEST_LABELS, class_names=("a", "b"))
   # Logits favouring class 0 for every test example: accuracy 0.5.
-  predict = predict or (lambda variables, split: np.tile([[2.0, 0.0]], (size, 4, 1))[
+  outputs = outputs or (lambda variables, split: np.tile([[2.0, 0.0]], (size, 4, 1))[
       0 if size == 1 else slice(None)])
   variables = variables or {"params": {"w": np.zeros((size, 3) if size > 1 else (3,))}}
   return loop_lib.Loop(
       run=run, pipeline=types.SimpleNamespace(data=data, pixel_scaling=[(0.0, 1.0)] * size,
                                               layout=types.SimpleNamespace(devices=1,
                                                                            processes=1)),
-      program=types.SimpleNamespace(predict=predict, compile_seconds=1.5),
+      program=types.SimpleNamespace(outputs=outputs, compile_seconds=1.5),
       state=types.SimpleNamespace(variables=variables, params=variables["params"]),
       kept=jax.tree.map(np.copy, variables), records=[record_lib.MemberRecord()
                                                       for _ in range(size)])

@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as sk_metrics
 
 from data import datasets
+from experiments.training import classification
 from experiments.training import steps
 from models import metrics
 from tests import helpers
@@ -43,7 +44,8 @@ def test_predict_gives_every_example_once_in_order(chunk_size):
     del train
     return model.apply(variables, x)
 
-  logits = steps.predict({"params": params}, apply_fn, inputs, 0.0, 1.0, indices, chunk_size)
+  logits = steps.outputs({"params": params}, apply_fn, inputs, 0.0, 1.0, indices, chunk_size,
+                         classification.CLASSIFICATION)
   expected = model.apply({"params": params}, datasets.to_model_input(inputs.images[indices]))
   np.testing.assert_allclose(logits, expected, rtol=1e-6)
   counts = metrics.counts(logits, inputs.labels[indices])

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 
 from data import datasets
+from experiments.training import classification
 from experiments.training import steps
 from models import metrics
 from models import networks
@@ -18,8 +19,8 @@ def _state(model_name="mlp", seed=0, tx=None, dropout=None, **kwargs):
 
 
 def _loss(state, inputs):
-  logits = steps.predict(state.variables, state.apply_fn, inputs, 0.0, 1.0,
-                         jnp.arange(inputs.labels.shape[0]), 64)
+  logits = steps.outputs(state.variables, state.apply_fn, inputs, 0.0, 1.0,
+                         jnp.arange(inputs.labels.shape[0]), 64, classification.CLASSIFICATION)
   return metrics.counts(logits, inputs.labels).compute()["loss"]
 
 

@@ -11,6 +11,7 @@ seed, the epoch and the step, so the result equals an uninterrupted run's
 bit for bit.
 """
 
+import operator
 import time
 
 import jax
@@ -79,9 +80,9 @@ def _train(loop: loop_lib.Loop, hooks: list) -> None:
     blocks = pipeline.blocks(epoch, first_steps_alone=epoch == 1)  # host work, not timed
     start, totals = time.perf_counter(), None
     for block in blocks:
-      loop.state, counts = program.train(loop.state, block)
-      counts = jax.block_until_ready(counts)  # honest timing and progress
-      totals = counts if totals is None else totals + counts
+      loop.state, sums = program.train(loop.state, block)
+      sums = jax.block_until_ready(sums)  # honest timing and progress
+      totals = sums if totals is None else jax.tree.map(operator.add, totals, sums)
       for hook in hooks:
         hook.block(loop, block.shape[-2])
       if loop.interrupted:  # a signal: stop at this step boundary
@@ -89,7 +90,7 @@ def _train(loop: loop_lib.Loop, hooks: list) -> None:
     if loop.interrupted:
       break
     seconds = time.perf_counter() - start - (program.compile_seconds - compiling)
-    results = {"train": programs_lib.member_metrics(totals, run.size)}
+    results = {"train": programs_lib.member_metrics(run.objective, totals, run.size)}
     results.update({name: program.evaluate(loop.state.variables, name)
                     for name in pipeline.evaluated})
     loop.epoch = epoch

@@ -14,7 +14,6 @@ from data import errors
 from experiments.training import checkpoint_record
 from experiments.training import checkpoints as checkpoints_lib
 from experiments.training import record as record_lib
-from experiments.training import report
 from experiments.training import sharding
 from experiments.training.loop import Hook
 from experiments.training.loop import Loop
@@ -47,7 +46,7 @@ class Stopping(Hook):
   def epoch(self, loop: Loop) -> None:
     run = loop.run
     lengths = [len(r.history) for r in loop.records]
-    changed = [rec.update(row, run.config.patience, run.num_classes)
+    changed = [rec.update(row, run.config.patience, run.objective.divergence(row, run.num_classes))
                for rec, row in zip(loop.records, loop.rows)]
     loop.new_rows = [row if len(r.history) > n else None
                      for row, r, n in zip(loop.rows, loop.records, lengths)]
@@ -69,19 +68,22 @@ class Stopping(Hook):
   def end(self, loop: Loop) -> None:
     if loop.interrupted:
       return
-    if loop.test_logits is None:  # finished before, or every member diverged
+    if loop.test_outputs is None:  # finished before, or every member diverged
       self._test(loop)
     if loop.already_finished:
       loop.test_metrics = loop.saved_test_metrics
 
   @staticmethod
   def _test(loop: Loop) -> None:
-    data = loop.pipeline.data
-    logits = sharding.to_host(loop.program.predict(loop.kept, "test"))
-    loop.test_logits = logits
-    stacked = logits if loop.run.size > 1 else logits[None]
-    loop.test_metrics = [report.test_metrics(stacked[k], data.test_labels, data.class_names)
-                         if r.best_epoch else None for k, r in enumerate(loop.records)]
+    """The kept models' outputs on the test split and each member's test report."""
+    data, objective = loop.pipeline.data, loop.run.objective
+    outputs = sharding.to_host(loop.program.outputs(loop.kept, "test"))
+    loop.test_outputs = outputs
+    stacked = outputs if loop.run.size > 1 else jax.tree.map(lambda a: a[None], outputs)
+    loop.test_metrics = [
+        objective.test_report(jax.tree.map(lambda a, k=k: a[k], stacked), data.test_labels,
+                              data.class_names) if r.best_epoch else None
+        for k, r in enumerate(loop.records)]
 
 
 def ranking_loss(rows: list[dict], records) -> float:

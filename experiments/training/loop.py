@@ -23,7 +23,7 @@ import numpy as np
 class Loop:
   """Where a run's training stands; ``fit`` returns it as the run's result.
 
-  ``state``, ``kept`` and ``test_logits`` have a leading member axis only
+  ``state``, ``kept`` and ``test_outputs`` have a leading member axis only
   when the run has K > 1 members; ``records``, ``test_metrics`` and
   ``pixel_scaling`` are lists with one entry per member.
   """
@@ -44,7 +44,7 @@ class Loop:
   resumed_from: int | None = None  # the epoch of the checkpoint resumed from
   checkpoint_epoch: int | None = None  # the newest checkpoint's epoch, after the run
   saved_test_metrics: list | None = None  # a complete run's, from its checkpoint
-  test_logits: np.ndarray | None = None  # of the kept models
+  test_outputs: object = None  # the objective's outputs of the kept models on the test split
   test_metrics: list | None = None  # of each member's kept model; None: no good epoch
   timing: dict = dataclasses.field(default_factory=dict)
 

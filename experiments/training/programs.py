@@ -1,6 +1,6 @@
-"""A run's compiled programs: blocks of train steps and the predictors, for all K members.
+"""A run's compiled programs: blocks of train steps and the evaluation outputs, for K members.
 
-With K > 1 members, ``steps.train_steps`` and ``steps.predict`` are
+With K > 1 members, ``steps.train_steps`` and ``steps.outputs`` are
 ``jax.vmap``ped over the leading member axis of the state (and of the index
 arrays that are per member). With K = 1 the state has no member axis and the
 program is the plain single-model step. Each program is compiled ahead of
@@ -18,7 +18,6 @@ import numpy as np
 from experiments.training import pipeline as pipeline_lib
 from experiments.training import sharding
 from experiments.training import steps
-from models import metrics
 
 
 def _axis(array: jax.Array, per_member_ndim: int):
@@ -36,44 +35,46 @@ def train_block_fn(size: int, splits, chunk_size: int, batches_ndim: int):
                                                     splits.pixel_std, indices)
 
 
-def predict_fn(size: int, apply_fn, chunk_size: int, indices_ndim: int):
-  """(variables, inputs, splits, indices) -> logits (n, C), or (K, n, C) with K > 1 members."""
-  one = functools.partial(steps.predict, apply_fn=apply_fn, chunk_size=chunk_size)
+def outputs_fn(size: int, apply_fn, chunk_size: int, indices_ndim: int, objective):
+  """(variables, inputs, splits, indices) -> the objective's outputs (n, ...), or (K, n, ...)
+  with K > 1 members."""
+  one = functools.partial(steps.outputs, apply_fn=apply_fn, chunk_size=chunk_size,
+                          objective=objective)
 
-  def predict(variables, inputs, splits, indices):
+  def outputs(variables, inputs, splits, indices):
     if size == 1:  # indices (n,), or (D, n / D): one share per device (``Layout.examples``)
       share = lambda idx: one(variables, inputs=inputs, pixel_mean=splits.pixel_mean,  # noqa: E731
                               pixel_std=splits.pixel_std, indices=idx)
-      logits = share(indices) if indices.ndim == 1 else jax.vmap(share)(indices)
-      return logits.reshape(-1, logits.shape[-1])
+      if indices.ndim == 1:
+        return share(indices)
+      return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), jax.vmap(share)(indices))
     in_axes = (0, None, _axis(splits.pixel_mean, 1), _axis(splits.pixel_std, 1),
                0 if indices_ndim == 2 else None)
     return jax.vmap(lambda v, i, m, s, x: one(v, inputs=i, pixel_mean=m, pixel_std=s,
                                                indices=x), in_axes=in_axes)(
         variables, inputs, splits.pixel_mean, splits.pixel_std, indices)
-  return predict
+  return outputs
 
 
-@jax.jit
-def _counts(logits: jax.Array, labels: jax.Array) -> metrics.Counts:
-  """Loss and accuracy sums of each member's logits (K, n, C) against labels (n,) or (K, n)."""
+@functools.partial(jax.jit, static_argnums=0)
+def _sums(objective, outputs, labels: jax.Array):
+  """Each member's sums of its outputs (K, n, ...) against labels (n,) or (K, n)."""
   labels_axis = 0 if labels.ndim == 2 else None
-  return jax.vmap(metrics.counts, in_axes=(0, labels_axis))(logits, labels)
+  return jax.vmap(objective.sums, in_axes=(0, labels_axis))(outputs, labels)
 
 
-def member_metrics(counts: metrics.Counts, size: int) -> list[dict]:
-  """[{"loss", "accuracy"}] of each member from its summed counts (scalars when K = 1)."""
-  loss, correct, count = (np.asarray(a, np.float64).reshape(size)
-                          for a in sharding.to_host(counts))
-  return [{"loss": float(l / n), "accuracy": float(c / n)} for l, c, n in zip(loss, correct, count)]
+def member_metrics(objective, sums, size: int) -> list[dict]:
+  """Each member's metrics (``objective.metrics_of``) from its sums (scalars when K = 1)."""
+  host = jax.tree.map(lambda a: np.asarray(a, np.float64).reshape(size), sharding.to_host(sums))
+  return [objective.metrics_of(jax.tree.map(lambda a, k=k: a[k], host)) for k in range(size)]
 
 
 class Program:
-  """The compiled train blocks (one per block length) and predictors (one per split) of a run."""
+  """The compiled train blocks (one per block length) and evaluation outputs (one per split)."""
 
   def __init__(self, pipeline: pipeline_lib.Pipeline):
     self._pipeline, self._run = pipeline, pipeline.run
-    self._train, self._predict = {}, {}
+    self._train, self._outputs = {}, {}
     self.compile_seconds = 0.0
 
   def _compiled(self, cache: dict, key, make, *args):
@@ -91,17 +92,19 @@ class Program:
                               state, p.inputs, p.splits, block)
     return compiled(state, p.inputs, p.splits, block)
 
-  def predict(self, variables: dict, split: str) -> jax.Array:
-    """Logits of ``split``'s examples: (n, C), or (K, n, C) with K > 1 members."""
+  def outputs(self, variables: dict, split: str):
+    """The objective's outputs of ``split``'s examples: (n, ...), or (K, n, ...) with K > 1."""
     p, run = self._pipeline, self._run
     indices = p.evaluated[split]
-    compiled = self._compiled(self._predict, split, lambda: jax.jit(predict_fn(
-        run.size, run.model.apply, run.config.chunk_size, indices.ndim)),
+    compiled = self._compiled(self._outputs, split, lambda: jax.jit(outputs_fn(
+        run.size, run.model.apply, run.config.chunk_size, indices.ndim, run.objective)),
                               variables, p.inputs, p.splits, indices)
     return compiled(variables, p.inputs, p.splits, indices)
 
   def evaluate(self, variables: dict, split: str) -> list[dict]:
-    """Each member's loss and accuracy on ``split``."""
-    logits = self.predict(variables, split)
-    counts = _counts(logits if self._run.size > 1 else logits[None], self._pipeline.labels[split])
-    return member_metrics(counts, self._run.size)
+    """Each member's metrics on ``split``."""
+    outputs = self.outputs(variables, split)
+    if self._run.size == 1:
+      outputs = jax.tree.map(lambda a: a[None], outputs)
+    sums = _sums(self._run.objective, outputs, self._pipeline.labels[split])
+    return member_metrics(self._run.objective, sums, self._run.size)

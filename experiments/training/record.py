@@ -1,15 +1,14 @@
 """Each member's record: its epochs' metrics, early stopping, divergence, the model to keep.
 
-After every epoch each member gets one row of metrics ({split}_loss,
-{split}_accuracy for train, validation and test, with the epoch's timing).
+After every epoch each member gets one row of metrics ({split}_{metric} for
+train, validation and test, the objective's metrics: {split}_loss and
+{split}_accuracy for a classifier, with the epoch's timing).
 ``MemberRecord.update`` then applies the run's two rules:
 
-- divergence (``divergence``): a member has diverged when a loss is NaN or
-  infinite, or when its mean training cross-entropy exceeds 3 ln K (K
-  classes): three times the loss of predicting every class with probability
-  1/K, i.e. the correct class gets e^-3 ln K = K^-3 of the probability on
-  average, far worse than guessing. Such a model is no longer usable: its row
-  is not recorded, it stops, and the model it keeps is its last good epoch's.
+- divergence (the objective's ``divergence``: for a classifier, a loss that
+  is NaN or infinite, or a mean training cross-entropy over 3 ln K): such a
+  model is no longer usable: its row is not recorded, it stops, and the model
+  it keeps is its last good epoch's.
 - early stopping (``patience`` P > 0): a member whose validation loss has not
   improved on its best for P epochs stops; the model it keeps is the best
   epoch's. Without patience, the model kept is the last epoch's.
@@ -21,7 +20,6 @@ saved with every checkpoint.
 """
 
 import dataclasses
-import math
 
 from data import errors
 
@@ -42,17 +40,6 @@ def epoch_row(epoch: int, results: dict, seconds: float, images: int) -> dict:
   return row
 
 
-def divergence(row: dict, num_classes: int) -> str | None:
-  """Why ``row`` shows a diverged model ("train loss nan"), or None if it does not."""
-  for key, value in row.items():
-    if key.endswith("_loss") and not math.isfinite(value):
-      return f"{key.replace('_', ' ')} {value}"
-  limit = 3 * math.log(num_classes)
-  if row["train_loss"] > limit:
-    return f"train loss {row['train_loss']:.4g} > 3 ln {num_classes} = {limit:.3g}"
-  return None
-
-
 @dataclasses.dataclass
 class MemberRecord:
   """One member's history and state of play; JSON round-trips with ``dataclasses.asdict``."""
@@ -66,11 +53,11 @@ class MemberRecord:
   def done(self) -> bool:
     return self.stopped_early or self.diverged is not None
 
-  def update(self, row: dict, patience: int, num_classes: int) -> bool:
-    """Records ``row`` unless the member is done; returns whether its kept model is now this epoch's."""
+  def update(self, row: dict, patience: int, reason: str | None) -> bool:
+    """Records ``row`` unless the member is done or ``reason`` says it diverged (the
+    objective's ``divergence``); returns whether its kept model is now this epoch's."""
     if self.done:
       return False
-    reason = divergence(row, num_classes)
     if reason:
       self.diverged = f"epoch {row['epoch']} ({reason})"
       return False

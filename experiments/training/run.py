@@ -18,6 +18,7 @@ import optax
 
 from data import errors
 from experiments.training import config as config_lib
+from experiments.training import objectives
 from data.errors import UserError
 from experiments.training.config import TrainConfig
 from models import networks
@@ -97,6 +98,7 @@ class Run:
   terms: Terms
   input_shape: tuple[int, ...]
   num_classes: int
+  objective: object  # objective.Objective: what the model is trained for
 
   @property
   def config(self) -> TrainConfig:
@@ -160,4 +162,4 @@ def make_run(members, input_shape: tuple[int, ...], num_classes: int,
   plan = plan_updates(config, num_train_examples(config, num_examples))
   terms = Terms(*(any(getattr(m, k) > 0 for m in members) for k in Terms._fields))
   return Run(members, make_model(config, num_classes), plan, terms, tuple(input_shape),
-             num_classes)
+             num_classes, objectives.of(config))

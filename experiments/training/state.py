@@ -12,8 +12,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 from flax.training import train_state
 
+from experiments.training import classification
 from experiments.training import run as run_lib
 from experiments.training.config import TrainConfig
 from models import networks
@@ -29,13 +31,15 @@ class TrainState(train_state.TrainState):
   every step gets a fresh, reproducible key without carrying a key chain.
   ``penalty``: the weights λ1, λ2 of the penalty added to the loss (a term is
   None when no member of the run uses it). ``dropout``: the dropout rate
-  (None when no member uses dropout).
+  (None when no member uses dropout). ``objective``: what a step computes
+  (``objective.py``), like ``apply_fn`` not an array.
   """
 
   batch_stats: Any
   dropout_key: jax.Array
   penalty: regularizers.Penalty = regularizers.Penalty()
   dropout: jax.Array | None = None
+  objective: Any = struct.field(pytree_node=False, default=classification.CLASSIFICATION)
 
   @property
   def variables(self) -> dict:
@@ -65,7 +69,8 @@ def member_state(run: run_lib.Run, member: TrainConfig) -> TrainState:
   return TrainState.create(
       apply_fn=run.model.apply, params=variables["params"], tx=run.optimizer(member),
       batch_stats=variables.get("batch_stats", {}), dropout_key=seed_keys(member.seed)[1],
-      penalty=penalty, dropout=value(member.dropout) if run.terms.dropout else None)
+      penalty=penalty, dropout=value(member.dropout) if run.terms.dropout else None,
+      objective=run.objective)
 
 
 def stack(states: list[TrainState]) -> TrainState:

@@ -24,7 +24,6 @@ from experiments.training import loop
 from experiments.training import memory
 from experiments.training import output_hooks
 from experiments.training import record as record_lib
-from experiments.training import report
 from experiments.training import run as run_lib
 from experiments.training import sharding
 from experiments.training import tables
@@ -127,14 +126,9 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.Hos
       figures = [plots.cross_validation(result.records, path("cross_validation.png"))]
   else:
     summary.update(per_member[0])
-    logging.info("test metrics of the model of epoch %d:\n%s", per_member[0]["epoch"],
-                 report.per_class_table(per_member[0]["test_metrics"]))
-    if config.plots and writes:
-      figures = report.write_figures(
-          workdir, result.records[0].history, sharding.to_host(result.kept), run.model,
-          data.test_images, data.test_labels, result.test_logits, result.pixel_scaling[0],
-          data.class_names,
-          per_member[0]["test_metrics"])
+    fields, figures = run.objective.finish(run, result, data, workdir if writes else None,
+                                           config.plots)
+    summary.update(fields)
   if figures:
     logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))
   summary["figures"] = [os.path.basename(p) for p in figures]
