@@ -17,7 +17,6 @@ import io
 import os
 import re
 import socket
-import sys
 import urllib.parse
 
 import numpy as np
@@ -25,6 +24,7 @@ from absl import logging
 
 from data import errors
 from data import progress
+from data import tensorflow_quiet
 
 ARCHIVE_DIR_ENV = "PERCEPTRAX_ARCHIVE_DIR"
 
@@ -73,32 +73,12 @@ def missing_archives_message(name: str, archive_dir: str | None) -> str:
           f"{'is' if len(missing) == 1 else 'are'} missing from {folder}")
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-  """File descriptor 2 points to /dev/null for the body (Python's own errors still raise)."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
-
-
 def _tfds():
-  """Imports tfds, quiet, with TensorFlow kept off any GPU (JAX owns the accelerator).
-
-  TensorFlow's C++ start-up lines are silenced before it loads, and tfds's
-  own progress bars (a dozen per dataset, for files it only copies) are off:
-  preparing shows one bar instead (``_one_bar``).
-  """
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  with _native_stderr_silenced():  # its C++ logging ignores the level while it loads
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.set_visible_devices([], "GPU")
+  """Imports tfds, quiet, TensorFlow first (``tensorflow_quiet``); tfds's own progress bars
+  (a dozen per dataset, for files it only copies) are off: preparing shows one bar
+  instead (``_one_bar``)."""
+  tensorflow_quiet.tensorflow()
+  with tensorflow_quiet.native_stderr_silenced():
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
   tfds.disable_progress_bar()
@@ -244,7 +224,7 @@ def _prepare_and_read(tfds, checksum_error, name, manual_dir, missing, archive_d
   for split in ("train", "test"):
     # Batches of 10k rather than batch_size=-1, which crashes TensorFlow on
     # tfds's mock data (used by the unit tests).
-    with _native_stderr_silenced():  # a damaged record is a Python error; TF's C++ line is noise
+    with tensorflow_quiet.native_stderr_silenced():  # a damaged record is a Python error; TF's C++ line is noise
       batches = list(tfds.as_numpy(builder.as_dataset(split=split).batch(10_000)))
     arrays[f"{split}_images"] = np.concatenate([b["image"] for b in batches]).astype(np.uint8)
     arrays[f"{split}_labels"] = np.concatenate([b["label"] for b in batches]).astype(np.int32)

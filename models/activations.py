@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy import special
 
 from data import errors
@@ -175,7 +176,8 @@ def _relu6(x):
 
 
 def _hard_sigmoid_derivative(x):
-  return jnp.where((x > -3) & (x <= 3), 1.0 / 6.0, 0.0).astype(x.dtype)
+  """1/6 on (-3, 3], else 0: the constant made in x's own dtype (1/6 rounded once)."""
+  return jnp.where((x > -3) & (x <= 3), np.asarray(1 / 6, x.dtype), np.asarray(0, x.dtype))
 
 
 def _shrink(x, shrink_lambda, soft: bool):

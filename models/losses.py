@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from data import errors
+
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Softmax cross-entropy: L = -(1/N) Σ_n log softmax(z_n)[y_n].
@@ -64,3 +66,36 @@ LOSSES = {
         lambda z, y: optax.softmax_cross_entropy(z, y).mean(), jax.nn.softmax),
     "binary_cross_entropy": Loss(binary_cross_entropy, jax.nn.sigmoid),
 }
+
+
+def bernoulli_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Per example, summed over its pixels: -Σ_i [x_i log σ(z_i) + (1 - x_i) log(1 - σ(z_i))].
+
+  The negative log-likelihood of pixels x in [0, 1] under independent
+  Bernoulli(σ(z_i)) (a VAE's reconstruction term), from the logits z in the
+  stable form max(z, 0) - z x + log(1 + exp(-|z|)).
+
+  Args:
+    logits: (N, ...) pre-activations z.
+    targets: (N, ...) pixels x in [0, 1].
+  """
+  per_pixel = optax.sigmoid_binary_cross_entropy(logits, targets)
+  return per_pixel.reshape(per_pixel.shape[0], -1).sum(-1)
+
+
+def squared_pixel_error(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Per example, the mean over its P pixels of (σ(z_i) - x_i)²: the reconstruction's MSE."""
+  squared = jnp.square(jax.nn.sigmoid(logits) - targets)
+  return squared.reshape(squared.shape[0], -1).mean(-1)
+
+
+def gaussian_kl(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
+  """Per example, KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² - log σ_j² - 1), in closed form."""
+  return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(log_variance) - log_variance - 1.0, axis=-1)
+
+
+# An autoencoder's training loss per example, from reconstruction logits and pixels in [0, 1].
+RECONSTRUCTION_LOSSES = errors.Registry("reconstruction_loss", {
+    "bce": bernoulli_cross_entropy,
+    "mse": squared_pixel_error,
+})

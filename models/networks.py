@@ -15,7 +15,9 @@ probability p and the rest are scaled by 1/(1-p) (inverted dropout); p = 0
 keeps every unit exactly. ``default_dropout`` is each model's usual rate.
 The MLP's RReLU activation draws its training slopes from the same "dropout"
 PRNG stream. The recurrent networks (rnn, lstm, gru) read the image as a
-sequence of rows or pixels (``models/recurrent.py``).
+sequence of rows or pixels (``models/recurrent.py``). The autoencoders (ae,
+conv_ae, vae: ``models/autoencoders.py``) and the GAN (dcgan: ``models/gan.py``)
+are trained for other objectives than classification (``objective``).
 
 The feed-forward models take ``batch_norm``. Batch normalization
 (Ioffe & Szegedy 2015) normalizes each feature over the batch in training,
@@ -35,7 +37,9 @@ import jax
 import jax.numpy as jnp
 
 from models import activations
+from models import autoencoders
 from models import conv
+from models import gan
 from models import recurrent
 from models.dropout import Dropout
 from data import errors
@@ -172,11 +176,17 @@ class CifarConvNet(_ConvNet):
 
 MODELS = errors.Registry("model", {
     "mlp": MLP, "cnn": CNN, "cnn_small": CNNSmall, "cifar_convnet": CifarConvNet,
-    "rnn": recurrent.RNN, "lstm": recurrent.LSTM, "gru": recurrent.GRU})
+    "rnn": recurrent.RNN, "lstm": recurrent.LSTM, "gru": recurrent.GRU,
+    "ae": autoencoders.DenseAutoencoder, "conv_ae": autoencoders.ConvAutoencoder,
+    "vae": autoencoders.VAE, "dcgan": gan.DCGAN})
+
+# What each model is trained for (experiments/training/objectives.py); the others classify.
+OBJECTIVES = {"ae": "reconstruction", "conv_ae": "reconstruction", "vae": "elbo",
+              "dcgan": "adversarial"}
 
 # The architecture settings a user chooses; each model takes some of them.
 ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "activation_params", "batch_norm",
-                         "bidirectional", "sequence")
+                         "bidirectional", "sequence", "code_size", "latent_size")
 
 
 def takes(name: str, setting: str) -> bool:
@@ -189,6 +199,12 @@ def default(name: str, setting: str):
   return next(f.default for f in dataclasses.fields(MODELS.get(name)) if f.name == setting)
 
 
+def objective(name: str) -> str:
+  """What model ``name`` is trained for: classification, reconstruction, elbo or adversarial."""
+  MODELS.get(name)
+  return OBJECTIVES.get(name, "classification")
+
+
 def is_recurrent(name: str) -> bool:
   return issubclass(MODELS.get(name), recurrent.Recurrent)
 
@@ -199,5 +215,10 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
 
 
 def init_variables(model: nn.Module, rng: jax.Array, input_shape: Sequence[int]) -> dict:
-  """The variables of ``model`` for inputs of shape (H, W, C): {"params"[, "batch_stats"]}."""
-  return dict(model.init(rng, jnp.zeros((1, *input_shape), jnp.float32)))
+  """The variables of ``model`` for inputs of shape (H, W, C): {"params"[, "batch_stats"]}.
+
+  ``rng`` draws the parameters; a model that samples as it runs (the VAE) gets
+  its "sample" stream from fold_in(rng, 1).
+  """
+  rngs = {"params": rng, "sample": jax.random.fold_in(rng, 1)}
+  return dict(model.init(rngs, jnp.zeros((1, *input_shape), jnp.float32)))

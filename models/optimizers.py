@@ -20,7 +20,7 @@ Textbook Adagrad starts from G_0 = 0, so its first step moves every weight by
 about α, hence a small α. Textbook momentum averages instead of summing,
 hence α = 0.5 where Optax's heavy ball has 0.05.
 
-``python -m scripts.readme_tables`` renders the table (rules, defaults and
+``python -m scripts.doc_tables`` renders the table (rules, defaults and
 the exact differences) into the README from this module.
 """
 

@@ -21,8 +21,8 @@ the ratios (JAX / PyTorch): the only figures that compare across machines.
 --mode=sweep: K models trained together in one vmapped program against
 the same K trained one after another (the plain single-model program), for
 K in --ks and four models (softmax regression 784-10, the MLPs 784-64-10 and
-784-512-512-10, an LSTM of 128 units reading rows), on one epoch's blocks. Prints a Markdown table and writes
---output (JSON).
+784-512-512-10, an LSTM of 128 units reading rows), on one epoch's blocks.
+Prints a Markdown table and writes --output (JSON).
 """
 
 import dataclasses
@@ -65,8 +65,9 @@ flags.DEFINE_boolean("synthetic_data", False,
 flags.DEFINE_integer("repeats", 5, "Timed repetitions of the matmul and of each sweep program.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matrices timing the matmul peak.")
 flags.DEFINE_string("output", "benchmark.json", "Where to write the JSON results.")
-flags.DEFINE_string("readme", None, "Also write the table into this README's Benchmark section "
-                    "(between its generated-section markers): the one place figures live.")
+flags.DEFINE_string("page", None, "Also write the table into this Markdown page "
+                    "(docs/benchmark.md), between its generated-section markers: the one "
+                    "place figures live.")
 flags.adopt_module_key_flags(config_flags)
 FLAGS = flags.FLAGS
 FLAGS.set_default("num_epochs", 2)  # the first epoch's timing is as steady as the later ones'
@@ -166,6 +167,11 @@ def benchmark_model(config: config_lib.TrainConfig, data: dataset.HostData,
                                         compiled)
       row[f"{mode}_images_per_second"] = torch_row["images_per_second"]
       row[f"{mode}_first_step_seconds"] = torch_row["first_step_seconds"]
+      if config.model == "vae":  # the same training, judged the same way
+        row[f"{mode}_test_neg_elbo"] = torch_reference.test_neg_elbo(torch_row["model"],
+                                                                     data.test_images)
+  if config.model == "vae":
+    row["test_neg_elbo"] = result.test_metrics[0]["loss"]
   return row
 
 
@@ -234,8 +240,8 @@ def models_table(rows: list[dict], compare: bool) -> list[str]:
   return lines
 
 
-def _write_readme(path: str, section: str, lines: list[str]) -> None:
-  """Replaces the README's generated ``section`` with ``lines`` (the figures' one place)."""
+def _write_page(path: str, section: str, lines: list[str]) -> None:
+  """Replaces the page's generated ``section`` with ``lines`` (the figures' one place)."""
   with open(path, encoding="utf-8") as f:
     text = f.read()
   try:
@@ -288,8 +294,8 @@ def main(argv):
   files.write_json(FLAGS.output, {"device": device.device_kind, "jax_version": jax.__version__,
                                   **output})
   print(f"\nwritten to {FLAGS.output}")
-  if FLAGS.readme:
-    _write_readme(FLAGS.readme, section, lines)
+  if FLAGS.page:
+    _write_page(FLAGS.page, section, lines)
 
 
 if __name__ == "__main__":

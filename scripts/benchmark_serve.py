@@ -13,7 +13,7 @@ loop, so the figures are the server's, not a client library's.
 Beside each figure, with the same clients in the same run: the framework's
 floor, a server of the same framework (Starlette on uvicorn with uvloop and
 httptools) that parses the same body into the same checked uint8 array
-(``server.instances_array`` / ``pixels_array``) and sends an answer of the
+(``bodies.instances_array`` / ``pixels_array``) and sends an answer of the
 same size, with no model, no batching and no monitoring. The server's
 requests/s as a fraction of the floor's say how much the project's own path
 costs. Prints a Markdown table and writes it as JSON (--output_json).
@@ -122,14 +122,14 @@ def floor_app(input_shape: tuple[int, int, int], answer: bytes):
   from starlette.applications import Starlette  # pylint: disable=g-import-not-at-top
   from starlette.responses import Response  # pylint: disable=g-import-not-at-top
   from starlette.routing import Route  # pylint: disable=g-import-not-at-top
-  from experiments.serving import server as server_lib  # pylint: disable=g-import-not-at-top
+  from experiments.serving import bodies as bodies_lib  # pylint: disable=g-import-not-at-top
 
   async def predict(request):
     body = await request.body()
     if request.headers.get("content-type") == BODIES["binary"]:
-      server_lib.pixels_array(body, input_shape, 1024)
+      bodies_lib.pixels_array(body, input_shape, 1024)
     else:  # json.loads and np.asarray of the nested lists: the framework's way
-      server_lib.instances_array(json.loads(body), input_shape, "images", 1024)
+      bodies_lib.instances_array(json.loads(body), input_shape, "images", 1024)
     return Response(answer, media_type="application/json")
 
   return Starlette(routes=[Route("/v1/models/{name}:predict", predict, methods=["POST"])])

@@ -38,7 +38,7 @@ flags.DEFINE_integer("member", 0, "Which model of a --folds workdir to export (i
 def main(argv):
   del argv
   errors.check_integer("member", FLAGS.member, 0, errors.MAX_COUNT)
-  trained = trained_model.load(FLAGS.workdir, FLAGS.member)
+  trained = trained_model.load_classifier(FLAGS.workdir, FLAGS.member)
   config = trained.config
   arrays = datasets.load_arrays(config.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
   function = trained_model.probability_function(trained)

@@ -47,7 +47,7 @@ def main(argv):
   if not paths:
     raise UserError("give one or more image files to classify")
   errors.check_integer("member", FLAGS.member, 0, errors.MAX_COUNT)
-  trained = trained_model.load(FLAGS.workdir, FLAGS.member)
+  trained = trained_model.load_classifier(FLAGS.workdir, FLAGS.member)
   decoded = {}
   for path in paths:
     try:

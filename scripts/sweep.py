@@ -75,21 +75,22 @@ def main(argv):
   if base.plots:
     from experiments.training import plots, sweep_plots  # pylint: disable=g-import-not-at-top
     sweep_plots.loss_curves(rows, table, shown, path("loss_curves.png"))
-    sweep_plots.validation_accuracy(table, shown, path("validation_accuracy.png"))
+    if tables.has_accuracy(table):
+      sweep_plots.validation_accuracy(table, shown, path("validation_accuracy.png"))
     if base.folds:
       records = [record_lib.MemberRecord(r["history"], r["epoch"]) for r in chosen]
-      plots.cross_validation(records, path("cross_validation.png"))
+      second = next(k.split("_", 1)[1] for k in chosen[0]["history"][0]
+                    if k.startswith("validation_") and k != "validation_loss")
+      plots.cross_validation(records, ("loss", second), path("cross_validation.png"))
   print(tables.markdown_table(table, best, shown))
   if base.folds:
     print(f"\nfolds of the selected configuration ({best['configuration']}):")
     print(tables.folds_table(chosen))
-  if chosen[0]["test_metrics"]:
+  if chosen[0]["test_metrics"] and "per_class" in chosen[0]["test_metrics"]:
     logging.info("test metrics of the selected configuration's first model:\n%s",
                  report.per_class_table(chosen[0]["test_metrics"]))
   spread = f" (mean ± std over {best['models']} models)" if best["models"] > 1 else ""
-  print(f"\nselected on validation: {best['configuration']}: validation accuracy "
-        f"{tables.percent(best, 'validation_accuracy')}%, test accuracy "
-        f"{tables.percent(best, 'test_accuracy')}%{spread}")
+  print(f"\nselected on validation: {best['configuration']}: {tables.summary(best)}{spread}")
   logging.info("results in %s", FLAGS.workdir)
 
 

@@ -83,8 +83,52 @@ def build(name: str, config, num_classes: int = 10):
         nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(7 * 7 * 64, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, num_classes))
+  if name == "vae":
+    return _vae(config)
   raise UserError(f"--compare=torch has no PyTorch twin of {name!r}; choose mlp, cnn_small, cnn, "
-                  "rnn, lstm, gru")
+                  "rnn, lstm, gru, vae")
+
+
+def _vae(config):
+  """PyTorch's example VAE (examples/vae): 784-400-(μ, log σ²) of --latent_size, 20-400-784."""
+  torch = _torch()
+  nn = torch.nn
+  (hidden,), latent = config.hidden_sizes, config.latent_size
+
+  class VAE(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.fc1, self.fc21, self.fc22 = (nn.Linear(784, hidden), nn.Linear(hidden, latent),
+                                        nn.Linear(hidden, latent))
+      self.fc3, self.fc4 = nn.Linear(latent, hidden), nn.Linear(hidden, 784)
+
+    def forward(self, x):
+      h = torch.relu(self.fc1(x.reshape(x.shape[0], 784)))
+      mean, log_variance = self.fc21(h), self.fc22(h)
+      z = mean + torch.exp(0.5 * log_variance) * torch.randn_like(mean)
+      return self.fc4(torch.relu(self.fc3(z))), mean, log_variance
+
+  return VAE()
+
+
+def _neg_elbo(outputs, x):
+  """-ELBO per image, averaged: Bernoulli cross-entropy summed over pixels plus the KL term."""
+  torch = _torch()
+  logits, mean, log_variance = outputs
+  reconstruction = torch.nn.functional.binary_cross_entropy_with_logits(
+      logits, x.reshape(x.shape[0], -1), reduction="sum")
+  kl = -0.5 * torch.sum(1 + log_variance - mean.pow(2) - log_variance.exp())
+  return (reconstruction + kl) / x.shape[0]
+
+
+def test_neg_elbo(model, images: np.ndarray) -> float:
+  """The VAE twin's -ELBO per test image (one z per image), in nats."""
+  torch = _torch()
+  x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+  model.eval()
+  with torch.no_grad():
+    return float(sum(_neg_elbo(model(x[i:i + 1000]), x[i:i + 1000]) * len(x[i:i + 1000])
+                     for i in range(0, len(x), 1000)) / len(x))
 
 
 def optimizer(params, config):
@@ -104,7 +148,8 @@ def optimizer(params, config):
 
 def train(name: str, config, images: np.ndarray, labels: np.ndarray, updates_per_epoch: int,
           compiled: bool) -> dict:
-  """Trains the PyTorch twin for ``config.num_epochs`` epochs; its images/s and step times.
+  """Trains the PyTorch twin for ``config.num_epochs`` epochs; its images/s, step times and the
+  trained model (a classifier on the cross-entropy, the VAE on the -ELBO per image).
 
   Images/s counts every update but the first, whose time (torch.compile's
   compilation, eager warm-up) is reported apart, as the JAX side reports
@@ -121,12 +166,13 @@ def train(name: str, config, images: np.ndarray, labels: np.ndarray, updates_per
       opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total))
       if config.schedule == "cosine" else 1.0)
   forward = torch.compile(model) if compiled else model
-  loss_fn = torch.nn.CrossEntropyLoss()
+  loss_fn = (lambda outputs, labels, images: _neg_elbo(outputs, images)) if name == "vae" else (
+      lambda outputs, labels, images: torch.nn.functional.cross_entropy(outputs, labels))
   model.train()
 
   def step(idx):
     opt.zero_grad(set_to_none=True)
-    loss = loss_fn(forward(x[idx]), y[idx])
+    loss = loss_fn(forward(x[idx]), y[idx], x[idx])
     loss.backward()
     opt.step()
     schedule.step()
@@ -147,4 +193,4 @@ def train(name: str, config, images: np.ndarray, labels: np.ndarray, updates_per
       step(idx)
   seconds = time.perf_counter() - start
   return {"images_per_second": (total - 1) * batch / seconds,
-          "first_step_seconds": first_step_seconds}
+          "first_step_seconds": first_step_seconds, "model": model}

@@ -53,12 +53,35 @@ def pytest_addoption(parser):
   )
 
 
+def _real_data_skipped(config) -> str | None:
+  """Why this run's real-data tests skip, or None when MNIST's archives are there."""
+  path = archives.resolve_archive_dir(config.getoption("--archive_dir"))
+  if not path:
+    return f"no --archive_dir or ${archives.ARCHIVE_DIR_ENV}: the real-data tests skip"
+  folder = os.path.join(path, "mnist")
+  missing = [f for f in archives.ARCHIVES["mnist"] if not os.path.isfile(os.path.join(folder, f))]
+  if missing:
+    return f"{', '.join(missing)} missing from {folder}: the real-data tests skip"
+  return None
+
+
+def pytest_report_header(config):
+  skipped = _real_data_skipped(config)
+  return f"perceptrax: {skipped}" if skipped else None
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  skipped = _real_data_skipped(config)
+  if skipped:
+    terminalreporter.write_line(f"perceptrax: {skipped}", yellow=True, bold=True)
+
+
 @pytest.fixture(scope="session")
 def archive_dir(request):
-  path = archives.resolve_archive_dir(request.config.getoption("--archive_dir"))
-  if not path:
-    pytest.skip("no --archive_dir or $PERCEPTRAX_ARCHIVE_DIR: real-data test skipped")
-  return os.path.abspath(path)
+  skipped = _real_data_skipped(request.config)
+  if skipped:
+    pytest.skip(skipped)
+  return os.path.abspath(archives.resolve_archive_dir(request.config.getoption("--archive_dir")))
 
 
 @pytest.fixture(scope="session")
@@ -145,6 +168,16 @@ def exported(trained, mnist_data_dir, tmp_path_factory):
   return lambda model: _made_once(root / model, "manifest.json", [
       "scripts.export", f"--workdir={trained(model)}", f"--output={root / model}",
       f"--tfds_data_dir={mnist_data_dir}"])
+
+
+@pytest.fixture
+def users_compiler():
+  """This test's programs compile with XLA's optimizations, as users' do: convolutions run
+  ten times slower without them than they take to compile."""
+  previous = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", False)
+  yield
+  jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture(scope="session")

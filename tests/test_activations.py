@@ -31,6 +31,23 @@ def test_hand_derivative_equals_autodiff_away_from_kinks(name, others):
   np.testing.assert_allclose(act.derivative(X)[away], autodiff[away], rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_hand_derivative_in_float64_equals_autodiff_in_float64(name):
+  """No float32 constant inside a float64 derivative: float64 autodiff to 1e-12 relative, or
+  1e-14 absolute where the formulas' O(1) terms cancel (gelu's tails: a few float64 ulps of
+  1); float32 rounding would show at ~1e-8, as the hard sigmoid's 1/6 did."""
+  act = _bound(name, others=False)
+  with jax.enable_x64(True):
+    x = np.asarray(X, np.float64)
+    away = np.all([np.abs(x - k) > 1e-3 for k in (*act.kinks(), np.inf)], axis=0)
+    derivative = act.derivative(jnp.asarray(x))
+    assert derivative.dtype == jnp.float64
+    np.testing.assert_allclose(derivative[away], jax.vmap(jax.grad(act.fn))(x)[away],
+                               rtol=1e-12, atol=1e-14)
+  if name == "hardsigmoid":
+    assert float(derivative[np.abs(x) < 3][0]) == 1 / 6
+
+
 @pytest.mark.parametrize("others", [False, True], ids=["defaults", "other_params"])
 @pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
 def test_derivative_at_a_kink_is_the_left_piece(name, others):

@@ -1,11 +1,16 @@
-"""What every entrypoint shares (experiments/cli.py): the compilation cache's damaged entries."""
+"""What every entrypoint shares (experiments/cli.py): the compilation cache's damaged entries,
+and a start that loads no heavy library."""
 
 import os
+import subprocess
+import sys
 import time
 
+import pytest
 from jax._src import compilation_cache
 
 from experiments import cli
+from tests.helpers import ROOT
 
 
 def _entry(folder, name: str, data: bytes) -> str:
@@ -29,3 +34,21 @@ def test_a_cut_cache_entry_is_removed_once_and_good_ones_stay(tmp_path):
   os.utime(tmp_path / "jit_f-good-cache", (old, old))
   _entry(tmp_path, "jit_g-cut", b"not zstd")
   assert cli.remove_unreadable_cache_entries(str(tmp_path)) == ["jit_g-cut-cache"]
+
+
+# Loaded on demand only: TensorFlow (export, tfds's preparation), matplotlib (figures), the
+# serving stack. A training entrypoint that imported them would start seconds later.
+HEAVY = ("tensorflow", "tensorflow_datasets", "matplotlib", "starlette", "uvicorn",
+         "prometheus_client", "torch")
+
+
+@pytest.mark.parametrize("module", ["experiments.mnist", "experiments.autoencoder",
+                                    "experiments.gan", "scripts.sweep"])
+def test_a_training_entrypoint_imports_no_heavy_library(module):
+  code = (f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}} & "
+          f"{set(HEAVY)!r}))")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == "[]"
+

@@ -123,7 +123,7 @@ def test_activation_parameters_resolve_to_those_the_activation_takes():
 
 
 @pytest.mark.parametrize("model,setting,value,owners", [
-    ("cnn", "hidden_sizes", (64,), "mlp, rnn, lstm, gru"),
+    ("cnn", "hidden_sizes", (64,), "mlp, rnn, lstm, gru, ae, vae"),
     ("cnn", "bidirectional", True, "rnn, lstm, gru"),
     ("mlp", "sequence", "pixels", "rnn, lstm, gru"),
     ("lstm", "activation", "tanh", "mlp, rnn"),
@@ -210,8 +210,9 @@ def test_every_field_but_fold_is_a_flag_with_its_default_and_the_config_round_tr
 
 def test_the_sweep_lists_are_the_fields_marked_sweepable():
   assert grid_lib.GROUP_SETTINGS == ("model", "hidden_sizes", "activation", "batch_norm",
-                                     "bidirectional", "sequence", "optimizer")
-  assert grid_lib.MEMBER_GRID == ("learning_rate", "learning_rate_multiplier", "momentum", "b1",
+                                     "bidirectional", "sequence", "code_size", "latent_size",
+                                     "reconstruction_loss", "optimizer")
+  assert grid_lib.MEMBER_GRID == ("discriminator_learning_rate", "learning_rate", "learning_rate_multiplier", "momentum", "b1",
                                   "b2", "eps", "initial_accumulator", "l1", "l2", "weight_decay",
                                   "dropout", "seed")
   assert set(config_lib.MEMBER_SETTINGS) == {*grid_lib.MEMBER_GRID, "fold"} - {

@@ -95,10 +95,13 @@ def test_which_model_takes_which_architecture_setting():
   assert not networks.takes("cnn", "hidden_sizes") and not networks.takes("cnn", "activation")
   recurrent = {"rnn", "lstm", "gru"}
   assert {m for m in networks.MODELS if networks.is_recurrent(m)} == recurrent
+  classifiers = {m for m in networks.MODELS if networks.objective(m) == "classification"}
   for model in networks.MODELS:
-    assert networks.takes(model, "batch_norm") == (model not in recurrent)
+    assert networks.takes(model, "batch_norm") == (model in classifiers - recurrent)
     assert networks.takes(model, "sequence") == networks.takes(model, "bidirectional") == (
         model in recurrent)
+    assert networks.takes(model, "code_size") == (model in {"ae", "conv_ae"})
+    assert networks.takes(model, "latent_size") == (model in {"vae", "dcgan"})
   assert networks.takes("rnn", "activation") and not networks.takes("lstm", "activation")
 
 

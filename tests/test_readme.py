@@ -1,4 +1,5 @@
-"""The README's commands, as written: each one's entrypoint exists and accepts every flag given.
+"""The README's and docs' commands, as written: each one's entrypoint exists and accepts every
+flag given, and every relative link and image of theirs leads to a file of the repository.
 
 Every shell block's command is read (continuation lines joined); a bare
 ``python``, ``pip`` or ``tensorboard`` is an error (the README installs into
@@ -8,6 +9,8 @@ Every shell block's command is read (continuation lines joined); a bare
 """
 
 import functools
+import glob
+import os
 import re
 import subprocess
 import sys
@@ -17,13 +20,16 @@ import pytest
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.slow
+PAGES = [f"{ROOT}/README.md", *sorted(glob.glob(f"{ROOT}/docs/*.md"))]
 
 
-def _commands() -> list[str]:
-  with open(f"{ROOT}/README.md", encoding="utf-8") as f:
-    text = f.read()
-  blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S)
+def _text(page: str) -> str:
+  with open(page, encoding="utf-8") as f:
+    return f.read()
+
+
+def _commands(page: str) -> list[str]:
+  blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", _text(page), re.S)
   lines = [line.split(" # ")[0].strip() for block in blocks
            for line in block.replace("\\\n", " ").splitlines()]
   return [line for line in lines if line and not line.startswith("#")]
@@ -54,15 +60,16 @@ def _invocations(command: str) -> list[tuple[str, list[str]]]:
   return out
 
 
-COMMANDS = _commands()
+COMMANDS = [command for page in PAGES for command in _commands(page)]
 
 
-def test_the_readme_has_commands_and_none_runs_outside_the_venv():
-  assert len(COMMANDS) > 20
+def test_the_pages_have_commands_and_none_runs_outside_the_venv():
+  assert len(_commands(PAGES[0])) > 10 and len(COMMANDS) > 40
   bare = [c for c in COMMANDS if re.match(r"(python|pip|tensorboard)\b", c)]
   assert not bare, f"commands outside .venv/bin: {bare}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in COMMANDS if ".venv/bin/python -m " in c])
 def test_each_command_names_an_entrypoint_and_flags_it_has(command):
   for module, names in _invocations(command):
@@ -83,8 +90,10 @@ def test_each_extra_the_readme_installs_exists():
 
 def test_no_two_training_commands_share_a_workdir():
   """Run in order, a second training command on the first's workdir (the flag's default when
-  not given) would be refused as another run's: each names its own."""
-  defaults = {"experiments.mnist": "/tmp/perceptrax/mnist", "scripts.sweep": "/tmp/perceptrax/sweep"}
+  not given) would be refused as another run's: each names its own, across all the pages."""
+  defaults = {f"experiments.{name}": f"/tmp/perceptrax/{name}"
+              for name in ("mnist", "autoencoder", "gan")} | {
+                  "scripts.sweep": "/tmp/perceptrax/sweep"}
   workdirs = []
   for command in COMMANDS:
     for part in re.split(r"(?=\.venv/bin/python -m )", command)[1:]:
@@ -92,4 +101,21 @@ def test_no_two_training_commands_share_a_workdir():
       if words[2] in defaults:
         given = [w.split("=", 1)[1] for w in words if w.startswith("--workdir=")]
         workdirs.append(given[0] if given else defaults[words[2]])
-  assert len(workdirs) >= 6 and len(set(workdirs)) == len(workdirs), workdirs
+  repeated = sorted({w for w in workdirs if workdirs.count(w) > 1})
+  assert len(workdirs) >= 10 and not repeated, repeated
+
+
+@pytest.mark.parametrize("page", PAGES, ids=os.path.basename)
+def test_every_relative_link_and_image_leads_to_a_file(page):
+  links = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", _text(page))
+  local = [link.split("#")[0] for link in links
+           if not link.startswith(("http://", "https://", "#", "mailto:"))]
+  missing = [link for link in local
+             if not os.path.exists(os.path.join(os.path.dirname(page), link))]
+  assert not missing, f"{os.path.relpath(page, ROOT)} links to missing files: {missing}"
+
+
+def test_ci_runs_the_readmes_test_command_as_written():
+  with open(f"{ROOT}/.ci/run", encoding="utf-8") as f:
+    ci_command = f.read().strip().splitlines()[-1]
+  assert ci_command in [c for c in _commands(PAGES[0]) if " -m pytest" in c]

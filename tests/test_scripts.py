@@ -1,7 +1,8 @@
-"""The worked backprop example, the activation table, the README's generated tables, the benchmark."""
+"""The worked backprop example, the activation table, the generated tables of docs/, the benchmark."""
 
 import json
 import os
+import pathlib
 
 import pytest
 
@@ -40,35 +41,31 @@ def test_activation_table_renders_every_function(tmp_path):
   assert max(errors.values()) < 1e-5  # hand derivatives vs jax.grad, float32
 
 
-def test_the_readmes_tables_are_generated_from_the_code(run_module):
+def test_the_docs_tables_are_generated_from_the_code(run_module):
   """In a process of its own: the flag table is read from experiments.mnist's flags."""
-  result = run_module("scripts.readme_tables", "--check")
-  assert result.returncode == 0, result.stderr[-2000:] + " (run python -m scripts.readme_tables)"
-  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-    readme = f.read()
-  assert "| `--weight_decay` | `0.0` | λ of decoupled weight decay" in readme
-  assert "| `--workdir` | `/tmp/perceptrax/mnist` |" in readme
-  assert "| `adam` | " in readme
+  result = run_module("scripts.doc_tables", "--check")
+  assert result.returncode == 0, result.stderr[-2000:] + " (run python -m scripts.doc_tables)"
+  flags_page = pathlib.Path(ROOT, "docs", "flags.md").read_text(encoding="utf-8")
+  assert "| `--weight_decay` | `0.0` | λ of decoupled weight decay" in flags_page
+  assert "| `--workdir` | `/tmp/perceptrax/mnist` |" in flags_page
+  assert "| `adam` | " in pathlib.Path(ROOT, "docs", "optimizers.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
-def test_the_table_check_fails_on_a_stale_readme_and_works_from_any_directory(run_module,
-                                                                               tmp_path):
-  stale = tmp_path / "README.md"
-  parts = [f"{begin}\n| old |\n{end}" for begin, end in (
-      files.generated_section(f"{name} table", "scripts.readme_tables")
-      for name in ("flags", "optimizer"))]
-  stale.write_text("intro\n" + "\nmiddle\n".join(parts) + "\nrest\n")
-  result = run_module("scripts.readme_tables", f"--readme={stale}", "--check")
+def test_the_table_check_fails_on_stale_docs_and_works_from_any_directory(run_module, tmp_path):
+  for name, page in (("flags", "flags.md"), ("optimizer", "optimizers.md")):
+    begin, end = files.generated_section(f"{name} table", "scripts.doc_tables")
+    (tmp_path / page).write_text(f"intro\n{begin}\n| old |\n{end}\nrest\n")
+  result = run_module("scripts.doc_tables", f"--docs={tmp_path}", "--check")
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1].endswith("run python -m scripts.readme_tables")
-  result = run_module("scripts.readme_tables", f"--readme={stale}")
-  assert result.returncode == 0
-  text = stale.read_text()
-  assert text.startswith("intro\n") and text.endswith("rest\n") and "| old |" not in text
-  assert "| `--seed` | `0` |" in text
-  assert run_module("scripts.readme_tables", f"--readme={stale}", "--check").returncode == 0
-  elsewhere = run_module("scripts.readme_tables", "--check", cwd=str(tmp_path))
+  assert result.stderr.strip().splitlines()[-1].endswith("run python -m scripts.doc_tables")
+  assert run_module("scripts.doc_tables", f"--docs={tmp_path}").returncode == 0
+  for page in ("flags.md", "optimizers.md"):
+    text = (tmp_path / page).read_text()
+    assert text.startswith("intro\n") and text.endswith("rest\n") and "| old |" not in text
+  assert "| `--seed` | `0` |" in (tmp_path / "flags.md").read_text()
+  assert run_module("scripts.doc_tables", f"--docs={tmp_path}", "--check").returncode == 0
+  elsewhere = run_module("scripts.doc_tables", "--check", cwd=str(tmp_path))
   assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
 
 

@@ -334,5 +334,7 @@ def test_export_refuses_a_folder_that_is_not_an_export_and_replaces_one_that_is(
   result = run_module("scripts.export", f"--workdir={trained('mlp')}", f"--output={again}",
                       f"--tfds_data_dir={mnist_data_dir}")
   assert result.returncode == 0, result.stderr[-2000:]
+  console = (result.stdout + result.stderr).strip().splitlines()  # no TensorFlow start-up lines
+  assert len(console) == 1 and console[0].startswith("exported the mlp model of "), console
   artifact.verify(str(again))
   assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "notes"]  # no staging left

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
+from data import tensorflow_quiet
+
 PLATFORMS = ("cpu", "cuda")
 
 
@@ -23,9 +25,8 @@ def saved_model_writer(function, input_shape):
   """A function saving ``function`` as a SavedModel (jax2tf, native serialization)."""
 
   def write(path: str) -> None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (seconds to import)
+    tf = tensorflow_quiet.tensorflow()
     from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
-    tf.config.set_visible_devices([], "GPU")  # JAX, not TensorFlow, owns the accelerators
     shape = f"(b, {', '.join(map(str, input_shape))})"
     converted = jax2tf.convert(function, polymorphic_shapes=[shape],
                                native_serialization_platforms=PLATFORMS, with_gradient=False)

@@ -28,9 +28,9 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from experiments.serving import bodies
 from experiments.serving import images as images_lib
-from experiments.serving import server as server_lib
-from experiments.serving.server import BadRequest
+from experiments.serving.bodies import BadRequest
 from experiments.serving.server import Server
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -178,7 +178,7 @@ async def _model_status(server: Server, request: Request) -> Response:
 
 async def _feedback(server: Server, request: Request) -> Response:
   body = await _body(request, server.settings)
-  return JSONResponse({"recorded": server.record_feedback(server_lib.json_body(body))})
+  return JSONResponse({"recorded": server.record_feedback(bodies.json_body(body))})
 
 
 async def _monitor(server: Server, request: Request) -> Response:

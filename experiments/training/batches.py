@@ -21,6 +21,7 @@ import numpy as np
 
 from data import datasets
 from experiments.training import dataset as dataset_lib
+from experiments.training import objectives
 from experiments.training import run as run_lib
 from experiments.training import state as state_lib
 from experiments.training.config import TrainConfig
@@ -40,7 +41,7 @@ def member_split(member: TrainConfig, data: dataset_lib.HostData) -> tuple[np.nd
   """(train indices, validation indices, pixel mean, pixel std) of one resolved member."""
   train, validation = datasets.split_indices(
       data.num_examples, member.data_seed, member.validation_size, member.folds, member.fold)
-  mean, std = 0.0, 1.0
+  mean, std = objectives.of(member, None).pixel_scaling or (0.0, 1.0)
   if member.standardize:
     mean, std = datasets.pixel_statistics(data.train_images[train])
   return train, validation, mean, std

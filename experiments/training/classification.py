@@ -26,7 +26,6 @@ from models import metrics
 class Classification(Objective):
   name = "classification"
   metrics = ("loss", "accuracy")
-  exports = True
 
   def train_step(self, state, images, labels, chunk_size):
     batch_size = labels.shape[0]

@@ -16,10 +16,12 @@ import dataclasses
 from data import datasets
 from data import errors
 from data.errors import UserError
+from experiments.training import model_settings
 from experiments.training import settings
 from experiments.training.settings import (
     GROUP, MEMBER, OUTPUT, Integer, Number, OneOf, Widths, setting)
 from models import activations
+from models import losses
 from models import networks
 from models import optimizers
 from models import recurrent
@@ -37,7 +39,7 @@ _SYMBOL_HELP = {
     "momentum": "γ of momentum; default 0.9.",
     "b1": "β1: Adam's first-moment decay, textbook Adadelta's D decay.",
     "b2": "β2: second-moment decay of rmsprop, adam, adadelta (Optax's ρ).",
-    "eps": "ε of adagrad, adadelta, rmsprop, adam; see README for where.",
+    "eps": "ε of adagrad, adadelta, rmsprop, adam; docs/optimizers.md says where.",
     "initial_accumulator": "Adagrad's G_0; default 0.1 optax, 0 textbook.",
 }
 
@@ -95,6 +97,26 @@ class TrainConfig:
       None, "How recurrent models read an image: rows (default: 28 steps of 28 pixels), "
       "pixels (784 steps of one pixel; slow), permuted_pixels (the same in one fixed random "
       "order; slow).", check=OneOf(recurrent.SEQUENCES), sweep=GROUP)
+  code_size: int | None = setting(
+      None, "The code's width in ae and conv_ae (default 64).", check=Integer(1), sweep=GROUP)
+  latent_size: int | None = setting(
+      None, "The latent z's size in vae (default 20) and dcgan (default 100).",
+      check=Integer(1), sweep=GROUP)
+  # Objectives other than classification (experiments/training/objectives.py).
+  reconstruction_loss: str | None = setting(
+      None, "The autoencoders' loss on pixels x/255 in [0, 1]: bce (default; binary cross-"
+      "entropy summed over pixels, of the sigmoid reconstruction) or mse (per pixel).",
+      check=OneOf(losses.RECONSTRUCTION_LOSSES), sweep=GROUP)
+  discriminator_optimizer: str | None = setting(
+      None, "The GAN discriminator's optimizer (default: --optimizer, the generator's).",
+      check=OneOf(optimizers.OPTIMIZERS))
+  discriminator_learning_rate: float | None = setting(
+      None, "The GAN discriminator's step size α (default: --learning_rate).", kind=MEMBER,
+      check=Number(0.0, low_open=True), sweep=MEMBER)
+  scorer_workdir: str | None = setting(
+      None, "The classifier that scores a GAN's or a VAE's samples: a workdir of "
+      "experiments.mnist (default /tmp/perceptrax/mnist, the main job's; else cnn_small is "
+      "trained once into ~/.cache/perceptrax/scorer).", kind=OUTPUT)
   # Optimizer; None: the table's default for the form (models/optimizers.py).
   optimizer: str = setting("adam", "Optimizer (the optimizer table's rules).",
                            check=OneOf(optimizers.OPTIMIZERS), sweep=GROUP)
@@ -193,15 +215,24 @@ class TrainConfig:
     hyperparameters = optimizers.resolve_hyperparameters(
         self.optimizer, self.optimizer_form, self.hyperparameters)
     model = networks.MODELS.get(self.model)
+    learning_rate = float(spec.default_learning_rate if self.learning_rate is None
+                          else self.learning_rate)
+    by_model = model_settings.resolve(self)
+    discriminator = by_model["discriminator_optimizer"]
+    if discriminator is not None and self.discriminator_learning_rate is None:
+      discriminator_learning_rate = (learning_rate if discriminator == self.optimizer else float(
+          optimizers.form(discriminator, self.optimizer_form).default_learning_rate))
+    else:
+      discriminator_learning_rate = self.discriminator_learning_rate
     return dataclasses.replace(
         self,
-        learning_rate=float(spec.default_learning_rate if self.learning_rate is None
-                            else self.learning_rate),
+        learning_rate=learning_rate,
+        **by_model,
+        discriminator_learning_rate=discriminator_learning_rate,
         **{k: hyperparameters.get(k) for k in optimizers.SYMBOLS},
         dropout=float(model.default_dropout if self.dropout is None else self.dropout),
         data_seed=self.seed if self.data_seed is None else self.data_seed,
         validation_size=0 if self.folds else self.validation_size,
-        **_architecture(self),
     )
 
 
@@ -217,7 +248,7 @@ def _check(c: TrainConfig) -> None:
     raise UserError("folds must be 0 (a holdout split) or an integer in "
                     f"[2, {errors.MAX_COUNT}], got 1")
   errors.check_integer("fold", c.fold, 0, max(c.folds - 1, 0))
-  _check_architecture(c)
+  model_settings.check(c)
   if c.patience and not (c.validation_size or c.folds):
     raise UserError("patience needs a validation split: set --validation_size > 0 or --folds")
   if c.batch_norm and not (c.gd_mode == "minibatch" and 2 <= c.batch_size <= c.chunk_size):
@@ -225,66 +256,6 @@ def _check(c: TrainConfig) -> None:
         "batch_norm needs minibatch descent with 2 <= batch_size <= chunk_size "
         f"(got {c.gd_mode}, batch_size {c.batch_size}, chunk_size {c.chunk_size}): "
         "its statistics are over one update's whole batch")
-
-
-def _lacks(setting: str, value) -> bool:
-  """Whether ``value`` leaves ``setting`` unset, as a model that lacks it must."""
-  return value is None or value is False or (setting == "activation_params" and not value)
-
-
-def _check_architecture(c: TrainConfig) -> None:
-  """UserError for an architecture setting the model lacks, or one it cannot take."""
-  for setting in networks.ARCHITECTURE_SETTINGS:
-    if not networks.takes(c.model, setting) and not _lacks(setting, getattr(c, setting)):
-      owners = ", ".join(m for m in networks.MODELS if networks.takes(m, setting))
-      what = (f"--{', --'.join(k for k, _ in c.activation_params)} (activation parameters)"
-              if setting == "activation_params" else f"--{setting}")
-      raise UserError(f"{what} does not apply to {c.model}: it is a setting of {owners}")
-  if networks.is_recurrent(c.model):
-    if c.hidden_sizes == ():
-      raise UserError(f"{c.model} needs at least one layer: --hidden_sizes such as 128 or 128,128")
-    if c.activation in recurrent.NOT_RECURRENT:
-      raise UserError(f"{c.model} cannot take the activation {c.activation} (a learned or random "
-                      "slope); choose another of the activation table")
-  if networks.takes(c.model, "activation"):
-    _check_activation(c.activation or networks.default(c.model, "activation"),
-                      dict(c.activation_params or ()))
-
-
-def _architecture(c: TrainConfig) -> dict:
-  """The architecture settings of a checked ``c``: its own, else its model's; None for those
-  the model lacks. The activation's parameters are all listed, defaults included."""
-  resolved = {}
-  for setting in networks.ARCHITECTURE_SETTINGS:
-    value = getattr(c, setting)
-    if not networks.takes(c.model, setting):
-      resolved[setting] = None
-    elif setting != "activation_params":
-      resolved[setting] = networks.default(c.model, setting) if value is None else value
-  if resolved["hidden_sizes"] is not None:
-    resolved["hidden_sizes"] = tuple(int(h) for h in resolved["hidden_sizes"])
-  if resolved["activation"] is not None:  # the parameters its activation takes, all of them
-    values = activations.ACTIVATIONS.get(resolved["activation"]).values(
-        **dict(c.activation_params or ()))
-    resolved["activation_params"] = tuple((k, float(v)) for k, v in values.items())
-  return resolved
-
-
-def _check_activation(name: str, params: dict) -> None:
-  """The activation's name and the parameters it takes (others belong to other activations)."""
-  values = activations.ACTIVATIONS.get(name).values(**params)
-  for param, value in params.items():
-    spec = activations.PARAMETERS.get(param)
-    if spec is None:
-      raise UserError(f"unknown activation parameter {param!r}; choose one of "
-                      f"{', '.join(activations.PARAMETERS)}")
-    errors.check_number(param, value, low=spec.low, low_open=spec.low_open)
-  if name == "rrelu" and not values["rrelu_lower"] <= values["rrelu_upper"]:
-    raise UserError(f"rrelu_lower must be <= rrelu_upper, got {values['rrelu_lower']} > "
-                    f"{values['rrelu_upper']}")
-  if name == "hardtanh" and not values["hardtanh_min"] < values["hardtanh_max"]:
-    raise UserError(f"hardtanh_min must be < hardtanh_max, got {values['hardtanh_min']} >= "
-                    f"{values['hardtanh_max']}")
 
 
 def to_json(config: TrainConfig) -> dict:

@@ -27,6 +27,9 @@ from experiments.training import record as record_lib
 from experiments.training import run as run_lib
 
 
+_copy = jax.jit(lambda tree: jax.tree.map(jax.numpy.copy, tree))  # one call for the whole tree
+
+
 def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = None, *,
         hooks=(), bar=None, local: bool = False, inputs: dataset_lib.Inputs | None = None,
         started_at: float | None = None, diverged_is_finished: bool = False) -> loop_lib.Loop:
@@ -44,8 +47,8 @@ def fit(run: run_lib.Run, data: dataset_lib.HostData, directory: str | None = No
   pipeline = pipeline_lib.Pipeline(run, data, local, inputs)
   program = programs_lib.Program(pipeline)
   state = pipeline.initial_state()
-  loop = loop_lib.Loop(run, pipeline, program, state, kept=jax.tree.map(jax.numpy.copy,
-                        state.variables), records=[record_lib.MemberRecord() for _ in run.members])
+  loop = loop_lib.Loop(run, pipeline, program, state, kept=_copy(state.variables),
+                       records=[record_lib.MemberRecord() for _ in run.members])
   signals = hooks_lib.Signals(directory)
   hooks = _standard_hooks(run, directory, local, bar, started_at, hooks, signals,
                           hooks_lib.Stopping(diverged_is_finished))
@@ -63,7 +66,7 @@ def _standard_hooks(run, directory, local, bar, started_at, extra, signals, stop
   on a process that does not write the run's outputs, those that write are left out."""
   hooks = [stopping,
            *([hooks_lib.Checkpointing(directory, local)] if directory else []),
-           *extra,
+           *extra, *run.objective.hooks(directory),
            *([output_hooks.TensorBoard(directory, bool(run.config.folds))]
              if directory and run.config.tensorboard else []),
            output_hooks.Console(), output_hooks.Progress(bar),
@@ -94,8 +97,9 @@ def _train(loop: loop_lib.Loop, hooks: list) -> None:
     results.update({name: program.evaluate(loop.state.variables, name)
                     for name in pipeline.evaluated})
     loop.epoch = epoch
+    extra = run.objective.epoch_metrics(run, loop.state.variables, pipeline.data)
     loop.rows = [record_lib.epoch_row(epoch, {s: r[k] for s, r in results.items()}, seconds,
-                                      run.plan.updates_per_epoch * run.plan.batch_size)
+                                      run.plan.updates_per_epoch * run.plan.batch_size, extra[k])
                  for k in range(run.size)]
     for hook in hooks:
       hook.epoch(loop)

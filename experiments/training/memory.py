@@ -28,7 +28,8 @@ def member_bytes(run: run_lib.Run) -> int:
   opt_state = jax.eval_shape(run.optimizer(run.config).init, variables["params"])
   _, intermediates = jax.eval_shape(
       lambda v, x: run.model.apply(v, x, train=False, capture_intermediates=True,
-                                   mutable=["intermediates"]), variables, x)
+                                   mutable=["intermediates"], rngs={"sample": jax.random.key(0)}),
+      variables, x)
 
   def size(tree):
     return sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(tree)

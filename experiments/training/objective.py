@@ -13,6 +13,8 @@ An ``Objective`` is a small object of pure functions and a few names:
   sums           a split's sums from those outputs (``metrics`` divides them once);
   divergence     why a row shows a model no longer usable, or None;
   test_report    the kept model's test-split report for summary.json, or None;
+  epoch_metrics  each member's figures of an epoch beyond the splits' (a GAN's
+                 sample scores), and ``hooks``, its own observers;
   finish         the end of a run: the summary's own fields and figures.
 
 Every objective is written for one member (no member axis); ``programs.py``
@@ -34,10 +36,23 @@ class Objective:
   lower_is_better = frozenset({"loss"})
   pixel_scaling: tuple[float, float] | None = None
   samples = False  # its evaluation outputs draw random numbers (a key per chunk)
-  exports = False  # scripts.export serves what it computes
 
   def optimizer(self, run, member):
     return run.optimizer(member)
+
+  def prepare(self, config) -> None:
+    """What the objective needs before a run trains (a GAN's scorer), made once."""
+    del config
+
+  def epoch_metrics(self, run, variables, data) -> list[dict]:
+    """Each member's figures beyond the splits' metrics, added to its row of the epoch."""
+    del variables, data
+    return [{} for _ in range(run.size)]
+
+  def hooks(self, directory: str | None) -> list:
+    """The objective's own observers of the loop (a GAN's sample grid every epoch)."""
+    del directory
+    return []
 
   def train_step(self, state, images, labels, chunk_size):
     raise NotImplementedError

@@ -1,13 +1,23 @@
-"""The objectives by name, and the one a config trains its model for."""
+"""The objectives by name, and the one a run trains its model for (``networks.objective``)."""
+
+import flax.linen as nn
 
 from data import errors
+from experiments.training import adversarial
 from experiments.training import classification
+from experiments.training import reconstruction
 from experiments.training.config import TrainConfig
 
-OBJECTIVES = errors.Registry("objective", {"classification": classification.CLASSIFICATION})
+OBJECTIVES = errors.Registry("objective", {
+    "classification": lambda config, model: classification.CLASSIFICATION,
+    "reconstruction": lambda config, model: reconstruction.Reconstruction(
+        config.reconstruction_loss),
+    "elbo": lambda config, model: reconstruction.EvidenceLowerBound(),
+    "adversarial": lambda config, model: adversarial.Adversarial(model),
+})
 
 
-def of(config: TrainConfig):
-  """The objective of ``config``'s model (``networks.objective``)."""
-  del config
-  return OBJECTIVES.get("classification")
+def of(config: TrainConfig, model: nn.Module):
+  """The objective of ``config``'s model, made for it (one object per run)."""
+  from models import networks  # pylint: disable=g-import-not-at-top
+  return OBJECTIVES.get(networks.objective(config.model))(config, model)

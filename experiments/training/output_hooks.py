@@ -70,6 +70,12 @@ class TensorBoard(Hook):
       self._log.close(finished=loop.finished)
 
 
+# The console's short names of the objectives' metrics.
+SHORT = {"accuracy": "acc", "reconstruction_mse": "mse", "reconstruction": "rec",
+         "generator_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
+         "sample_classifier_score": "samples' score", "sample_frechet_distance": "FD"}
+
+
 class Console(Hook):
   """The run's log lines: what trains where, the compile time, each epoch's metrics."""
 
@@ -88,22 +94,23 @@ class Console(Hook):
     if not self._compiled_logged:
       logging.info("compiled in %.2fs", loop.program.compile_seconds)
       self._compiled_logged = True
-    rows, records = loop.rows, loop.records
+    rows, records, objective = loop.rows, loop.records, loop.run.objective
     speed = loop.run.size * loop.images_per_epoch / rows[0]["epoch_seconds"]
     if len(rows) == 1:
       row = rows[0]
-      splits = [s for s in ("validation", "test") if f"{s}_loss" in row]
-      logging.info("epoch %d: train loss %.4f acc %.4f | %s | %.0f images/s", loop.epoch,
-                   row["train_loss"], row["train_accuracy"],
-                   " | ".join(f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.4f}"
-                              for s in splits), speed)
+      splits = [s for s in ("train", "validation", "test") if f"{s}_loss" in row]
+      extra = [f"{SHORT.get(k, k)} {row[k]:.4g}" for k in row if k.startswith("sample_")]
+      logging.info("epoch %d: %s | %.0f images/s", loop.epoch, " | ".join(
+          [f"{s} " + " ".join(f"{SHORT.get(m, m)} {row[f'{s}_{m}']:.4f}" for m in objective.metrics)
+           for s in splits] + extra), speed)
       return
-    split = "validation" if "validation_accuracy" in rows[0] else "test"
-    accuracies = [r[f"{split}_accuracy"] for r, rec in zip(rows, records) if not rec.diverged]
-    logging.info("epoch %d: %d models, %s accuracy %s, %d diverged | %.0f images/s (all models)",
-                 loop.epoch, len(rows), split,
-                 f"{np.mean(accuracies):.4f} ± {np.std(accuracies):.4f} (min "
-                 f"{min(accuracies):.4f}, max {max(accuracies):.4f})" if accuracies else "-",
+    split = "validation" if "validation_loss" in rows[0] else "test"
+    metric = "accuracy" if "accuracy" in objective.metrics else "loss"
+    values = [r[f"{split}_{metric}"] for r, rec in zip(rows, records) if not rec.diverged]
+    logging.info("epoch %d: %d models, %s %s %s, %d diverged | %.0f images/s (all models)",
+                 loop.epoch, len(rows), split, metric,
+                 f"{np.mean(values):.4f} ± {np.std(values):.4f} (min "
+                 f"{min(values):.4f}, max {max(values):.4f})" if values else "-",
                  sum(1 for rec in records if rec.diverged), speed)
 
 

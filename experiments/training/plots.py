@@ -47,6 +47,68 @@ def training_curves(history: list[dict], path: str) -> None:
   save(fig, path)
 
 
+def objective_curves(history: list[dict], metrics, path: str) -> str:
+  """Each of an objective's metrics per epoch, one panel each, for every split in ``history``."""
+  epochs = [row["epoch"] for row in history]
+  splits = [s for s in ("train", "validation", "test") if f"{s}_loss" in history[0]]
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+  for ax, metric in zip(axes[0], metrics):
+    for split in splits:
+      ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], marker="o", label=split)
+    ax.set(title=metric.replace("_", " "), xlabel="epoch")
+    whole_epochs(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  save(fig, path)
+  return path
+
+
+def image_grid(images: np.ndarray, path: str, title: str, columns: int = 8) -> str:
+  """uint8 images (N, H, W, C) in a grid of ``columns``, gray on black as stored."""
+  images = np.asarray(images)
+  rows = -(-len(images) // columns)
+  height, width = images.shape[1:3]
+  canvas = np.zeros((rows * (height + 2), columns * (width + 2), images.shape[-1]), np.uint8)
+  for i, image in enumerate(images):
+    r, c = divmod(i, columns)
+    canvas[r * (height + 2) + 1:r * (height + 2) + 1 + height,
+           c * (width + 2) + 1:c * (width + 2) + 1 + width] = image
+  fig, ax = plt.subplots(figsize=(0.45 * columns + 0.5, 0.45 * rows + 0.7))
+  ax.imshow(canvas[..., 0] if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=255)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  ax.set_title(title, fontsize=9)
+  save(fig, path)
+  return path
+
+
+def latent_codes(codes: np.ndarray, labels: np.ndarray, class_names, path: str) -> str:
+  """The 2-D codes (N, 2) of the test images, coloured by class."""
+  fig, ax = plt.subplots(figsize=(6.5, 5.5))
+  points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6)
+  handles = [plt.Line2D([], [], marker="o", linestyle="", color=points.cmap(points.norm(k)),
+                        label=name) for k, name in enumerate(class_names)]
+  ax.legend(handles=handles, fontsize=7, markerscale=1.2, loc="best")
+  ax.set(title="test images' codes: the mean of q(z|x)", xlabel="z1", ylabel="z2")
+  save(fig, path)
+  return path
+
+
+def sample_scores(history: list[dict], path: str) -> str:
+  """The classifier score and the Fréchet distance of each epoch's samples."""
+  epochs = [row["epoch"] for row in history]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  axes[0].plot(epochs, [row["sample_classifier_score"] for row in history], marker="o")
+  axes[0].set(title="classifier score of 1000 samples", xlabel="epoch")
+  axes[1].plot(epochs, [row["sample_frechet_distance"] for row in history], marker="o")
+  axes[1].set(title="Fréchet distance to real test images", xlabel="epoch", yscale="log")
+  for ax in axes:
+    whole_epochs(ax)
+    ax.grid(alpha=0.3)
+  save(fig, path)
+  return path
+
+
 def confusion_matrix(confusion: np.ndarray, class_names, path: str) -> None:
   """The confusion matrix C[true, predicted] as counts, shaded by row (recall) fractions."""
   confusion = np.asarray(confusion)
@@ -163,27 +225,28 @@ def misclassified(images, labels, predictions, probabilities, class_names, path:
   save(fig, path)
 
 
-def cross_validation(records, path: str) -> str:
-  """Each fold's validation loss and accuracy per epoch, and the kept models' mean ± std."""
+def cross_validation(records, metrics, path: str) -> str:
+  """Each fold's validation ``metrics`` (loss and accuracy for a classifier) per epoch, and
+  the kept models' mean ± std."""
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  kept = {"loss": [], "accuracy": []}
+  kept = {metric: [] for metric in metrics}
   for k, record in enumerate(records):
     epochs = [row["epoch"] for row in record.history]
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, metrics):
       scale = 100 if metric == "accuracy" else 1
       ax.plot(epochs, [scale * row[f"validation_{metric}"] for row in record.history],
               marker="o", alpha=0.8, label=f"fold {k}")
       if record.kept_row:
         kept[metric].append(scale * record.kept_row[f"validation_{metric}"])
-  for ax, metric in zip(axes, ("loss", "accuracy")):
+  for ax, metric in zip(axes, metrics):
     values = kept[metric]
     if values:
       mean, std = np.mean(values), np.std(values)
       ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2,
                  label=f"kept models: {mean:.4g} ± {std:.2g}")
     whole_epochs(ax)
-    ax.set(title=f"validation {metric} per fold", xlabel="epoch",
-           ylabel="accuracy (%)" if metric == "accuracy" else "softmax cross-entropy")
+    ax.set(title=f"validation {metric.replace('_', ' ')} per fold", xlabel="epoch",
+           ylabel="accuracy (%)" if metric == "accuracy" else metric.replace("_", " "))
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

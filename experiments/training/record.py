@@ -30,11 +30,14 @@ class TrainingDiverged(errors.UserError):
   """Every model of a run diverged; the message says where and what was kept."""
 
 
-def epoch_row(epoch: int, results: dict, seconds: float, images: int) -> dict:
-  """One member's metrics row: {split}_{loss, accuracy} from its ``results`` {split: dict}."""
+def epoch_row(epoch: int, results: dict, seconds: float, images: int,
+              extra: dict | None = None) -> dict:
+  """One member's metrics row: {split}_{metric} from its ``results`` {split: dict}, then the
+  objective's ``extra`` figures of the epoch."""
   row = {"epoch": epoch}
   for split, values in results.items():
     row.update({f"{split}_{name}": value for name, value in values.items()})
+  row.update(extra or {})
   row["images_per_second"] = images / seconds if seconds else None
   row["epoch_seconds"] = seconds
   return row

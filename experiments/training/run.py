@@ -129,14 +129,28 @@ class Run:
       return {"xla_cpu_experimental_ynn_fusion_type": ""}
     return {}
 
+  def discriminator_optimizer(self, member: TrainConfig) -> optax.GradientTransformation:
+    """A GAN ``member``'s discriminator optimizer: its own rule and α, the generator's
+    hyperparameters where the rules are the same, else the table's."""
+    same = member.discriminator_optimizer == member.optimizer
+    hyperparameters = optimizers.resolve_hyperparameters(
+        member.discriminator_optimizer, member.optimizer_form,
+        member.hyperparameters if same else {})
+    return optimizers.create_optimizer(
+        member.discriminator_optimizer, member.optimizer_form, member.discriminator_learning_rate,
+        hyperparameters, self.plan.schedule, member.clip_norm, None)
+
   def describe_optimizer(self, member: TrainConfig) -> str:
     return optimizers.describe(member.optimizer, member.optimizer_form, member.hyperparameters)
 
 
-def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
-  """The network of a resolved ``config``, with the architecture settings its model takes."""
+def make_model(config: TrainConfig, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+  """The network of a resolved ``config``, with the architecture settings its model takes (a
+  generator, the images' shape)."""
   settings = {s: getattr(config, s) for s in networks.ARCHITECTURE_SETTINGS
               if networks.takes(config.model, s)}
+  if networks.takes(config.model, "image_shape"):
+    settings["image_shape"] = tuple(input_shape)
   return networks.create_model(config.model, num_classes, **settings)
 
 
@@ -161,5 +175,6 @@ def make_run(members, input_shape: tuple[int, ...], num_classes: int,
   config = members[0]
   plan = plan_updates(config, num_train_examples(config, num_examples))
   terms = Terms(*(any(getattr(m, k) > 0 for m in members) for k in Terms._fields))
-  return Run(members, make_model(config, num_classes), plan, terms, tuple(input_shape),
-             num_classes, objectives.of(config))
+  model = make_model(config, num_classes, input_shape)
+  return Run(members, model, plan, terms, tuple(input_shape), num_classes,
+             objectives.of(config, model))

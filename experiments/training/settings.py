@@ -3,7 +3,7 @@
 A field is declared with ``setting(default, help, ...)``, which records in
 the field's metadata everything derived from it elsewhere:
 
-  help     the flag's help and the README's flag table (``scripts.readme_tables``);
+  help     the flag's help and the README's flag table (``scripts.doc_tables``);
   check    its valid range or choices (``Integer``, ``Number``, ``OneOf``,
            ``Widths``), checked by ``check_each`` with one ``UserError`` line;
   kind     ``MEMBER``: may differ between models trained together in one

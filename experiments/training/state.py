@@ -49,6 +49,7 @@ class TrainState(train_state.TrainState):
     return {"params": self.params}
 
 
+@jax.jit  # one compiled call, not an eager dispatch per split and unstack
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The (initialization, dropout, shuffling) keys derived from a seed."""
   init_key, dropout_key, shuffle_key = jax.random.split(jax.random.key(seed), 3)
@@ -67,7 +68,7 @@ def member_state(run: run_lib.Run, member: TrainConfig) -> TrainState:
   penalty = regularizers.Penalty(value(member.l1) if run.terms.l1 else None,
                                  value(member.l2) if run.terms.l2 else None)
   return TrainState.create(
-      apply_fn=run.model.apply, params=variables["params"], tx=run.optimizer(member),
+      apply_fn=run.model.apply, params=variables["params"], tx=run.objective.optimizer(run, member),
       batch_stats=variables.get("batch_stats", {}), dropout_key=seed_keys(member.seed)[1],
       penalty=penalty, dropout=value(member.dropout) if run.terms.dropout else None,
       objective=run.objective)

@@ -49,7 +49,7 @@ def loss_curves(rows: list[dict], table: list[dict], columns: list[str], path: s
            xlim=(0.5, last + 0.5))
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-  axes[0].set_ylabel("softmax cross-entropy")
+  axes[0].set_ylabel("loss")
   axes[1].legend(fontsize=7)
   plots.save(fig, path)
   return path

@@ -85,13 +85,39 @@ def hashable(value):
   return tuple(value) if isinstance(value, list) else value
 
 
+def has_accuracy(table: list[dict]) -> bool:
+  """Whether the models are classifiers (their objective reports an accuracy)."""
+  return any(row.get("validation_accuracy_mean") is not None
+             or row.get("test_accuracy_mean") is not None for row in table)
+
+
 def select(table: list[dict]) -> dict:
-  """The configuration with the highest mean validation accuracy (ties: lower loss)."""
+  """The configuration with the highest mean validation accuracy (ties: lower loss); for an
+  objective without accuracy (an autoencoder's), the lowest mean validation loss."""
   candidates = [row for row in table if not row["diverged"]]
   if not candidates:
     raise UserError("every configuration diverged; lower the learning rates")
-  return max(candidates, key=lambda r: (r["validation_accuracy_mean"],
-                                        -r["validation_loss_mean"]))
+  if has_accuracy(candidates):
+    return max(candidates, key=lambda r: (r["validation_accuracy_mean"],
+                                          -r["validation_loss_mean"]))
+  return min(candidates, key=lambda r: r["validation_loss_mean"])
+
+
+def summary(best: dict) -> str:
+  """The selected configuration's validation and test figures, in one phrase."""
+  if has_accuracy([best]):
+    return (f"validation accuracy {percent(best, 'validation_accuracy')}%, test accuracy "
+            f"{percent(best, 'test_accuracy')}%")
+  return (f"validation loss {mean_std_text(best, 'validation_loss')}, test loss "
+          f"{mean_std_text(best, 'test_loss')}")
+
+
+def mean_std_text(row: dict, key: str) -> str:
+  if row[f"{key}_mean"] is None:
+    return "diverged"
+  if row["models"] == 1:
+    return f"{row[f'{key}_mean']:.4f}"
+  return f"{row[f'{key}_mean']:.4f} ± {row[f'{key}_std']:.4f}"
 
 
 def cell(column: str, value) -> str:
@@ -117,15 +143,21 @@ def percent(row: dict, key: str) -> str:
 
 def markdown_table(table: list[dict], best: dict, columns: list[str]) -> str:
   """The aggregated table as Markdown; the selected configuration is marked with *."""
-  titles = [*map(header, columns), "models", "val acc %", "val loss", "test acc %", "train loss"]
+  accuracy = has_accuracy(table)
+  titles = [*map(header, columns), "models",
+            *(["val acc %", "val loss", "test acc %"] if accuracy else ["val loss", "test loss"]),
+            "train loss"]
   lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
   for row in table:
     cells = [cell(c, row[c]) for c in columns]
     cells[0] += " *" if row is best else ""
     loss = row["validation_loss_mean"]
     train = row["train_loss_mean"]
-    cells += [str(row["models"]), percent(row, "validation_accuracy"),
-              "diverged" if loss is None else f"{loss:.4f}", percent(row, "test_accuracy"),
+    cells += [str(row["models"]),
+              *([percent(row, "validation_accuracy"),
+                 "diverged" if loss is None else f"{loss:.4f}", percent(row, "test_accuracy")]
+                if accuracy else [mean_std_text(row, "validation_loss"),
+                                  mean_std_text(row, "test_loss")]),
               "diverged" if train is None else f"{train:.4f}"]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -137,24 +169,25 @@ def folds_table(rows: list[dict]) -> str:
   ``rows`` need seed, fold, epoch, diverged, diverged_at and the kept model's
   metrics; the std is the population std (divided by the number of models).
   """
-  lines = ["| seed | fold | epoch | train loss | val loss | val acc % | test acc % |",
-           "|---|---|---|---|---|---|---|"]
+  keys = [("train_loss", "train loss", 1, 4), ("validation_loss", "val loss", 1, 4)]
+  if any(r.get("validation_accuracy") is not None for r in rows):
+    keys += [("validation_accuracy", "val acc %", 100, 2), ("test_accuracy", "test acc %", 100, 2)]
+  else:
+    keys.append(("test_loss", "test loss", 1, 4))
+  lines = ["| seed | fold | epoch | " + " | ".join(k[1] for k in keys) + " |",
+           "|---|---|---|" + "---|" * len(keys)]
   for r in rows:
     if r["diverged"]:
-      lines.append(f"| {r['seed']} | {r['fold']} | diverged at {r['diverged_at']} | | | | |")
+      lines.append(f"| {r['seed']} | {r['fold']} | diverged at {r['diverged_at']} |"
+                   + " |" * len(keys))
       continue
-    lines.append(f"| {r['seed']} | {r['fold']} | {r['epoch']} | {r['train_loss']:.4f} | "
-                 f"{r['validation_loss']:.4f} | {100 * r['validation_accuracy']:.2f} | "
-                 f"{100 * r['test_accuracy']:.2f} |")
-  stats = mean_std(rows, ("train_loss", "validation_loss", "validation_accuracy", "test_accuracy"))
-
-  def stat(key: str, scale: float, digits: int) -> str:
-    return (f"{scale * stats[f'{key}_mean']:.{digits}f} ± "
-            f"{scale * stats[f'{key}_std']:.{digits}f}")
-
+    lines.append(f"| {r['seed']} | {r['fold']} | {r['epoch']} | " + " | ".join(
+        f"{scale * r[key]:.{digits}f}" for key, _, scale, digits in keys) + " |")
+  stats = mean_std(rows, [k[0] for k in keys])
   if stats["validation_loss_mean"] is not None:
-    lines.append(f"| mean ± std | | | {stat('train_loss', 1, 4)} | {stat('validation_loss', 1, 4)}"
-                 f" | {stat('validation_accuracy', 100, 2)} | {stat('test_accuracy', 100, 2)} |")
+    lines.append("| mean ± std | | | " + " | ".join(
+        f"{scale * stats[f'{key}_mean']:.{digits}f} ± {scale * stats[f'{key}_std']:.{digits}f}"
+        for key, _, scale, digits in keys) + " |")
   return "\n".join(lines)
 
 

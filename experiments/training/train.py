@@ -56,7 +56,7 @@ def _member_summary(record: record_lib.MemberRecord, test_metrics: dict | None) 
       "epochs_trained": len(record.history),
       "stopped_early": record.stopped_early,
       "diverged": record.diverged,
-      **{k: v for k, v in kept.items() if k.endswith(("_loss", "_accuracy"))},
+      **{k: v for k, v in kept.items() if k.startswith(record_lib.SPLITS)},
       "test_metrics": test_metrics,
   }
 
@@ -85,6 +85,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
                            data.num_examples)
     sharding.Layout(run.size, run.plan.batch_size)  # refuses a batch the devices cannot split,
     memory.members_that_fit(run, data, run.size, "use a smaller model or batch")  # before placing
+    run.objective.prepare(config)  # a generative model's scorer, before the workdir's lock
     with files.workdir_lock(workdir, jax.process_index()):
       return _train_and_evaluate(config, run, data, workdir, started_at)
 
@@ -123,7 +124,8 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.Hos
          for k, f in enumerate(per_member)]))
     if config.plots and writes:
       from experiments.training import plots  # pylint: disable=g-import-not-at-top
-      figures = [plots.cross_validation(result.records, path("cross_validation.png"))]
+      figures = [plots.cross_validation(result.records, run.objective.metrics[:2],
+                                        path("cross_validation.png"))]
   else:
     summary.update(per_member[0])
     fields, figures = run.objective.finish(run, result, data, workdir if writes else None,

@@ -58,8 +58,8 @@ def load(workdir: str, member: int = 0) -> TrainedModel:
   errors.check_integer("member", member, 0, len(record["members"]) - 1)
   config = config_lib.from_json(record["members"][member])
   variables = jax.tree.map(lambda a: a[member], stacked)
-  model = run_lib.make_model(config, len(record["class_names"]))
   input_shape = tuple(record["input_shape"])
+  model = run_lib.make_model(config, len(record["class_names"]), input_shape)
   expected = jax.eval_shape(lambda: networks.init_variables(model, jax.random.key(0), input_shape))
   if not _same_shapes(variables, expected):
     raise UserError(
@@ -68,6 +68,18 @@ def load(workdir: str, member: int = 0) -> TrainedModel:
   test_metrics = record["test_metrics"][member] if record.get("test_metrics") else None
   return TrainedModel(model, variables, config, tuple(record["class_names"]), input_shape,
                       tuple(record["pixel_scaling"][member]), test_metrics)
+
+
+def load_classifier(workdir: str, member: int = 0) -> TrainedModel:
+  """``load``'s model, refused in one line unless it is a classifier: only classifiers are
+  predicted with, exported and served."""
+  trained = load(workdir, member)
+  objective = networks.objective(trained.config.model)
+  if objective != "classification":
+    raise UserError(f"{workdir} holds a {trained.config.model} model (trained for {objective}), "
+                    "not a classifier: only experiments.mnist's classifiers are exported, served "
+                    "and predicted with")
+  return trained
 
 
 def _sweep_selection(workdir: str) -> tuple[str, int, str] | None:

@@ -1,0 +1,53 @@
+r"""Train a generative adversarial network (DCGAN) to draw digits.
+
+    python -m experiments.gan --archive_dir=../shared/data
+    python -m experiments.gan --num_epochs=20 --latent_size=64 --discriminator_learning_rate=1e-4
+
+The generator draws 28x28 images from noise z ~ N(0, I) (--latent_size,
+default 100) through transposed convolutions; the discriminator tells them
+from the dataset's through strided convolutions (``models/gan.py``). Each
+step updates the discriminator, then the generator on the non-saturating
+loss, each with its own optimizer from the table: --optimizer and
+--learning_rate for the generator, --discriminator_optimizer and
+--discriminator_learning_rate for the discriminator (defaults: Adam,
+α = 2e-4, β1 = 0.5, as DCGAN). Every epoch logs both losses, D(x) and D(G(z)),
+and scores 1000 samples of a fixed noise batch with the dataset's classifier
+(--scorer_workdir); the end of the run scores 10 000 (summary.json:
+classifier_score beside real_classifier_score, class_shares,
+frechet_distance). samples_epoch_<e>.png show the digits forming. Writes the
+same workdir outputs as experiments.mnist and resumes the same way.
+"""
+
+import time
+
+_STARTED = time.perf_counter()
+
+from absl import flags  # pylint: disable=wrong-import-position
+from absl import logging  # pylint: disable=wrong-import-position
+
+from data.errors import UserError  # pylint: disable=wrong-import-position
+from experiments import cli  # pylint: disable=wrong-import-position
+from experiments import training_command  # pylint: disable=wrong-import-position
+from models import networks  # pylint: disable=wrong-import-position
+
+training_command.define_workdir("/tmp/perceptrax/gan")
+flags.adopt_module_key_flags(training_command)
+FLAGS = flags.FLAGS
+FLAGS.set_default("model", "dcgan")
+FLAGS.set_default("learning_rate", 2e-4)
+FLAGS.set_default("b1", 0.5)
+FLAGS.set_default("schedule", "constant")
+
+
+def main(argv):
+  del argv
+  if networks.objective(FLAGS.model) != "adversarial":
+    raise UserError(f"experiments.gan trains dcgan, got --model={FLAGS.model}")
+  _, summary = training_command.train_from_flags(_STARTED)
+  logging.info("classifier score %.3f of 10 000 samples (real test images: %.3f), Fréchet "
+               "distance %.2f; summary in %s/summary.json", summary["classifier_score"],
+               summary["real_classifier_score"], summary["frechet_distance"], FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  cli.run(main)
