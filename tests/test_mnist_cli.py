@@ -122,7 +122,8 @@ def test_help_lists_every_training_flag_with_its_choices(run_mnist):
                "--folds", "--chunk_size", "--weight_decay", "--patience", "--workdir"):
     assert flag in result.stdout, flag
   text = " ".join(result.stdout.split())  # absl wraps the help's lines
-  assert "Choices: mlp | cnn | cnn_small | cifar_convnet | rnn | lstm | gru." in text
+  assert ("Choices: mlp | cnn | cnn_small | cifar_convnet | rnn | lstm | gru | ae | conv_ae | vae | "
+          "dcgan.") in text
   assert "Choices: sgd | momentum | adagrad | adadelta | rmsprop | adam." in text
   assert "In [0, inf)." in text and "An integer in [1, 2147483647]." in text
 

@@ -38,10 +38,10 @@ def fit(members, directory=None, **kwargs):
 SLOW = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["ae", "vae", pytest.param("conv_ae", marks=SLOW),
-                                  pytest.param("dcgan", marks=SLOW)])
+# dcgan's epochs and metrics on real MNIST: test_generative_cli.
+@pytest.mark.parametrize("name", ["ae", "vae", pytest.param("conv_ae", marks=SLOW)])
 def test_each_objective_trains_and_reports_its_metrics_every_epoch(name, request):
-  if name in ("conv_ae", "dcgan"):
+  if name == "conv_ae":
     request.getfixturevalue("users_compiler")
   result = fit([CONFIGS[name]])
   (record,) = result.records
@@ -49,8 +49,7 @@ def test_each_objective_trains_and_reports_its_metrics_every_epoch(name, request
   for split in ("train", "validation", "test"):
     for metric in METRICS[name]:
       assert np.isfinite(record.history[-1][f"{split}_{metric}"]), (split, metric)
-  if name != "dcgan":  # an adversarial loss need not fall
-    assert record.history[-1]["train_loss"] < record.history[0]["train_loss"]
+  assert record.history[-1]["train_loss"] < record.history[0]["train_loss"]
   assert set(result.test_metrics[0] or {}) <= set(METRICS[name]) | {"accuracy"}
 
 
@@ -81,12 +80,12 @@ class StopAfterEpoch(loop_lib.Hook):
 
 @pytest.mark.parametrize("name", ["vae", pytest.param("dcgan", marks=SLOW)])
 def test_an_interrupted_run_resumes_to_the_same_bits(name, tmp_path, users_compiler):
-  config = dataclasses.replace(CONFIGS[name], num_epochs=3, checkpoint_every_epoch=True)
+  config = dataclasses.replace(CONFIGS[name], num_epochs=2, checkpoint_every_epoch=True)
   whole = fit([config], str(tmp_path / "whole"))
   with pytest.raises(Interrupted):
-    fit([config], str(tmp_path / "cut"), hooks=[StopAfterEpoch(2)])
+    fit([config], str(tmp_path / "cut"), hooks=[StopAfterEpoch(1)])
   resumed = fit([config], str(tmp_path / "cut"))
-  assert resumed.resumed_from == 2
+  assert resumed.resumed_from == 1
   helpers.assert_trees_equal(resumed.kept, whole.kept)
   untimed = lambda rows: [{k: v for k, v in r.items() if "second" not in k} for r in rows]  # noqa: E731
   assert untimed(resumed.records[0].history) == untimed(whole.records[0].history)

@@ -89,7 +89,7 @@ def test_benchmark_sweep_mode_compares_vmapped_and_sequential(run_module, tmp_pa
                       "--synthetic_data", "--validation_size=58000", f"--output={output}")
   assert result.returncode == 0, result.stderr[-2000:]
   rows = json.loads(output.read_text())["results"]
-  assert [r["hidden_sizes"] for r in rows] == [[], [64], [512, 512]]
+  assert [r["hidden_sizes"] for r in rows] == [[], [64], [512, 512], [128]]  # the last an LSTM
   for r in rows:
     assert r["k"] == 2 and r["vmapped_images_per_second"] > 0
     assert r["speedup"] == pytest.approx(
