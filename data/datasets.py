@@ -100,12 +100,14 @@ def _read_cache(path: str, warn: bool) -> dict[str, np.ndarray] | None:
 
 
 def split_indices(
-    num_examples: int, seed: int, validation_size: int = 0, folds: int = 0, fold: int = 0
+    num_examples: int, seed: int, validation_size: int = 0, folds: int = 0, fold: int = 0,
+    train_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Sorted (train, validation) example indices of a seeded split of ``num_examples``.
 
   One permutation of the examples by ``seed`` defines every split. A holdout
-  split (``folds`` = 0) validates on its first ``validation_size`` entries.
+  split (``folds`` = 0) validates on its first ``validation_size`` entries and
+  trains on the rest, or on the ``train_size`` entries after them.
   k-fold cross-validation (``folds`` = k >= 2) cuts it into k folds of
   s = N // k entries; fold j (``fold``) is entries [j s, (j + 1) s) and
   validates, the rest trains. The N mod k entries after the last fold train
@@ -118,7 +120,7 @@ def split_indices(
   else:
     start, stop = 0, validation_size
   validation = order[start:stop]
-  train = np.concatenate([order[:start], order[stop:]])
+  train = np.concatenate([order[:start], order[stop:]])[:train_size]
   return np.sort(train).astype(np.int32), np.sort(validation).astype(np.int32)
 
 

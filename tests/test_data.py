@@ -55,6 +55,19 @@ def test_a_holdout_split_is_seeded_disjoint_and_complete():
   assert len(everything) == 100 and len(none) == 0
 
 
+def test_a_training_subset_is_the_first_of_the_seeded_order_after_the_validation_split():
+  """--train_size: the same validation split, and the subset is a seeded random sample of the
+  training split (so train_size = 1 is the first entry after validation, not example 0)."""
+  train, validation = datasets.split_indices(100, seed=1, validation_size=30)
+  subset, same = datasets.split_indices(100, seed=1, validation_size=30, train_size=20)
+  np.testing.assert_array_equal(same, validation)
+  assert len(subset) == 20 and set(subset) < set(train) and np.all(np.diff(subset) > 0)
+  order = np.random.default_rng(1).permutation(100)
+  assert subset.tolist() == sorted(order[30:50].tolist())
+  everything, _ = datasets.split_indices(100, seed=1, validation_size=30, train_size=70)
+  np.testing.assert_array_equal(everything, train)
+
+
 def test_folds_partition_the_training_split():
   """k = 7 folds of 103 examples: 14 each, the 5 left over train in every fold."""
   folds = [datasets.split_indices(103, seed=4, folds=7, fold=j) for j in range(7)]

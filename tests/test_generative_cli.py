@@ -1,4 +1,5 @@
-"""experiments.autoencoder and experiments.gan as users run them, on 5000 real MNIST images."""
+"""experiments.autoencoder and experiments.gan as users run them, on 5000 or 10 000 real MNIST
+images (--train_size)."""
 
 import json
 
@@ -9,7 +10,8 @@ from tests.helpers import USERS_COMPILER
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["--num_epochs=1", "--validation_size=55000", "--noprogress", "--notensorboard"]
+SMALL = ["--num_epochs=1", "--validation_size=1000", "--train_size=5000", "--noprogress",
+         "--notensorboard"]
 
 
 @pytest.mark.parametrize("module,flag,message", [
@@ -30,7 +32,7 @@ def test_a_setting_that_does_not_belong_is_one_line_before_any_data(run_module, 
 
 def test_an_autoencoder_is_compared_with_pca(run_module, mnist_data_dir, tmp_path):
   result = run_module("experiments.autoencoder", "--model=ae", "--code_size=16", "--num_epochs=2",
-                      "--validation_size=50000", "--noprogress", "--notensorboard",
+                      "--validation_size=1000", "--train_size=10000", "--noprogress", "--notensorboard",
                       f"--tfds_data_dir={mnist_data_dir}", f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.loads((tmp_path / "summary.json").read_text())

@@ -167,7 +167,8 @@ def test_the_first_run_prints_its_own_lines_and_one_preparation_bar(first_run_co
 ])
 def test_a_recurrent_model_trains_on_10000_images(run_mnist, mnist_data_dir, tmp_path, flags,
                                                   floor):
-  result = run_mnist(*flags, "--num_epochs=1", "--validation_size=50000", "--notensorboard",
+  result = run_mnist(*flags, "--num_epochs=1", "--validation_size=1000", "--train_size=10000",
+                     "--notensorboard",
                      f"--tfds_data_dir={mnist_data_dir}", f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.loads((tmp_path / "summary.json").read_text())

@@ -55,13 +55,13 @@ def test_each_objective_trains_and_reports_its_metrics_every_epoch(name, request
 
 @pytest.mark.parametrize("name", ["vae", pytest.param("dcgan", marks=SLOW)])
 def test_members_trained_together_equal_members_trained_alone(name, users_compiler):
-  """Two seeds in one vmapped program, and each alone. The two programs round differently in
-  float32; the adversarial game amplifies it (measured after 2 epochs: 2e-6 relative for the
-  VAE, 2.4e-4 for the GAN)."""
-  rel = 1e-2 if name == "dcgan" else 2e-4
-  members = [dataclasses.replace(CONFIGS[name], seed=s, num_epochs=2) for s in (0, 1)]
+  """Two seeds in one vmapped program, and the second alone (the first is where an indexing
+  slip would still agree). The two programs round differently in float32; the adversarial
+  game amplifies it (measured after 1 epoch: 1.4e-7 relative for the VAE, 2e-3 for the GAN)."""
+  rel = 1e-2 if name == "dcgan" else 1e-5
+  members = [dataclasses.replace(CONFIGS[name], seed=s, num_epochs=1) for s in (0, 1)]
   together = fit(members)
-  for k, member in enumerate(members):
+  for k, member in list(enumerate(members))[1:]:
     alone = fit([member])
     for got, want in zip(together.records[k].history, alone.records[0].history):
       for key in want:

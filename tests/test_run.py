@@ -29,11 +29,16 @@ def test_folds_train_every_model_on_the_same_number_of_examples():
   config = dataclasses.replace(MLP, folds=7).resolve()
   assert run_lib.num_train_examples(config, 103) == 103 - 14
   assert run_lib.num_train_examples(MLP.resolve(), 1000) == 900
+  assert run_lib.num_train_examples(dataclasses.replace(MLP, train_size=300).resolve(), 1000) == 300
+  with pytest.raises(UserError, match="^--train_size takes a subset after a holdout split"):
+    dataclasses.replace(MLP, folds=7, train_size=300).resolve()
 
 
 @pytest.mark.parametrize("change,examples,message", [
     ({"folds": 20}, 10, "folds must be at most the 10 training examples, got 20"),
     ({"validation_size": 100}, 100, "validation_size must be less than the 100 training examples"),
+    ({"train_size": 901}, 1000, "train_size must be at most the 900 training examples left after "
+                                "the validation split, got 901"),
     ({"batch_size": 1000}, 1000, "batch_size 1000 exceeds the 900 examples each model trains on"),
     ({"schedule": "warmup_cosine", "warmup_epochs": 10.0}, 1000,
      "warmup must last between 1 and 69 updates, got 70"),

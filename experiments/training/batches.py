@@ -40,7 +40,8 @@ def member_split(member: TrainConfig, data: dataset_lib.HostData) -> tuple[np.nd
                                                                            float, float]:
   """(train indices, validation indices, pixel mean, pixel std) of one resolved member."""
   train, validation = datasets.split_indices(
-      data.num_examples, member.data_seed, member.validation_size, member.folds, member.fold)
+      data.num_examples, member.data_seed, member.validation_size, member.folds, member.fold,
+      member.train_size)
   mean, std = objectives.of(member, None).pixel_scaling or (0.0, 1.0)
   if member.standardize:
     mean, std = datasets.pixel_statistics(data.train_images[train])

@@ -59,6 +59,9 @@ class TrainConfig:
   validation_size: int = setting(
       5000, "Training images held out for validation (0: none; ignored with --folds).",
       check=Integer(0))
+  train_size: int | None = setting(
+      None, "Training images used: the first N after the validation split in the seeded order "
+      "(default: all of them); a subset for quick runs.", check=Integer(1))
   folds: int = setting(
       0, "k-fold cross-validation: k >= 2 models, each validating on its own fold of the "
       "training split (0: one model and a holdout split).", check=Integer(0))
@@ -249,6 +252,9 @@ def _check(c: TrainConfig) -> None:
                     f"[2, {errors.MAX_COUNT}], got 1")
   errors.check_integer("fold", c.fold, 0, max(c.folds - 1, 0))
   model_settings.check(c)
+  if c.train_size and c.folds:
+    raise UserError("--train_size takes a subset after a holdout split: it does not apply "
+                    "with --folds")
   if c.patience and not (c.validation_size or c.folds):
     raise UserError("patience needs a validation split: set --validation_size > 0 or --folds")
   if c.batch_norm and not (c.gd_mode == "minibatch" and 2 <= c.batch_size <= c.chunk_size):

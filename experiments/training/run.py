@@ -58,7 +58,11 @@ def num_train_examples(config: TrainConfig, num_examples: int) -> int:
   if config.validation_size >= num_examples:
     raise UserError(f"validation_size must be less than the {num_examples} training "
                       f"examples, got {config.validation_size}")
-  return num_examples - config.validation_size
+  left = num_examples - config.validation_size
+  if config.train_size and config.train_size > left:
+    raise UserError(f"train_size must be at most the {left} training examples left after "
+                    f"the validation split, got {config.train_size}")
+  return config.train_size or left
 
 
 def plan_updates(config: TrainConfig, num_train: int) -> UpdatePlan:
