@@ -218,16 +218,18 @@ def test_describe_names_the_form_rule_and_values():
 def test_every_optimizer_trains_the_mlp_on_real_mnist_with_its_defaults(
     name, form, mnist_data_dir, tmp_path):
   config = TrainConfig(
-      model="mlp", optimizer=name, optimizer_form=form, num_epochs=1,
-      tfds_data_dir=mnist_data_dir, progress=False, plots=False, tensorboard=False,
+      model="mlp", optimizer=name, optimizer_form=form, num_epochs=1, validation_size=1000,
+      train_size=20000, tfds_data_dir=mnist_data_dir, progress=False, plots=False,
+      tensorboard=False,
   ).resolve()
   summary = train.train_and_evaluate(config, str(tmp_path))
   defaults = optimizers.form(name, form).hyperparameters
   assert summary["optimizer_form"] == form
   assert {k: summary[k] for k in defaults} == defaults
-  # One epoch, measured (seed 0): optax 95.73 95.18 95.98 96.02 96.57 96.17, textbook
-  # 95.73 95.18 96.27 96.01 96.57 95.99 (sgd ... adam); least squares' linear model: 86.0.
-  assert summary["test_accuracy"] > 0.94
+  # One epoch on 20 000 images, measured (seed 0): optax 92.96 92.56 93.35 93.55 93.90 93.42,
+  # textbook 92.96 92.55 94.04 93.57 93.90 93.39 (sgd ... adam); least squares' linear
+  # model on all 60 000: 86.0.
+  assert summary["test_accuracy"] > 0.92
 
 
 def test_the_schedule_scales_the_step_and_hyperparameters_are_state():
