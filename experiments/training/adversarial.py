@@ -57,7 +57,7 @@ class Adversarial(generation.Generative):
   metrics = ("loss", "generator_loss", "d_real", "d_fake")
   lower_is_better = frozenset({"loss"})
   pixel_scaling = (0.5, 0.5)  # (x/255 - 0.5) / 0.5 in [-1, 1]
-  samples = True
+  random_outputs = True  # G draws z for each real image
 
   def __init__(self, model):
     super().__init__()

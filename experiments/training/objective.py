@@ -35,7 +35,7 @@ class Objective:
   metrics: tuple[str, ...] = ("loss",)
   lower_is_better = frozenset({"loss"})
   pixel_scaling: tuple[float, float] | None = None
-  samples = False  # its evaluation outputs draw random numbers (a key per chunk)
+  random_outputs = False  # its evaluation outputs draw random numbers (a key per chunk)
 
   def optimizer(self, run, member):
     return run.optimizer(member)

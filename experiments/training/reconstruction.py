@@ -42,7 +42,36 @@ def _masked_sums(per_example: dict, mask) -> dict:
   return {**{k: jnp.sum(v * mask) for k, v in per_example.items()}, "count": jnp.sum(mask)}
 
 
-class Reconstruction(Objective):
+class _PerExample:
+  """What both objectives share: a dict of per-example values (``_per_example(model output,
+  images)``, "loss" among them) trained on, summed over a split and averaged for the test."""
+
+  def _train_kwargs(self, key) -> dict:
+    """``steps.apply_train``'s extra arguments for the step's ``key``."""
+    del key
+    return {}
+
+  def train_step(self, state, images, labels, chunk_size):
+    batch_size = labels.shape[0]
+
+    def loss(params, x, y, mask, key):
+      del y
+      out, batch_stats = steps.apply_train(state, params, x, key, **self._train_kwargs(key))
+      sums = _masked_sums(self._per_example(out, x), mask)
+      return sums["loss"] / batch_size, (sums, batch_stats)
+
+    return steps.gradient_step(loss, state, images, labels, chunk_size)
+
+  def sums(self, outputs, labels, mask=None):
+    del labels
+    return _masked_sums(outputs, mask)
+
+  def test_report(self, outputs, labels, class_names) -> dict:
+    del labels, class_names
+    return {k: float(np.mean(v)) for k, v in outputs.items()}
+
+
+class Reconstruction(_PerExample, Objective):
   """An autoencoder trained to reconstruct its input."""
 
   name = "reconstruction"
@@ -57,17 +86,6 @@ class Reconstruction(Objective):
     return {"loss": self._loss(logits, images),
             "reconstruction_mse": losses.squared_pixel_error(logits, images)}
 
-  def train_step(self, state, images, labels, chunk_size):
-    batch_size = labels.shape[0]
-
-    def loss(params, x, y, mask, key):
-      del y
-      logits, batch_stats = steps.apply_train(state, params, x, key)
-      sums = _masked_sums(self._per_example(logits, x), mask)
-      return sums["loss"] / batch_size, (sums, batch_stats)
-
-    return steps.gradient_step(loss, state, images, labels, chunk_size)
-
   def outputs(self, apply_fn, variables, images, key):
     del key
     return self._per_example(apply_fn(variables, images, train=False), images)
@@ -76,20 +94,12 @@ class Reconstruction(Objective):
   def reconstruction_logits(model, variables, images):
     return model.apply(variables, images)
 
-  def sums(self, outputs, labels, mask=None):
-    del labels
-    return _masked_sums(outputs, mask)
-
   def divergence(self, row: dict, num_classes: int) -> str | None:
     reason = non_finite(row)
     if reason is None and row["train_reconstruction_mse"] > MSE_LIMIT:
       reason = (f"train reconstruction MSE {row['train_reconstruction_mse']:.3g} > "
                 f"{MSE_LIMIT}, worse than every pixel at 0.5")
     return reason
-
-  def test_report(self, outputs, labels, class_names) -> dict:
-    del labels, class_names
-    return {k: float(np.mean(v)) for k, v in outputs.items()}
 
   def finish(self, run, loop, data, workdir, plots) -> tuple[dict, list]:
     """The test MSE beside PCA's with as many components; reconstructions and curves."""
@@ -105,14 +115,14 @@ class Reconstruction(Objective):
     return fields, figures
 
 
-class EvidenceLowerBound(generation.Generative):
+class EvidenceLowerBound(_PerExample, generation.Generative):
   """The VAE's -ELBO: reconstruction cross-entropy plus the KL divergence, per image."""
 
   name = "elbo"
   metrics = ("loss", "reconstruction", "kl")
   lower_is_better = frozenset(metrics)
   pixel_scaling = (0.0, 1.0)
-  samples = True
+  random_outputs = True  # z ~ q(z|x) for each image
 
   @staticmethod
   def _per_example(outputs, images) -> dict:
@@ -121,29 +131,12 @@ class EvidenceLowerBound(generation.Generative):
     kl = losses.gaussian_kl(mean, log_variance)
     return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
 
-  def train_step(self, state, images, labels, chunk_size):
-    batch_size = labels.shape[0]
-
-    def loss(params, x, y, mask, key):
-      del y
-      out, batch_stats = steps.apply_train(
-          state, params, x, key, rngs={"dropout": key, "sample": jax.random.fold_in(key, 1)})
-      sums = _masked_sums(self._per_example(out, x), mask)
-      return sums["loss"] / batch_size, (sums, batch_stats)
-
-    return steps.gradient_step(loss, state, images, labels, chunk_size)
+  def _train_kwargs(self, key) -> dict:
+    return {"rngs": {"dropout": key, "sample": jax.random.fold_in(key, 1)}}
 
   def outputs(self, apply_fn, variables, images, key):
     return self._per_example(apply_fn(variables, images, train=False, rngs={"sample": key}),
                              images)
-
-  def sums(self, outputs, labels, mask=None):
-    del labels
-    return _masked_sums(outputs, mask)
-
-  def test_report(self, outputs, labels, class_names) -> dict:
-    del labels, class_names
-    return {k: float(np.mean(v)) for k, v in outputs.items()}
 
   @staticmethod
   def reconstruction_logits(model, variables, images):

@@ -128,7 +128,7 @@ def outputs(
 
   The examples go through in chunks of ``chunk_size`` (``lax.map``), the last
   one padded with example 0; the padded rows are cut off. An objective that
-  samples while evaluating (``objective.samples``) gets, for chunk c, the key
+  samples while evaluating (``objective.random_outputs``) gets, for chunk c, the key
   fold_in(key(EVALUATION_SEED), c): the same draws every epoch.
   """
 
@@ -137,7 +137,7 @@ def outputs(
     return objective.outputs(apply_fn, variables, images, key)
 
   chunked = in_chunks(indices, chunk_size)
-  if objective.samples:
+  if objective.random_outputs:
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
         jax.random.key(EVALUATION_SEED), jnp.arange(chunked.shape[0]))
     chunks = jax.lax.map(lambda args: chunk_outputs(*args), (chunked, keys))
