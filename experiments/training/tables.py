@@ -112,12 +112,13 @@ def summary(best: dict) -> str:
           f"{mean_std_text(best, 'test_loss')}")
 
 
-def mean_std_text(row: dict, key: str) -> str:
+def mean_std_text(row: dict, key: str, scale: float = 1.0, digits: int = 4) -> str:
+  """The mean ± std of ``key`` times ``scale``; a configuration of one model has no spread."""
   if row[f"{key}_mean"] is None:
     return "diverged"
   if row["models"] == 1:
-    return f"{row[f'{key}_mean']:.4f}"
-  return f"{row[f'{key}_mean']:.4f} ± {row[f'{key}_std']:.4f}"
+    return f"{scale * row[f'{key}_mean']:.{digits}f}"
+  return f"{scale * row[f'{key}_mean']:.{digits}f} ± {scale * row[f'{key}_std']:.{digits}f}"
 
 
 def cell(column: str, value) -> str:
@@ -133,12 +134,8 @@ def header(column: str) -> str:
 
 
 def percent(row: dict, key: str) -> str:
-  """The mean ± std in percent; a configuration of one model has no spread to show."""
-  if row[f"{key}_mean"] is None:
-    return "diverged"
-  if row["models"] == 1:
-    return f"{100 * row[f'{key}_mean']:.2f}"
-  return f"{100 * row[f'{key}_mean']:.2f} ± {100 * row[f'{key}_std']:.2f}"
+  """The mean ± std in percent, two decimals."""
+  return mean_std_text(row, key, scale=100, digits=2)
 
 
 def markdown_table(table: list[dict], best: dict, columns: list[str]) -> str:
