@@ -25,12 +25,9 @@ _STARTED = time.perf_counter()
 from absl import flags  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
-from data.errors import UserError  # pylint: disable=wrong-import-position
 from experiments import cli  # pylint: disable=wrong-import-position
 from experiments import training_command  # pylint: disable=wrong-import-position
-from models import networks  # pylint: disable=wrong-import-position
 
-MODELS = ("ae", "conv_ae", "vae")
 training_command.define_workdir("/tmp/perceptrax/autoencoder")
 flags.adopt_module_key_flags(training_command)
 FLAGS = flags.FLAGS
@@ -39,11 +36,7 @@ FLAGS.set_default("model", "ae")
 
 def main(argv):
   del argv
-  if FLAGS.model not in MODELS:
-    raise UserError(f"experiments.autoencoder trains {', '.join(MODELS)}, got --model="
-                    f"{FLAGS.model} (trained for {networks.objective(FLAGS.model)}: "
-                    + ("experiments.gan)" if FLAGS.model == "dcgan" else "experiments.mnist)"))
-  config, summary = training_command.train_from_flags(_STARTED)
+  config, summary = training_command.train_from_flags("experiments.autoencoder", _STARTED)
   if config.model == "vae":
     logging.info("test -ELBO %.2f nats per image; samples' classifier score %.3f; summary in "
                  "%s/summary.json", summary["test_neg_elbo"], summary["classifier_score"],

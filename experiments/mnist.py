@@ -30,7 +30,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  config, summary = training_command.train_from_flags(_STARTED)
+  config, summary = training_command.train_from_flags("experiments.mnist", _STARTED)
   if config.folds:
     cv = summary["cross_validation"]
     logging.info("%d-fold validation accuracy %s; summary in %s/summary.json", config.folds,

@@ -3,18 +3,21 @@
 
 An entrypoint calls ``define_workdir`` with its own default, adopts this
 module's key flags (``flags.adopt_module_key_flags(training_command)``) and
-trains with ``train_from_flags``: the config resolved once from the flags
-(one line for a bad setting, before any data are loaded), the processes of a
-multi-process run joined, the compilation cache on.
+trains with ``train_from_flags``: a model it does not train refused (each
+objective has one entrypoint, ``ENTRYPOINTS``), the config resolved once from
+the flags (one line for a bad setting, before any data are loaded), the
+processes of a multi-process run joined, the compilation cache on.
 """
 
 from absl import flags
 
+from data.errors import UserError
 from experiments import cli
 from experiments import config_flags
 from experiments import process_flags
 from experiments.training import train
 from experiments.training.config import TrainConfig
+from models import networks
 
 flags.adopt_module_key_flags(config_flags)
 flags.adopt_module_key_flags(process_flags)
@@ -29,8 +32,24 @@ def define_workdir(default: str) -> None:
       "checkpoint is resumed.")
 
 
-def train_from_flags(started_at: float) -> tuple[TrainConfig, dict]:
-  """The resolved config of the flags and the summary of its training in --workdir."""
+# The entrypoint that trains each objective's models.
+ENTRYPOINTS = {"classification": "experiments.mnist", "reconstruction": "experiments.autoencoder",
+               "elbo": "experiments.autoencoder", "adversarial": "experiments.gan"}
+
+
+def _check_model(entrypoint: str) -> None:
+  """UserError if --model is not one that ``entrypoint`` trains, naming the one that does."""
+  objective = networks.objective(FLAGS.model)
+  if ENTRYPOINTS[objective] != entrypoint:
+    models = [m for m in networks.MODELS if ENTRYPOINTS[networks.objective(m)] == entrypoint]
+    raise UserError(f"{entrypoint} trains {', '.join(models)}, got --model={FLAGS.model} "
+                    f"(trained for {objective}: {ENTRYPOINTS[objective]})")
+
+
+def train_from_flags(entrypoint: str, started_at: float) -> tuple[TrainConfig, dict]:
+  """The resolved config of the flags and the summary of its training in --workdir, for a
+  model that ``entrypoint`` trains."""
+  _check_model(entrypoint)
   config = config_flags.config_from_flags().resolve()
   process_flags.join_processes()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)

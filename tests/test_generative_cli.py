@@ -19,6 +19,10 @@ SMALL = ["--num_epochs=1", "--validation_size=1000", "--train_size=5000", "--nop
     ("experiments.gan", "--folds=3", "--folds does not apply to dcgan (trained for adversarial)"),
     ("experiments.autoencoder", "--latent_size=2", "--latent_size does not apply to ae"),
     ("experiments.autoencoder", "--model=cnn", "experiments.autoencoder trains ae, conv_ae, vae"),
+    ("experiments.gan", "--model=vae", "experiments.gan trains dcgan, got --model=vae (trained "
+                                       "for elbo: experiments.autoencoder)"),
+    ("experiments.mnist", "--model=ae", "experiments.mnist trains mlp, cnn, cnn_small, "
+                                        "cifar_convnet, rnn, lstm, gru, got --model=ae"),
 ])
 def test_a_setting_that_does_not_belong_is_one_line_before_any_data(run_module, tmp_path, module,
                                                                      flag, message):
