@@ -13,6 +13,7 @@ space and the decoded grid over it, and the scores' curves.
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -68,9 +69,19 @@ def _member_variables(run, variables, k: int) -> dict:
   return variables if run.size == 1 else jax.tree.map(lambda a: a[k], variables)
 
 
+def fixed_samples(objective, run, variables, n: int) -> np.ndarray:
+  """n of the model's samples from the fixed noise key ``SAMPLE_SEED``, uint8 (n, H, W, C)."""
+  return np.asarray(objective.samples(run.model, variables, jax.random.key(SAMPLE_SEED), n))
+
+
+def pixels(logits) -> np.ndarray:
+  """Bernoulli logits as uint8 pixels: round(255 σ(z))."""
+  return np.asarray(jnp.round(jax.nn.sigmoid(logits) * 255.0)).astype(np.uint8)
+
+
 def _scores(objective, run, variables, data, n: int) -> dict:
   """The samples' classifier score, class shares and Fréchet distance to real test images."""
-  samples = np.asarray(objective.samples(run.model, variables, jax.random.key(SAMPLE_SEED), n))
+  samples = fixed_samples(objective, run, variables, n)
   probabilities, features = objective.score(samples)
   _, (real_mean, real_covariance) = objective.real(data, n)
   return {"classifier_score": generator_scores.classifier_score(probabilities),
@@ -108,10 +119,6 @@ def _grid(images: np.ndarray, path: str, title: str, columns: int = 8) -> str:
   return plots.image_grid(images, path, title, columns)
 
 
-def grid_samples(objective, run, variables) -> np.ndarray:
-  return np.asarray(objective.samples(run.model, variables, jax.random.key(SAMPLE_SEED), GRID))
-
-
 def reconstruction_figures(run, loop, data, workdir: str) -> list[str]:
   """Test images above their reconstructions, and the training curves."""
   from experiments.training import plots  # pylint: disable=g-import-not-at-top
@@ -119,8 +126,7 @@ def reconstruction_figures(run, loop, data, workdir: str) -> list[str]:
   images = data.test_images[:16]
   logits = run.objective.reconstruction_logits(run.model, variables,
                                                images.astype(np.float32) / 255.0)
-  reconstructions = np.asarray(jax.nn.sigmoid(logits) * 255.0).round().astype(np.uint8)
-  paths = [_grid(np.concatenate([images, reconstructions]),
+  paths = [_grid(np.concatenate([images, pixels(logits)]),
                  os.path.join(workdir, "reconstructions.png"),
                  "test images (top) and their reconstructions (bottom)", columns=16)]
   paths.append(plots.objective_curves(loop.records[0].history, run.objective.metrics,
@@ -133,7 +139,7 @@ def vae_figures(run, loop, data, workdir: str) -> list[str]:
   from experiments.training import plots  # pylint: disable=g-import-not-at-top
   variables = sharding.to_host(loop.kept)
   model = run.model
-  paths = [_grid(grid_samples(run.objective, run, variables),
+  paths = [_grid(fixed_samples(run.objective, run, variables, GRID),
                  os.path.join(workdir, "samples.png"), "samples: decoded z ~ N(0, I)")]
   paths += reconstruction_figures(run, loop, data, workdir)
   if model.latent_size == 2:
@@ -151,15 +157,14 @@ def latent_manifold(model, variables, side: int = 20) -> np.ndarray:
   from jax.scipy.stats import norm  # pylint: disable=g-import-not-at-top
   values = norm.ppf(np.linspace(0.05, 0.95, side))
   z = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
-  return np.asarray(jax.nn.sigmoid(model.apply(variables, z, method=model.decode)) * 255.0
-                    ).round().astype(np.uint8)
+  return pixels(model.apply(variables, z, method=model.decode))
 
 
 def gan_figures(run, loop, workdir: str) -> list[str]:
   """The kept generator's samples and the epochs' sample scores."""
   from experiments.training import plots  # pylint: disable=g-import-not-at-top
   variables = sharding.to_host(loop.kept)
-  paths = [_grid(grid_samples(run.objective, run, variables), os.path.join(workdir, "samples.png"),
+  paths = [_grid(fixed_samples(run.objective, run, variables, GRID), os.path.join(workdir, "samples.png"),
                  "samples from the fixed noise batch")]
   paths.append(plots.objective_curves(loop.records[0].history, run.objective.metrics,
                                       os.path.join(workdir, "training_curves.png")))
@@ -181,6 +186,6 @@ class SampleGrids(Hook):
     if loop.stop or not loop.run.config.plots:
       return
     variables = _member_variables(loop.run, sharding.to_host(loop.state.variables), 0)
-    _grid(grid_samples(loop.run.objective, loop.run, variables),
+    _grid(fixed_samples(loop.run.objective, loop.run, variables, GRID),
           os.path.join(self._directory, f"samples_epoch_{loop.epoch:02d}.png"),
           f"samples after epoch {loop.epoch}")

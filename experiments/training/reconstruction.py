@@ -147,8 +147,7 @@ class EvidenceLowerBound(_PerExample, generation.Generative):
   def samples(self, model, variables, key, n: int):
     """σ(decode(z)) for z ~ N(0, I), as uint8 (n, H, W, C)."""
     z = jax.random.normal(key, (n, model.latent_size))
-    return jnp.round(jax.nn.sigmoid(model.apply(variables, z, method=model.decode)) * 255.0
-                     ).astype(jnp.uint8)
+    return generation.pixels(model.apply(variables, z, method=model.decode))
 
   def finish(self, run, loop, data, workdir, plots) -> tuple[dict, list]:
     """The test -ELBO; the scores of decoded samples; samples, latent space, manifold."""
