@@ -172,7 +172,7 @@ def _fail_if_peer_lost(error: BaseException) -> None:
   at its barrier (the heartbeat timeout, 100 s) and then aborts the process
   with a C++ stack dump.
   """
-  distributed = sys.modules.get("experiments.training.distributed")  # imported only by joined runs
+  distributed = sys.modules.get("experiments.training.processes.distributed")  # imported only by joined runs
   message = distributed.lost_peer(error) if distributed else None
   if message:
     _fail(message)

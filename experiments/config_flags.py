@@ -15,8 +15,8 @@ import dataclasses
 from absl import flags
 
 from data import errors
-from experiments.training import config as config_lib
-from experiments.training import settings
+from experiments.training.settings import config as config_lib
+from experiments.training.settings import settings
 from models import activations
 
 FLAGS = flags.FLAGS

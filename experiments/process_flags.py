@@ -8,7 +8,7 @@
 from absl import flags
 from absl import logging
 
-from experiments.training import distributed
+from experiments.training.processes import distributed
 
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0, which coordinates a "
                     "run over several processes (with --num_processes and --process_id).")

@@ -16,7 +16,7 @@ from experiments import cli
 from experiments import config_flags
 from experiments import process_flags
 from experiments.training import train
-from experiments.training.config import TrainConfig
+from experiments.training.settings.config import TrainConfig
 from models import networks
 
 flags.adopt_module_key_flags(config_flags)

@@ -16,7 +16,7 @@ sub-pixel convolution, the same family of linear maps); a strided one as
 
 ``generate(z)`` and ``discriminate(x)`` are the two networks;
 ``variables["params"]`` holds "generator" and "discriminator", each trained
-by its own optimizer (``experiments/training/adversarial.py``).
+by its own optimizer (``experiments/training/objectives/adversarial.py``).
 """
 
 from typing import ClassVar

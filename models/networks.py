@@ -180,7 +180,7 @@ MODELS = errors.Registry("model", {
     "ae": autoencoders.DenseAutoencoder, "conv_ae": autoencoders.ConvAutoencoder,
     "vae": autoencoders.VAE, "dcgan": gan.DCGAN})
 
-# What each model is trained for (experiments/training/objectives.py); the others classify.
+# What each model is trained for (experiments/training/objectives/registry.py); the others classify.
 OBJECTIVES = {"ae": "reconstruction", "conv_ae": "reconstruction", "vae": "elbo",
               "dcgan": "adversarial"}
 

@@ -41,15 +41,15 @@ from data import errors
 from data import files
 from experiments import cli
 from experiments import config_flags
-from experiments.training import batches as batches_lib
-from experiments.training import config as config_lib
-from experiments.training import dataset
-from experiments.training import engine
-from experiments.training import pipeline as pipeline_lib
-from experiments.training import programs as programs_lib
-from experiments.training import run as run_lib
-from experiments.training import state as state_lib
-from experiments.training import steps
+from experiments.training.loop import batches as batches_lib
+from experiments.training.settings import config as config_lib
+from experiments.training.loop import dataset
+from experiments.training.loop import engine
+from experiments.training.loop import pipeline as pipeline_lib
+from experiments.training.loop import programs as programs_lib
+from experiments.training.loop import run as run_lib
+from experiments.training.loop import state as state_lib
+from experiments.training.loop import steps
 from models import networks
 from scripts import torch_reference
 

@@ -26,8 +26,8 @@ from experiments import cli
 from experiments.serving import artifact
 from experiments.serving import drift
 from experiments.serving import formats
-from experiments.training import config as config_lib
-from experiments.training import trained_model
+from experiments.training.settings import config as config_lib
+from experiments.training.storage import trained_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by experiments.mnist.")

@@ -28,7 +28,7 @@ from absl import flags
 from data import errors
 from experiments import cli
 from experiments.serving import images as images_lib
-from experiments.training import trained_model
+from experiments.training.storage import trained_model
 from data.errors import UserError
 
 FLAGS = flags.FLAGS

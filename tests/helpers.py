@@ -33,7 +33,7 @@ def assert_trees_equal(got, want) -> None:
 
 def uint8_inputs(n: int, shape=(8, 8, 1), num_classes: int = 10, seed: int = 0):
   """Random uint8 images and labels on the device, as ``dataset.Inputs``."""
-  from experiments.training import dataset  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import dataset  # pylint: disable=g-import-not-at-top
   images = jax.random.randint(jax.random.key(seed), (n, *shape), 0, 256).astype(np.uint8)
   labels = jax.random.randint(jax.random.key(seed + 1), (n,), 0, num_classes)
   return dataset.Inputs(images, labels)
@@ -41,7 +41,7 @@ def uint8_inputs(n: int, shape=(8, 8, 1), num_classes: int = 10, seed: int = 0):
 
 def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dropout=None):
   """A single model's TrainState (no member axis) at step 0."""
-  from experiments.training import state  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import state  # pylint: disable=g-import-not-at-top
   from models import networks  # pylint: disable=g-import-not-at-top
   from models import regularizers  # pylint: disable=g-import-not-at-top
   variables = networks.init_variables(model, jax.random.key(seed), input_shape)
@@ -53,7 +53,7 @@ def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dro
 
 def train(state, inputs, batches, chunk_size=None):
   """``steps.train_steps`` over ``batches`` (S, B) of ``inputs``, pixels scaled to x/255."""
-  from experiments.training import steps  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import steps  # pylint: disable=g-import-not-at-top
   return jax.jit(steps.train_steps, static_argnums=5)(
       state, inputs, np.float32(0.0), np.float32(1.0), batches, chunk_size)
 
@@ -64,7 +64,7 @@ def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
   Class c < 8 brightens row c, class 8 or 9 column c - 8, so a model can learn
   it in a few epochs; for the fast engine tests in place of a real dataset.
   """
-  from experiments.training import dataset  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import dataset  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
 
   def split(n):

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.training import checkpoints
+from experiments.training.storage import checkpoints
 from experiments.training import train
-from experiments.training.config import TrainConfig
+from experiments.training.settings.config import TrainConfig
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow

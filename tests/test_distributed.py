@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from data import files
-from experiments.training import distributed
+from experiments.training.processes import distributed
 from data.errors import UserError
 from scripts import launch
 from tests.helpers import COMPILATION_CACHE
@@ -32,8 +32,8 @@ SCRIPT = """
 import json, sys
 import jax
 import numpy as np
-from experiments.training import distributed, engine, run as run_lib, sharding
-from experiments.training.config import TrainConfig
+from experiments.training.processes import distributed, engine, run as run_lib, sharding
+from experiments.training.settings.config import TrainConfig
 from tests import helpers
 flags = dict((a[2:] + "=").split("=")[:2] for a in sys.argv[2:])
 if "distributed" in flags:  # JAX finds the processes itself (SLURM's variables)
@@ -197,7 +197,7 @@ def _launch(processes: int, module: str, *flags, devices: int = 1, timeout=600):
 
 
 def _kept(workdir) -> list[np.ndarray]:
-  from experiments.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from experiments.training.storage import checkpoints  # pylint: disable=g-import-not-at-top
   model, _ = checkpoints.Checkpoints(str(workdir)).restore_model()
   import jax  # pylint: disable=g-import-not-at-top
   return [np.asarray(a) for a in jax.tree.leaves(model)]

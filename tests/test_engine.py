@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from data import datasets
-from experiments.training import batches as batches_lib
-from experiments.training import classification
-from experiments.training import engine
-from experiments.training import loop as loop_lib
-from experiments.training import record as record_lib
-from experiments.training import run as run_lib
-from experiments.training import steps
+from experiments.training.loop import batches as batches_lib
+from experiments.training.objectives import classification
+from experiments.training.loop import engine
+from experiments.training.loop import loop as loop_lib
+from experiments.training.loop import record as record_lib
+from experiments.training.loop import run as run_lib
+from experiments.training.loop import steps
 from data.errors import UserError
-from experiments.training.config import TrainConfig
+from experiments.training.settings.config import TrainConfig
 from tests import helpers
 
 DATA = helpers.synthetic_data()

@@ -18,16 +18,16 @@ import pytest
 
 from data import errors
 from data.errors import UserError
-from experiments.training import checkpoints as checkpoints_lib
-from experiments.training import classification
-from experiments.training import config as config_lib
-from experiments.training import hooks
-from experiments.training import loop as loop_lib
-from experiments.training import output_hooks
-from experiments.training import record as record_lib
-from experiments.training import run as run_lib
-from experiments.training import state as state_lib
-from experiments.training.config import TrainConfig
+from experiments.training.storage import checkpoints as checkpoints_lib
+from experiments.training.objectives import classification
+from experiments.training.settings import config as config_lib
+from experiments.training.loop import hooks
+from experiments.training.loop import loop as loop_lib
+from experiments.training.outputs import output_hooks
+from experiments.training.loop import record as record_lib
+from experiments.training.loop import run as run_lib
+from experiments.training.loop import state as state_lib
+from experiments.training.settings.config import TrainConfig
 from models import networks
 from tests import helpers
 

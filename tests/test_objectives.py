@@ -8,10 +8,10 @@ import pytest
 
 from data.errors import Interrupted
 from data.errors import UserError
-from experiments.training import engine
-from experiments.training import loop as loop_lib
-from experiments.training import run as run_lib
-from experiments.training.config import TrainConfig
+from experiments.training.loop import engine
+from experiments.training.loop import loop as loop_lib
+from experiments.training.loop import run as run_lib
+from experiments.training.settings.config import TrainConfig
 from tests import helpers
 
 DATA = helpers.synthetic_data()  # 8x8x1

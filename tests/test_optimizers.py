@@ -15,7 +15,7 @@ import optax
 import pytest
 
 from experiments.training import train
-from experiments.training.config import TrainConfig
+from experiments.training.settings.config import TrainConfig
 from models import optimizers
 from data import errors
 from models import schedules

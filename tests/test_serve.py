@@ -27,7 +27,7 @@ from sklearn import metrics as sk
 
 from data import datasets
 from experiments.serving import artifact
-from experiments.training import trained_model
+from experiments.training.storage import trained_model
 from tests.helpers import ROOT
 from tests.serving_helpers import Served
 

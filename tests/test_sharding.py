@@ -15,7 +15,7 @@ from tests.helpers import ROOT
 SCRIPT = """
 import json
 import numpy as np
-from experiments.training import sharding
+from experiments.training.processes import sharding
 
 def spec(array):
   return [None if s is None else str(s) for s in array.sharding.spec] if hasattr(

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 
 from data import datasets
-from experiments.training import classification
-from experiments.training import steps
+from experiments.training.objectives import classification
+from experiments.training.loop import steps
 from models import metrics
 from models import networks
 from tests import helpers

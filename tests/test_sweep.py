@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.training import memory
+from experiments.training.loop import memory
 from experiments.training import sweep
 from data.errors import UserError
-from experiments.training.config import TrainConfig
+from experiments.training.settings.config import TrainConfig
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from experiments.training import tensorboard_log
+from experiments.training.outputs import tensorboard_log
 from models import schedules
 from tests import test_engine
 

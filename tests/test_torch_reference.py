@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.training import config as config_lib
+from experiments.training.settings import config as config_lib
 from models import networks
 from data.errors import UserError
 from scripts import torch_reference

@@ -31,20 +31,20 @@ from jax.experimental import multihost_utils
 from data import errors
 from data import files
 from data import progress
-from experiments.training import config as config_lib
-from experiments.training import distributed
-from experiments.training import checkpoint_record
-from experiments.training import dataset
-from experiments.training import engine
-from experiments.training import grid as grid_lib
-from experiments.training import memory
-from experiments.training import output_hooks
-from experiments.training import pipeline as pipeline_lib
-from experiments.training import programs as programs_lib
-from experiments.training import record as record_lib
-from experiments.training import run as run_lib
+from experiments.training.settings import config as config_lib
+from experiments.training.processes import distributed
+from experiments.training.storage import checkpoint_record
+from experiments.training.loop import dataset
+from experiments.training.loop import engine
+from experiments.training.settings import grid as grid_lib
+from experiments.training.loop import memory
+from experiments.training.outputs import output_hooks
+from experiments.training.loop import pipeline as pipeline_lib
+from experiments.training.loop import programs as programs_lib
+from experiments.training.loop import record as record_lib
+from experiments.training.loop import run as run_lib
 from data.errors import UserError
-from experiments.training.config import TrainConfig
+from experiments.training.settings.config import TrainConfig
 
 STRATEGIES = ("auto", "vmapped", "sequential")
 

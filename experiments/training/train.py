@@ -15,19 +15,19 @@ import jax
 from absl import logging
 
 from data import files
-from experiments.training import checkpoint_record
-from experiments.training import config as config_lib
-from experiments.training import dataset
-from experiments.training import distributed
-from experiments.training import engine
-from experiments.training import loop
-from experiments.training import memory
-from experiments.training import output_hooks
-from experiments.training import record as record_lib
-from experiments.training import run as run_lib
-from experiments.training import sharding
-from experiments.training import tables
-from experiments.training.config import TrainConfig
+from experiments.training.storage import checkpoint_record
+from experiments.training.settings import config as config_lib
+from experiments.training.loop import dataset
+from experiments.training.processes import distributed
+from experiments.training.loop import engine
+from experiments.training.loop import loop
+from experiments.training.loop import memory
+from experiments.training.outputs import output_hooks
+from experiments.training.loop import record as record_lib
+from experiments.training.loop import run as run_lib
+from experiments.training.processes import sharding
+from experiments.training.outputs import tables
+from experiments.training.settings.config import TrainConfig
 
 
 def members(config: TrainConfig) -> list[TrainConfig]:
@@ -123,7 +123,7 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.Hos
         [{**f, "seed": config.seed, "fold": k, "diverged_at": f["diverged"]}
          for k, f in enumerate(per_member)]))
     if config.plots and writes:
-      from experiments.training import plots  # pylint: disable=g-import-not-at-top
+      from experiments.training.outputs import plots  # pylint: disable=g-import-not-at-top
       figures = [plots.cross_validation(result.records, run.objective.metrics[:2],
                                         path("cross_validation.png"))]
   else:
