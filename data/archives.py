@@ -79,8 +79,8 @@ def _tfds():
   instead (``_one_bar``)."""
   tensorflow_quiet.tensorflow()
   with tensorflow_quiet.native_stderr_silenced():
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import download_manager
   tfds.disable_progress_bar()
   return tfds, download_manager.NonMatchingChecksumError
 
@@ -94,7 +94,7 @@ def _one_bar(name: str):
   the "Generating <split> examples..." ones count into one bar and the
   others draw nothing.
   """
-  from tensorflow_datasets.core import utils  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.core import utils
 
   def one(iterable=None, *args, desc: str = "", **kwargs):
     del kwargs
@@ -175,7 +175,7 @@ def prepare_and_read(name: str, archive_dir: str | None, tfds_data_dir: str):
                              tfds_data_dir)
   except DataError:
     raise
-  except Exception as e:  # pylint: disable=broad-except  (damaged prepared files: one line)
+  except Exception as e:  # damaged prepared files: one line
     where = os.path.join(tfds_data_dir, name)
     reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", reason)[:200]  # TensorFlow's op details

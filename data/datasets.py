@@ -24,8 +24,8 @@ import numpy as np
 from absl import logging
 
 from data import archives
-from data import files
 from data import errors
+from data import files
 
 
 class Dataset(NamedTuple):
@@ -92,7 +92,7 @@ def _read_cache(path: str, warn: bool) -> dict[str, np.ndarray] | None:
   try:
     with np.load(io.BytesIO(files.read_verified(path))) as cached:
       return {k: cached[k] for k in ARRAYS}
-  except Exception as e:  # pylint: disable=broad-except  (any damage: rebuild from tfds)
+  except Exception as e:  # any damage: rebuild from tfds
     if warn:
       logging.warning("the array cache %s is damaged (%s); rebuilding it from tfds", path,
                       str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -10,8 +10,10 @@ exception is a bug and keeps its traceback. ``data/``, ``models/`` and
 """
 
 import math
-from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import Generic
+from typing import TypeVar
 
 T = TypeVar("T")
 

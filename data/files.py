@@ -19,7 +19,8 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from data.errors import UserError

@@ -31,6 +31,6 @@ def tensorflow():
   """The ``tensorflow`` module, loaded quietly (module docstring)."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   with native_stderr_silenced():
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (seconds to import)
+    import tensorflow as tf  # imported here: seconds to import
   tf.config.set_visible_devices([], "GPU")
   return tf

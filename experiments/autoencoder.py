@@ -22,11 +22,11 @@ import time
 
 _STARTED = time.perf_counter()
 
-from absl import flags  # pylint: disable=wrong-import-position
-from absl import logging  # pylint: disable=wrong-import-position
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 
-from experiments import cli  # pylint: disable=wrong-import-position
-from experiments import training_command  # pylint: disable=wrong-import-position
+from experiments import cli  # noqa: E402
+from experiments import training_command  # noqa: E402
 
 training_command.define_workdir("/tmp/perceptrax/autoencoder")
 flags.adopt_module_key_flags(training_command)

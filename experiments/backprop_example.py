@@ -19,8 +19,8 @@ import numpy as np
 from absl import flags
 
 from data import errors
-from experiments import cli
 from data.errors import UserError
+from experiments import cli
 from models import backprop
 from models import classic
 

@@ -19,12 +19,12 @@ import numpy as np
 from absl import flags
 
 from data import datasets
+from data import errors
 from data import files
 from data import toy
-from experiments import cli
 from data.errors import UserError
+from experiments import cli
 from models import classic
-from data import errors
 
 ALGORITHMS = errors.Registry("algorithm", {
     "perceptron": "Rosenblatt's perceptron", "lms": "sequential MSE (LMS, Widrow-Hoff)",
@@ -97,9 +97,9 @@ def fit(algorithm: str, x, d, cs, tolerance: float, max_passes: int):
 
 def plot_decision(path: str, x, labels, weights, cs, threshold: float, title: str):
   """Scatter of the 2-D points and each learned line w_0 + w_1 x_1 + w_2 x_2 = threshold."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(5, 5))
   for label, marker in ((0, "o"), (1, "s")):

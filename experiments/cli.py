@@ -23,6 +23,7 @@ from absl import logging as absl_logging
 from data import archives
 from data import errors
 from data.errors import UserError
+from experiments.training.loop import signals
 
 flags.DEFINE_string(
     "archive_dir", None,
@@ -63,15 +64,12 @@ def configure_process() -> None:
   absl_logging.get_absl_handler().python_handler.stream = _AboveBars()
   logging.getLogger("asyncio").setLevel(logging.CRITICAL)
   sys.unraisablehook = _unraisable
-  for signum in STOP_SIGNALS:  # one line instead of a traceback or a silent death
+  for signum in signals.SIGNALS:  # one line instead of a traceback or a silent death
     signal.signal(signum, _stop)
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def _stop(signum, frame) -> None:
-  """Outside training (which stops at a step boundary: ``hooks.Signals``), stop at once."""
+  """Outside training (which stops at a step boundary: ``loop/signals.py``), stop at once."""
   del frame
   raise errors.Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
 
@@ -122,7 +120,7 @@ def enable_compilation_cache(path: str | None) -> None:
                                                                         "jax")
   if not path:
     return
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   path = os.path.expanduser(path)
   if os.path.isdir(path):
     remove_unreadable_cache_entries(path)
@@ -143,7 +141,7 @@ def remove_unreadable_cache_entries(path: str) -> list[str]:
   entry); one that fails is removed, and the next run compiles and writes it
   again.
   """
-  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top
+  from jax._src import compilation_cache
   marker = os.path.join(path, CACHE_VERIFIED)
   since = os.path.getmtime(marker) if os.path.exists(marker) else 0.0
   checked_at, removed = time.time(), []
@@ -153,7 +151,7 @@ def remove_unreadable_cache_entries(path: str) -> list[str]:
     try:
       with open(entry.path, "rb") as f:
         compilation_cache.decompress_executable(f.read())
-    except Exception:  # pylint: disable=broad-except  (any damage: compile it again)
+    except Exception:  # any damage: compile it again
       for name in (entry.name, entry.name[:-len("-cache")] + "-atime"):
         with contextlib.suppress(FileNotFoundError):
           os.unlink(os.path.join(path, name))
@@ -188,7 +186,7 @@ def _fail(message: str, status: int = 1) -> None:
   """
   print(f"error: {message}", file=sys.stderr, flush=True)
   sys.stdout.flush()
-  os._exit(status)  # pylint: disable=protected-access
+  os._exit(status)
 
 
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
@@ -224,7 +222,7 @@ def run(main, takes_arguments: bool = False) -> None:
       return main(argv)
     except errors.Interrupted as e:
       _fail(str(e), e.exit_status)
-    except Exception as e:  # pylint: disable=broad-except  (a bug re-raised: its traceback)
+    except Exception as e:  # a bug re-raised: its traceback
       _fail_if_peer_lost(e)  # whatever the lost peer interrupted (a step, a checkpoint write)
       if isinstance(e, UserError):
         _fail(str(e), e.exit_status)

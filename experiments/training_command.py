@@ -4,7 +4,7 @@
 An entrypoint calls ``define_workdir`` with its own default, adopts this
 module's key flags (``flags.adopt_module_key_flags(training_command)``) and
 trains with ``train_from_flags``: a model it does not train refused (each
-objective has one entrypoint, ``ENTRYPOINTS``), the config resolved once from
+objective has one entrypoint, ``model_settings.OBJECTIVES``), the config resolved once from
 the flags (one line for a bad setting, before any data are loaded), the
 processes of a multi-process run joined, the compilation cache on.
 """
@@ -16,6 +16,7 @@ from experiments import cli
 from experiments import config_flags
 from experiments import process_flags
 from experiments.training import train
+from experiments.training.settings import model_settings
 from experiments.training.settings.config import TrainConfig
 from models import networks
 
@@ -32,18 +33,15 @@ def define_workdir(default: str) -> None:
       "checkpoint is resumed.")
 
 
-# The entrypoint that trains each objective's models.
-ENTRYPOINTS = {"classification": "experiments.mnist", "reconstruction": "experiments.autoencoder",
-               "elbo": "experiments.autoencoder", "adversarial": "experiments.gan"}
-
-
 def _check_model(entrypoint: str) -> None:
   """UserError if --model is not one that ``entrypoint`` trains, naming the one that does."""
-  objective = networks.objective(FLAGS.model)
-  if ENTRYPOINTS[objective] != entrypoint:
-    models = [m for m in networks.MODELS if ENTRYPOINTS[networks.objective(m)] == entrypoint]
+  objective = model_settings.objective_of(FLAGS.model)
+  trains = lambda model: model_settings.OBJECTIVES.get(  # noqa: E731
+      model_settings.objective_of(model)).entrypoint
+  if trains(FLAGS.model) != entrypoint:
+    models = [m for m in networks.MODELS if trains(m) == entrypoint]
     raise UserError(f"{entrypoint} trains {', '.join(models)}, got --model={FLAGS.model} "
-                    f"(trained for {objective}: {ENTRYPOINTS[objective]})")
+                    f"(trained for {objective}: {trains(FLAGS.model)})")
 
 
 def train_from_flags(entrypoint: str, started_at: float) -> tuple[TrainConfig, dict]:

@@ -36,13 +36,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from data import errors
 from models import activations
 from models import autoencoders
 from models import conv
 from models import gan
 from models import recurrent
 from models.dropout import Dropout
-from data import errors
 
 BATCH_NORM_MOMENTUM = 0.9
 
@@ -180,10 +180,6 @@ MODELS = errors.Registry("model", {
     "ae": autoencoders.DenseAutoencoder, "conv_ae": autoencoders.ConvAutoencoder,
     "vae": autoencoders.VAE, "dcgan": gan.DCGAN})
 
-# What each model is trained for (experiments/training/objectives/registry.py); the others classify.
-OBJECTIVES = {"ae": "reconstruction", "conv_ae": "reconstruction", "vae": "elbo",
-              "dcgan": "adversarial"}
-
 # The architecture settings a user chooses; each model takes some of them.
 ARCHITECTURE_SETTINGS = ("hidden_sizes", "activation", "activation_params", "batch_norm",
                          "bidirectional", "sequence", "code_size", "latent_size")
@@ -197,12 +193,6 @@ def takes(name: str, setting: str) -> bool:
 def default(name: str, setting: str):
   """Model ``name``'s own value of an architecture ``setting`` it takes (MLP: 512,512 ReLU)."""
   return next(f.default for f in dataclasses.fields(MODELS.get(name)) if f.name == setting)
-
-
-def objective(name: str) -> str:
-  """What model ``name`` is trained for: classification, reconstruction, elbo or adversarial."""
-  MODELS.get(name)
-  return OBJECTIVES.get(name, "classification")
 
 
 def is_recurrent(name: str) -> bool:

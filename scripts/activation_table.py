@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import flags  # pylint: disable=wrong-import-position
+import matplotlib.pyplot as plt
+from absl import flags
 
-from data import files  # pylint: disable=wrong-import-position
-from experiments import cli  # pylint: disable=wrong-import-position
-from models import activations  # pylint: disable=wrong-import-position
+from data import files
+from experiments import cli
+from models import activations
 
 flags.DEFINE_string("output", "activation_table.png", "Where to write the PNG.")
 FLAGS = flags.FLAGS

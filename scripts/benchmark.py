@@ -3,7 +3,7 @@ r"""Training throughput of the real training path, as a fraction of this device'
     python -m scripts.benchmark --models=mlp,cnn_small,cnn,rnn,lstm,gru --archive_dir=../shared/data
     python -m scripts.benchmark --mode=sweep --ks=1,4,8,16
 
---mode=models: for each model, ``engine.fit`` trains exactly what
+--mode=models: for each model, ``loop.fit`` trains exactly what
 ``python -m experiments.mnist --model=M`` trains (the same TrainConfig from the
 same flags: optimizer chain and schedule, batch size, the whole dataset on the
 device, the same compiled blocks), for --num_epochs epochs, writing nothing;
@@ -26,6 +26,7 @@ Prints a Markdown table and writes --output (JSON).
 """
 
 import dataclasses
+import functools
 import math
 import statistics
 import time
@@ -42,14 +43,14 @@ from data import files
 from experiments import cli
 from experiments import config_flags
 from experiments.training.loop import batches as batches_lib
-from experiments.training.settings import config as config_lib
 from experiments.training.loop import dataset
-from experiments.training.loop import engine
+from experiments.training.loop import loop
 from experiments.training.loop import pipeline as pipeline_lib
 from experiments.training.loop import programs as programs_lib
 from experiments.training.loop import run as run_lib
 from experiments.training.loop import state as state_lib
-from experiments.training.loop import steps
+from experiments.training.outputs import output_hooks
+from experiments.training.settings import config as config_lib
 from models import networks
 from scripts import torch_reference
 
@@ -99,8 +100,8 @@ def matmul_peak_flops(size: int, repeats: int) -> float:
 def synthetic_data(num_train: int = 60_000, num_test: int = 10_000) -> dataset.HostData:
   """Random uint8 images and labels with MNIST's shapes (for timing only)."""
   rng = np.random.default_rng(0)
-  images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), np.uint8)  # pylint: disable=unnecessary-lambda-assignment
-  labels = lambda n: rng.integers(0, 10, n).astype(np.int32)  # pylint: disable=unnecessary-lambda-assignment
+  images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), np.uint8)  # noqa: E731
+  labels = lambda n: rng.integers(0, 10, n).astype(np.int32)  # noqa: E731
   return dataset.HostData(images(num_train), labels(num_train), images(num_test),
                              labels(num_test), tuple(str(d) for d in range(10)))
 
@@ -137,9 +138,10 @@ def step_flops(run: run_lib.Run) -> float:
   shape = (run.plan.batch_size, *run.input_shape)
   args = (state, jax.ShapeDtypeStruct(shape, jnp.float32),
           jax.ShapeDtypeStruct(shape[:1], jnp.int32))
-  analysis = jax.jit(steps.train_step).lower(*args).compile().cost_analysis()
+  train_step = functools.partial(run.objective.train_step, chunk_size=None)
+  analysis = jax.jit(train_step).lower(*args).compile().cost_analysis()
   analysis = analysis[0] if isinstance(analysis, list) else analysis
-  jaxpr = jax.make_jaxpr(steps.train_step)(*args).jaxpr
+  jaxpr = jax.make_jaxpr(train_step)(*args).jaxpr
   return float(analysis["flops"]) + (_matmul_flops(jaxpr, True) - _matmul_flops(jaxpr, False))
 
 
@@ -151,7 +153,7 @@ def benchmark_model(config: config_lib.TrainConfig, data: dataset.HostData,
   for the same updates, eager and compiled.
   """
   run = run_lib.make_run([config], data.input_shape, len(data.class_names), data.num_examples)
-  result = engine.fit(run, data)
+  result = loop.fit(run, data, hooks=output_hooks.standard(run, None))
   timing = result.timing
   images_per_second = timing["train_images_per_second"]
   flops = step_flops(run) / run.plan.batch_size * images_per_second
@@ -160,7 +162,7 @@ def benchmark_model(config: config_lib.TrainConfig, data: dataset.HostData,
          "gflops_per_second": flops / 1e9, "compile_seconds": timing["compile_seconds"],
          "epochs": config.num_epochs}
   if compare == "torch":
-    train, _, _, _ = batches_lib.member_split(run.config, data)
+    train, _, _, _ = batches_lib.member_split(run.config, data, run.objective.pixel_scaling)
     for mode, compiled in (("torch_eager", False), ("torch_compile", True)):
       torch_row = torch_reference.train(config.model, run.config, data.train_images[train],
                                         data.train_labels[train], run.plan.updates_per_epoch,

@@ -32,9 +32,9 @@ from absl import flags
 
 from data import errors
 from data import files
+from data.errors import UserError
 from experiments import cli
 from experiments.serving import artifact as artifact_lib
-from data.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", [], "An export folder (repeat for several).")
@@ -119,10 +119,11 @@ def _serve(model_dir: str, log: str) -> tuple[subprocess.Popen, str]:
 
 def floor_app(input_shape: tuple[int, int, int], answer: bytes):
   """The framework's floor: the body parsed and checked as the server does, ``answer`` sent."""
-  from starlette.applications import Starlette  # pylint: disable=g-import-not-at-top
-  from starlette.responses import Response  # pylint: disable=g-import-not-at-top
-  from starlette.routing import Route  # pylint: disable=g-import-not-at-top
-  from experiments.serving import bodies as bodies_lib  # pylint: disable=g-import-not-at-top
+  from starlette.applications import Starlette
+  from starlette.responses import Response
+  from starlette.routing import Route
+
+  from experiments.serving import bodies as bodies_lib
 
   async def predict(request):
     body = await request.body()
@@ -137,8 +138,9 @@ def floor_app(input_shape: tuple[int, int, int], answer: bytes):
 
 def run_floor(shape: str, answer_bytes: int) -> None:
   """Serves ``floor_app`` on a free loopback port with uvicorn as scripts.serve runs it."""
-  import socket  # pylint: disable=g-import-not-at-top
-  import uvicorn  # pylint: disable=g-import-not-at-top
+  import socket
+
+  import uvicorn
   sock = socket.socket()
   sock.bind(("127.0.0.1", 0))
   sock.listen(2048)
@@ -156,7 +158,7 @@ def _floor(shape, answer_bytes: int) -> tuple[subprocess.Popen, str]:
 
 def _answer_bytes(url: str, name: str, image: np.ndarray) -> int:
   """The size of the server's answer to one image (the floor's answer has it too)."""
-  import httpx  # pylint: disable=g-import-not-at-top
+  import httpx
   return len(httpx.post(f"{url}/v1/models/{name}:predict", content=_body(image, "json"),
                         headers={"Content-Type": BODIES["json"]}).content)
 

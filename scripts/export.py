@@ -20,8 +20,8 @@ import jax
 import numpy as np
 from absl import flags
 
-from data import errors
 from data import datasets
+from data import errors
 from experiments import cli
 from experiments.serving import artifact
 from experiments.serving import drift

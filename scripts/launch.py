@@ -91,7 +91,7 @@ def launch(command: list[str], num_processes: int, grace_seconds: float) -> int:
     process = subprocess.Popen(
         [*command, f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={num_processes}",
          f"--process_id={i}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=env, preexec_fn=lambda: _die_with_launcher(me))  # pylint: disable=subprocess-popen-preexec-fn
+        env=env, preexec_fn=lambda: _die_with_launcher(me))  # the child dies with the launcher
     processes.append(process)
   quiet = [threading.Event() for _ in processes]  # set for the others once one fails
   forwarders = [threading.Thread(target=_forward, args=(p, f"[{i}] ", lock, quiet[i]),

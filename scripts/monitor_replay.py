@@ -18,8 +18,8 @@ from absl import flags
 from data import datasets
 from data import errors
 from data import progress
-from experiments import cli
 from data.errors import UserError
+from experiments import cli
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
 

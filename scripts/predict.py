@@ -26,10 +26,10 @@ import numpy as np
 from absl import flags
 
 from data import errors
+from data.errors import UserError
 from experiments import cli
 from experiments.serving import images as images_lib
 from experiments.training.storage import trained_model
-from data.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/perceptrax/mnist", "A workdir written by experiments.mnist.")

@@ -31,13 +31,13 @@ from data import files
 from experiments import cli
 from experiments import config_flags
 from experiments import process_flags
-from experiments.training.settings import config as config_lib
-from experiments.training.processes import distributed
-from experiments.training.settings import grid as grid_lib
+from experiments.training import sweep
 from experiments.training.loop import record as record_lib
 from experiments.training.outputs import report
-from experiments.training import sweep
 from experiments.training.outputs import tables
+from experiments.training.processes import distributed
+from experiments.training.settings import config as config_lib
+from experiments.training.settings import grid as grid_lib
 
 flags.DEFINE_string("workdir", "/tmp/perceptrax/sweep", "Output directory.")
 flags.DEFINE_enum("strategy", "auto", sweep.STRATEGIES,
@@ -65,7 +65,7 @@ def main(argv):
   shown = tables.table_columns(columns)
   table = tables.aggregate(rows, shown)
   best = tables.select(table)
-  path = lambda name: os.path.join(FLAGS.workdir, name)  # pylint: disable=unnecessary-lambda-assignment
+  path = lambda name: os.path.join(FLAGS.workdir, name)  # noqa: E731
   files.write_json(path("sweep.json"), {
       "config": config_lib.to_json(base), "grid": grid_lib.to_json(grid),
       "swept": columns, "runs": rows, "table": table, "selected": best,
@@ -73,7 +73,8 @@ def main(argv):
   files.write_text(path("sweep.csv"), tables.to_csv(rows))
   chosen = [r for r in rows if r["configuration"] == best["configuration"]]
   if base.plots:
-    from experiments.training.outputs import plots, sweep_plots  # pylint: disable=g-import-not-at-top
+    from experiments.training.outputs import plots
+    from experiments.training.outputs import sweep_plots
     sweep_plots.loss_curves(rows, table, shown, path("loss_curves.png"))
     if tables.has_accuracy(table):
       sweep_plots.validation_accuracy(table, shown, path("validation_accuracy.png"))

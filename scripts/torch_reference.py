@@ -23,7 +23,7 @@ TORCH_OPTIMIZERS = ("sgd", "momentum", "adam")  # the rules PyTorch has exactly
 
 def _torch():
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch
   except ImportError:
     raise UserError("--compare=torch needs PyTorch: pip install -e '.[bench]'") from None
   return torch

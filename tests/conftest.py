@@ -23,7 +23,7 @@ import sys
 # the whole suite with the users' compiler settings.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
 import pytest
 
 from data import archives
@@ -184,7 +184,7 @@ def users_compiler():
 @pytest.fixture(scope="session")
 def synthetic_export(tmp_path_factory):
   """An export of a small model trained on synthetic images (no dataset needed), made once."""
-  from tests import serving_helpers  # pylint: disable=g-import-not-at-top
+  from tests import serving_helpers
   path = _session_folder(tmp_path_factory) / "synthetic_export"
   with files.exclusive_lock(str(path) + ".lock"):
     if not (path / "manifest.json").exists():

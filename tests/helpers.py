@@ -33,7 +33,7 @@ def assert_trees_equal(got, want) -> None:
 
 def uint8_inputs(n: int, shape=(8, 8, 1), num_classes: int = 10, seed: int = 0):
   """Random uint8 images and labels on the device, as ``dataset.Inputs``."""
-  from experiments.training.loop import dataset  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import dataset
   images = jax.random.randint(jax.random.key(seed), (n, *shape), 0, 256).astype(np.uint8)
   labels = jax.random.randint(jax.random.key(seed + 1), (n,), 0, num_classes)
   return dataset.Inputs(images, labels)
@@ -41,9 +41,9 @@ def uint8_inputs(n: int, shape=(8, 8, 1), num_classes: int = 10, seed: int = 0):
 
 def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dropout=None):
   """A single model's TrainState (no member axis) at step 0."""
-  from experiments.training.loop import state  # pylint: disable=g-import-not-at-top
-  from models import networks  # pylint: disable=g-import-not-at-top
-  from models import regularizers  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import state
+  from models import networks
+  from models import regularizers
   variables = networks.init_variables(model, jax.random.key(seed), input_shape)
   return state.TrainState.create(
       apply_fn=model.apply, params=variables["params"], tx=tx,
@@ -51,11 +51,14 @@ def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dro
       penalty=penalty or regularizers.Penalty(), dropout=dropout)
 
 
-def train(state, inputs, batches, chunk_size=None):
-  """``steps.train_steps`` over ``batches`` (S, B) of ``inputs``, pixels scaled to x/255."""
-  from experiments.training.loop import steps  # pylint: disable=g-import-not-at-top
-  return jax.jit(steps.train_steps, static_argnums=5)(
-      state, inputs, np.float32(0.0), np.float32(1.0), batches, chunk_size)
+def train(state, inputs, batches, chunk_size=None, objective=None):
+  """``steps.train_steps`` of ``objective`` (default: classification) over ``batches`` (S, B)
+  of ``inputs``, pixels scaled to x/255."""
+  from experiments.training.loop import steps
+  from experiments.training.objectives import classification
+  return jax.jit(steps.train_steps, static_argnums=(0, 6))(
+      objective or classification.CLASSIFICATION, state, inputs, np.float32(0.0),
+      np.float32(1.0), batches, chunk_size)
 
 
 def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
@@ -64,7 +67,7 @@ def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
   Class c < 8 brightens row c, class 8 or 9 column c - 8, so a model can learn
   it in a few epochs; for the fast engine tests in place of a real dataset.
   """
-  from experiments.training.loop import dataset  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import dataset
   rng = np.random.default_rng(seed)
 
   def split(n):

@@ -50,7 +50,7 @@ def _read_line(stream, timeout: float) -> str | None:
 def synthetic_images(n: int, seed: int = 0):
   """n 28x28x1 uint8 images of 10 learnable classes (class c: a bright bar at rows 2c+4..2c+6,
   on noise) and their labels: what the synthetic export is trained on and self-tested with."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   rng = np.random.default_rng(seed)
   labels = rng.integers(0, 10, n).astype(np.int32)
   images = rng.integers(0, 60, (n, 28, 28, 1))
@@ -62,12 +62,13 @@ def synthetic_images(n: int, seed: int = 0):
 def write_synthetic_export(folder: str) -> None:
   """An export (scripts.export's format, SavedModel included) of softmax regression trained on
   ``synthetic_images``: for the serving tests that must not depend on a dataset."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments.serving import artifact  # pylint: disable=g-import-not-at-top
-  from experiments.serving import drift  # pylint: disable=g-import-not-at-top
-  from experiments.serving import formats  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from experiments.serving import artifact
+  from experiments.serving import drift
+  from experiments.serving import formats
 
   images, labels = synthetic_images(600)
   x = jnp.asarray(images.reshape(600, -1), jnp.float32) / 255.0
@@ -116,7 +117,9 @@ def printed_digits(folder: str) -> list[tuple[str, int, str]]:
   Each digit is 110-150 pixels tall, its box's corner moved by a different
   offset for each digit, so no two sit alike and none is centred.
   """
-  from PIL import Image, ImageDraw, ImageFont  # pylint: disable=g-import-not-at-top
+  from PIL import Image
+  from PIL import ImageDraw
+  from PIL import ImageFont
   out = []
   for font_name, path in FONTS.items():
     for digit in range(10):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from jax.scipy import stats
 
+from data import errors
 from models import activations
 from models import networks
-from data import errors
 
 X = jnp.linspace(-6.0, 6.0, 241)  # a step of 0.05: it lands on every kink of the defaults
 RTOL, ATOL = 1e-5, 1e-6  # float32: closed forms vs autodiff of the same f, a few ulps

@@ -22,7 +22,7 @@ def numpy_layer(name: str, params: dict, xs: np.ndarray) -> np.ndarray:
   W, U, b = params["W"], params["U"], params["b"]
   h, c, out = np.zeros((B, H)), np.zeros((B, H)), []
   for x in np.asarray(xs, np.float64):
-    pre = lambda k: x @ blocks(W, k) + h @ blocks(U, k) + blocks(b, k)  # noqa: E731
+    pre = lambda k, x=x, h=h: x @ blocks(W, k) + h @ blocks(U, k) + blocks(b, k)  # noqa: E731
     if name == "rnn":
       h = np.tanh(pre(0))
     elif name == "lstm":
@@ -110,6 +110,6 @@ def test_a_vmapped_member_axis_gives_each_members_own_gradient(name):
 def test_the_gates_logistic_is_the_logistic():
   """σ(x) = (1 + tanh(x/2)) / 2 on the sigmoid blocks, tanh on the others (float32: 1e-6)."""
   z = jnp.linspace(-20.0, 20.0, 4 * 50).reshape(1, -1)
-  gates = cells._scaled_tanh_gates(z, (False, True))  # pylint: disable=protected-access
+  gates = cells._scaled_tanh_gates(z, (False, True))
   np.testing.assert_allclose(gates[:, :100], jax.nn.sigmoid(z[:, :100]), atol=1e-6)
   np.testing.assert_allclose(gates[:, 100:], jnp.tanh(z[:, 100:]), atol=1e-6)

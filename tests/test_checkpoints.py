@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.training.storage import checkpoints
 from experiments.training import train
 from experiments.training.settings.config import TrainConfig
+from experiments.training.storage import checkpoints
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow

@@ -90,7 +90,7 @@ def test_least_squares_is_the_minimum_norm_solution_when_singular():
 def test_least_squares_on_mnist_is_numpy_lstsq(mnist_data_dir, archive_dir):
   """All 10 classes, one-hot targets, the first 10 000 training images: E and predictions as
   float64 lstsq's (rank 664 of 785: blank pixels, and fewer images than on all of MNIST)."""
-  from data import datasets  # pylint: disable=g-import-not-at-top
+  from data import datasets
   arrays = datasets.load_arrays("mnist", archive_dir, mnist_data_dir)
   n = 10_000
   x = datasets.to_model_input(arrays["train_images"][:n]).reshape(n, -1)

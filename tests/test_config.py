@@ -5,15 +5,14 @@ import dataclasses
 import json
 
 import pytest
-
 from absl import flags
 
 from data import files
 from data.errors import UserError
 from experiments import config_flags
 from experiments.training.settings import config as config_lib
-from experiments.training.settings import settings
 from experiments.training.settings import grid as grid_lib
+from experiments.training.settings import settings
 from experiments.training.settings.config import TrainConfig
 
 
@@ -245,6 +244,6 @@ def test_no_hidden_layer_is_said_as_none_and_an_empty_value_is_refused(value, ex
 
 
 def test_configs_must_be_resolved_before_a_run_is_made():
-  from experiments.training.loop import run as run_lib  # pylint: disable=g-import-not-at-top
+  from experiments.training.loop import run as run_lib
   with pytest.raises(ValueError, match="resolve"):
     run_lib.make_run([TrainConfig(model="mlp")], (8, 8, 1), 10, 100)

@@ -3,7 +3,7 @@
 Every layout runs in its own processes: XLA fixes a process's devices when its
 backend starts, so these are slow-tier tests (the layouts themselves are
 unit-tested on two forced devices in test_sharding). The MLP on a small
-generated dataset through ``engine.fit``, and the entrypoints on real MNIST
+generated dataset through ``loop.fit``, and the entrypoints on real MNIST
 through ``scripts.launch``: equal final parameters, equal sweep results, a
 killed process resumed bitwise, and bad set-ups refused in one line.
 """
@@ -20,19 +20,20 @@ import numpy as np
 import pytest
 
 from data import files
-from experiments.training.processes import distributed
 from data.errors import UserError
+from experiments.training.processes import distributed
 from scripts import launch
 from tests.helpers import COMPILATION_CACHE
 from tests.helpers import ROOT
 
 # One generated run: initialize from the launcher's flags (if any), fit, save the kept
-# parameters (process 0) and the layout the engine chose.
+# parameters (process 0) and the layout the loop chose.
 SCRIPT = """
 import json, sys
 import jax
 import numpy as np
-from experiments.training.processes import distributed, engine, run as run_lib, sharding
+from experiments.training.loop import loop, run as run_lib
+from experiments.training.processes import distributed, sharding
 from experiments.training.settings.config import TrainConfig
 from tests import helpers
 flags = dict((a[2:] + "=").split("=")[:2] for a in sys.argv[2:])
@@ -46,7 +47,7 @@ config = TrainConfig(model="mlp", hidden_sizes=(16,), optimizer="adam", learning
                      batch_size=32, num_epochs=2, validation_size=128, progress=False,
                      plots=False).resolve()
 run = run_lib.make_run([config], data.input_shape, 10, data.num_examples)
-result = engine.fit(run, data)
+result = loop.fit(run, data)
 kept = sharding.to_host(result.kept)
 if distributed.is_leader():
   np.savez(sys.argv[1], *jax.tree.leaves(kept))
@@ -157,7 +158,7 @@ def test_a_coordinator_that_never_answers_is_one_line_after_the_timeout():
     ([1, -9], 1),  # a peer of a killed process fails on the broken connection: the kill is the cause
     ([-15, -9], 0), ([0, 1, 3], 1)])
 def test_the_launcher_reports_the_failure_that_caused_the_others(codes, reported):
-  assert launch._first_failure(codes) == reported  # pylint: disable=protected-access
+  assert launch._first_failure(codes) == reported
 
 
 def test_a_collective_failed_by_a_lost_peer_is_named_whatever_it_interrupted(monkeypatch):
@@ -197,9 +198,9 @@ def _launch(processes: int, module: str, *flags, devices: int = 1, timeout=600):
 
 
 def _kept(workdir) -> list[np.ndarray]:
-  from experiments.training.storage import checkpoints  # pylint: disable=g-import-not-at-top
+  from experiments.training.storage import checkpoints
   model, _ = checkpoints.Checkpoints(str(workdir)).restore_model()
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   return [np.asarray(a) for a in jax.tree.leaves(model)]
 
 

@@ -1,7 +1,7 @@
-"""engine.fit: K members trained together equal K runs alone; folds; resume; divergence; patience.
+"""loop.fit: K members trained together equal K runs alone; folds; resume; divergence; patience.
 
 All on a small learnable synthetic dataset (tests/helpers.py) so they run in
-the fast tier; the hooks have their own tests (test_hooks.py), without a loop.
+the fast tier; the decisions and hooks have their own tests (test_hooks.py), without training.
 """
 
 import dataclasses
@@ -15,14 +15,12 @@ import numpy as np
 import pytest
 
 from data import datasets
+from data.errors import UserError
 from experiments.training.loop import batches as batches_lib
-from experiments.training.objectives import classification
-from experiments.training.loop import engine
 from experiments.training.loop import loop as loop_lib
-from experiments.training.loop import record as record_lib
 from experiments.training.loop import run as run_lib
 from experiments.training.loop import steps
-from data.errors import UserError
+from experiments.training.objectives import classification
 from experiments.training.settings.config import TrainConfig
 from tests import helpers
 
@@ -34,7 +32,7 @@ BASE = TrainConfig(model="mlp", hidden_sizes=(16,), optimizer="momentum", learni
 
 def fit(members, directory=None, **kwargs):
   run = run_lib.make_run([m.resolve() for m in members], DATA.input_shape, 10, DATA.num_examples)
-  return engine.fit(run, DATA, directory, **kwargs)
+  return loop_lib.fit(run, DATA, directory, **kwargs)
 
 
 def member(result, k):
@@ -158,10 +156,10 @@ def test_when_every_member_diverges_the_last_good_checkpoint_stays(tmp_path, mon
   updates = run_lib.make_run([config.resolve()], DATA.input_shape, 10, DATA.num_examples).plan
   real = steps.train_steps
 
-  def nan_after_two_epochs(state, *args, **kwargs):
-    state, counts = real(state, *args, **kwargs)
+  def nan_after_two_epochs(objective, state, *args, **kwargs):
+    state, sums = real(objective, state, *args, **kwargs)
     nan = jnp.where(state.step > 2 * updates.updates_per_epoch, jnp.nan, 0.0)
-    return state, counts._replace(loss_sum=counts.loss_sum + nan)
+    return state, {**sums, "loss": sums["loss"] + nan}
 
   monkeypatch.setattr(steps, "train_steps", nan_after_two_epochs)
   result = fit([config], str(tmp_path))
@@ -180,14 +178,14 @@ def test_a_sweeps_run_whose_every_member_diverged_is_finished_and_not_trained_ag
                              DATA.num_examples).plan.updates_per_epoch
   real = steps.train_steps
 
-  def nan_after_two_epochs(state, *args, **kwargs):
-    state, counts = real(state, *args, **kwargs)
+  def nan_after_two_epochs(objective, state, *args, **kwargs):
+    state, sums = real(objective, state, *args, **kwargs)
     nan = jnp.where(state.step > 2 * updates, jnp.nan, 0.0)
-    return state, counts._replace(loss_sum=counts.loss_sum + nan)
+    return state, {**sums, "loss": sums["loss"] + nan}
 
   monkeypatch.setattr(steps, "train_steps", nan_after_two_epochs)
   first = fit(members, str(tmp_path), diverged_is_finished=True)
-  assert first.finished and not first.stop and first.checkpoint_epoch == 3
+  assert first.finished and not first.all_diverged and first.checkpoint_epoch == 3
   assert [r.diverged.split(" (")[0] for r in first.records] == ["epoch 1", "epoch 3"]
   assert first.test_metrics[0] is None and first.test_metrics[1] is not None
   def not_again(*args, **kwargs):

@@ -1,7 +1,7 @@
 """data/files.py: atomic writes, verified files, locks, writability checks."""
 
-import multiprocessing
 import errno
+import multiprocessing
 import os
 import stat
 

@@ -7,10 +7,10 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.training.objectives import adversarial
-from experiments.training.settings.config import TrainConfig
 from experiments.training.loop import run as run_lib
 from experiments.training.loop import state as state_lib
+from experiments.training.objectives import adversarial
+from experiments.training.settings.config import TrainConfig
 from models import autoencoders
 from models import generator_scores
 from models import losses

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from experiments.training.settings import grid as grid_lib
-from experiments.training.outputs import tables
-from experiments.training.settings.config import TrainConfig
 from data.errors import UserError
+from experiments.training.outputs import tables
+from experiments.training.settings import grid as grid_lib
+from experiments.training.settings.config import TrainConfig
 
 BASE = TrainConfig(model="mlp", hidden_sizes=(16,), num_epochs=1, validation_size=1000,
                    progress=False)

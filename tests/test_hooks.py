@@ -1,13 +1,15 @@
-"""Each hook of the training loop on its own, with a hand-made Loop: no training, no compiling.
+"""The training loop's decisions, checkpointing, signals and each hook on its own, with a
+hand-made Loop: no training, no compiling.
 
-The loop's run, pipeline and program are stand-ins holding what the hooks
-read (the run's settings and plan, the test labels, an outputs function).
+The loop's run, pipeline and program are stand-ins holding what the decisions
+and hooks read (the run's settings and plan, the test labels, an outputs function).
 """
 
 import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import types
 
@@ -16,18 +18,19 @@ import numpy as np
 import optax
 import pytest
 
-from data import errors
 from data.errors import UserError
-from experiments.training.storage import checkpoints as checkpoints_lib
-from experiments.training.objectives import classification
-from experiments.training.settings import config as config_lib
-from experiments.training.loop import hooks
+from experiments.training.loop import decisions
 from experiments.training.loop import loop as loop_lib
-from experiments.training.outputs import output_hooks
 from experiments.training.loop import record as record_lib
+from experiments.training.loop import resume
 from experiments.training.loop import run as run_lib
+from experiments.training.loop import signals as signals_lib
 from experiments.training.loop import state as state_lib
+from experiments.training.objectives import classification
+from experiments.training.outputs import output_hooks
+from experiments.training.settings import config as config_lib
 from experiments.training.settings.config import TrainConfig
+from experiments.training.storage import checkpoints as checkpoints_lib
 from models import networks
 from tests import helpers
 
@@ -71,30 +74,39 @@ def _epoch(loop, rows, weights):
   loop.epoch = rows[0]["epoch"]
   loop.rows = rows
   loop.state.variables = {"params": {"w": np.asarray(weights, np.float32)}}
-  hooks.Stopping().epoch(loop)
+  decisions.decide(loop)
 
 
-def test_stopping_keeps_each_members_last_good_model_and_skips_a_diverged_one():
+def test_the_decisions_keep_each_members_last_good_model_and_skip_a_diverged_one():
   loop = _loop(size=2)
   _epoch(loop, [_row(1, 0.6), _row(1, 0.6)], [[1, 1, 1], [2, 2, 2]])
   _epoch(loop, [_row(2, float("nan")), _row(2, 0.5)], [[9, 9, 9], [3, 3, 3]])
   assert loop.records[0].diverged == "epoch 2 (train loss nan)"
   assert loop.new_rows[0] is None and loop.new_rows[1]["epoch"] == 2
   np.testing.assert_array_equal(loop.kept["params"]["w"], [[1, 1, 1], [3, 3, 3]])
-  assert not loop.finished and not loop.stop
+  assert not loop.finished and not loop.all_diverged
   _epoch(loop, [_row(3, float("nan")), _row(3, 0.4)], [[9, 9, 9], [4, 4, 4]])
   assert loop.finished  # the last epoch: the kept models are tested
   assert loop.test_metrics[0] is not None and loop.test_metrics[1]["accuracy"] == 0.5
 
 
-def test_stopping_stops_without_keeping_when_every_member_still_training_diverged():
+def test_the_run_ends_without_keeping_when_every_member_still_training_diverged():
   loop = _loop(size=1)
   _epoch(loop, [_row(1, 0.6)], [1, 1, 1])
   _epoch(loop, [_row(2, float("inf"))], [9, 9, 9])
-  assert loop.stop and not loop.finished
+  assert loop.all_diverged and not loop.finished
   np.testing.assert_array_equal(loop.kept["params"]["w"], [1, 1, 1])
-  hooks.Stopping().end(loop)  # the test split still evaluates the kept model
+  decisions.evaluate_test(loop)  # the test split still evaluates the kept model
   assert loop.test_metrics[0]["accuracy"] == 0.5
+
+
+def test_a_sweeps_run_whose_every_member_diverged_is_finished_and_tested():
+  loop = _loop(size=2)
+  _epoch(loop, [_row(1, 0.6), _row(1, 0.6)], [[1, 1, 1], [2, 2, 2]])
+  loop.epoch, loop.rows = 2, [_row(2, float("nan")), _row(2, float("nan"))]
+  decisions.decide(loop, diverged_is_finished=True)
+  assert loop.finished and not loop.all_diverged
+  assert [m["accuracy"] for m in loop.test_metrics] == [0.5, 0.5]
 
 
 def test_with_patience_a_single_model_keeps_its_best_epoch_and_stops_early():
@@ -112,10 +124,10 @@ def test_with_patience_a_single_model_keeps_its_best_epoch_and_stops_early():
 def test_a_checkpoint_is_ranked_by_the_mean_validation_loss_of_the_good_members():
   rows = [_row(1, 0.6, validation_loss=0.2), _row(1, 0.6, validation_loss=0.4)]
   records = [record_lib.MemberRecord(), record_lib.MemberRecord()]
-  assert hooks.ranking_loss(rows, records) == pytest.approx(0.3)
+  assert decisions.ranking_loss(rows, records) == pytest.approx(0.3)
   records[1].diverged = "epoch 1 (train loss nan)"
-  assert hooks.ranking_loss(rows, records) == pytest.approx(0.2)
-  assert hooks.ranking_loss([_row(1, 0.6)], records[:1]) == pytest.approx(0.6)
+  assert decisions.ranking_loss(rows, records) == pytest.approx(0.2)
+  assert decisions.ranking_loss([_row(1, 0.6)], records[:1]) == pytest.approx(0.6)
 
 
 def _real_loop(size, **config):
@@ -130,16 +142,15 @@ def _real_loop(size, **config):
 
 
 @pytest.mark.parametrize("size", [1, 2])
-def test_checkpointing_saves_and_a_new_loop_resumes_from_it(tmp_path, size):
+def test_a_saved_epoch_is_resumed_by_a_new_loop(tmp_path, size):
   loop = _real_loop(size)
   loop.epoch, loop.rows = 1, [_row(1, 0.6)] * size
-  hooks.Stopping().epoch(loop)
-  saving = hooks.Checkpointing(str(tmp_path))
-  saving.epoch(loop)
-  saving.end(loop)
-  assert loop.checkpoint_epoch == 1
+  decisions.decide(loop)
+  saving = checkpoints_lib.Checkpoints(str(tmp_path))
+  resume.save(loop, saving)
+  assert saving.latest_epoch() == 1
   fresh = _real_loop(size)
-  hooks.Checkpointing(str(tmp_path)).start(fresh)
+  assert resume.resume(fresh, checkpoints_lib.Checkpoints(str(tmp_path)), str(tmp_path)) is None
   assert fresh.resumed_from == fresh.epoch == 1 and not fresh.finished
   assert [r.history for r in fresh.records] == [r.history for r in loop.records]
   helpers.assert_trees_equal(fresh.state.params, loop.state.params)
@@ -149,27 +160,27 @@ def test_checkpointing_saves_and_a_new_loop_resumes_from_it(tmp_path, size):
   assert jax.tree.leaves(model)[0].shape[0] == size and len(record["members"]) == size
 
 
-def test_checkpointing_writes_nothing_on_a_stopped_epoch_or_between_epochs_by_default(tmp_path):
+def test_saving_writes_nothing_on_an_all_diverged_epoch_or_between_epochs_by_default(tmp_path):
   loop = _real_loop(1)
   loop.run.config = loop.run.members[0] = dataclasses.replace(loop.run.config,
                                                               checkpoint_every_epoch=False)
   loop.epoch, loop.rows = 1, [_row(1, 0.6)]
-  hooks.Checkpointing(str(tmp_path)).epoch(loop)
-  loop.stop = loop.finished = True
-  hooks.Checkpointing(str(tmp_path)).epoch(loop)
+  resume.save(loop, checkpoints_lib.Checkpoints(str(tmp_path)))
+  loop.all_diverged = loop.finished = True
+  resume.save(loop, checkpoints_lib.Checkpoints(str(tmp_path)))
   assert not (tmp_path / "checkpoints").exists()
 
 
 def test_a_checkpoint_of_another_run_is_refused_before_anything_changes(tmp_path):
   loop = _real_loop(1)
   loop.epoch, loop.rows = 1, [_row(1, 0.6)]
-  hooks.Checkpointing(str(tmp_path)).epoch(loop)
+  resume.save(loop, checkpoints_lib.Checkpoints(str(tmp_path)))
   other = _real_loop(1)
   other.run.members = [dataclasses.replace(other.run.config, learning_rate=0.5)]
   before = helpers.snapshot(str(tmp_path))
   with pytest.raises(UserError, match=r"holds a checkpoint of another run "
                                                  r"\(learning_rate 0.001 there, 0.5 here\)"):
-    hooks.Checkpointing(str(tmp_path)).start(other)
+    resume.resume(other, checkpoints_lib.Checkpoints(str(tmp_path)), str(tmp_path))
   assert helpers.snapshot(str(tmp_path)) == before
 
 
@@ -215,15 +226,13 @@ def test_progress_moves_a_shared_bar_by_every_members_updates_resumed_ones_inclu
   assert bar.n == 30  # the total of 3 epochs x 5 updates x 2 members
 
 
-def test_timings_time_the_first_step_the_epochs_and_the_speed():
+def test_the_clock_times_the_first_step_the_epochs_and_the_speed():
   loop = _loop(size=2)
-  timings = output_hooks.Timings(started_at=0.0)
-  timings.block(loop, 1)
-  loop.rows = [_row(1, 0.5)] * 2
-  timings.epoch(loop)
-  timings.epoch(loop)
-  timings.end(loop)
-  t = loop.timing
+  clock = loop_lib._Clock(started_at=0.0)
+  clock.block(epoch=1)
+  clock.epoch(2.0)
+  clock.epoch(2.0)
+  t = clock.timing(loop)
   assert t["train_seconds"] == 4.0 and t["steps_in_first_block"] == 1
   assert t["train_images_per_second"] == 2 * 5 * 8 * 2 / 4.0  # epochs x updates x B x K / s
   assert t["seconds_to_first_step"] > 0 and t["compile_seconds"] == 1.5 and t["num_params"] == 3
@@ -244,32 +253,46 @@ def test_the_console_logs_one_line_per_epoch(caplog):
          "1 diverged | 40 images/s (all models)" in caplog.text
 
 
-@pytest.mark.parametrize("signum", hooks.Signals.SIGNALS)
-def test_a_signal_stops_the_loop_at_the_next_block_and_ends_in_one_line(signum, tmp_path):
-  """Each signal is only noted (the block of steps goes on); the loop sees it at the block's
-  end, and ``end`` raises Interrupted naming the signal and the kept checkpoint, exit 128+n.
-  The handlers before ``start`` are back afterwards. (test_faults sends SIGTERM to a real run.)"""
-  before = {s: signal.getsignal(s) for s in hooks.Signals.SIGNALS}
-  loop, signals = _loop(), hooks.Signals(str(tmp_path))
-  with signals.restored_after():
-    signals.start(loop)
-    signals.block(loop, 1)
-    assert loop.interrupted is None
+@pytest.mark.parametrize("signum", signals_lib.SIGNALS)
+def test_a_signal_is_noted_and_the_handlers_are_back_afterwards(signum):
+  """Each signal is only noted (the block of steps goes on; ``fit`` checks it at each step
+  boundary); the first one received is the one reported. (test_faults sends SIGTERM to a
+  real run.)"""
+  before = {s: signal.getsignal(s) for s in signals_lib.SIGNALS}
+  with signals_lib.caught() as received:
+    assert received.signum is None
     os.kill(os.getpid(), signum)  # delivered to the main thread, which runs this test
-    signals.block(loop, 1)
-    assert loop.interrupted == signum
+    assert received.signum == signum
     os.kill(os.getpid(), signal.SIGHUP if signum != signal.SIGHUP else signal.SIGINT)
-    signals.epoch(loop)
-    assert loop.interrupted == signum  # the first signal is the one reported
-    loop.epoch, loop.checkpoint_epoch = 2, 2
-    with pytest.raises(errors.Interrupted) as raised:
-      signals.end(loop)
-  assert {s: signal.getsignal(s) for s in hooks.Signals.SIGNALS} == before
-  name = signal.Signals(signum).name
-  assert str(raised.value) == (
-      f"stopped by {name} after epoch 2: the checkpoint of epoch 2 in "
+    assert received.signum == signum
+  assert {s: signal.getsignal(s) for s in signals_lib.SIGNALS} == before
+
+
+def test_an_interrupted_run_ends_in_one_line_naming_the_kept_checkpoint(tmp_path):
+  error = signals_lib.interrupted(signal.SIGTERM, 2, 2, str(tmp_path))
+  assert str(error) == (
+      f"stopped by SIGTERM after epoch 2: the checkpoint of epoch 2 in "
       f"{tmp_path / 'checkpoints'} is kept; rerun the same command to resume from it")
-  assert raised.value.exit_status == 128 + signum
-  loop.checkpoint_epoch = None
-  with pytest.raises(errors.Interrupted, match="no epoch had finished, so nothing was saved"):
-    signals.end(loop)
+  assert error.exit_status == 128 + signal.SIGTERM
+  error = signals_lib.interrupted(signal.SIGINT, 0, None, str(tmp_path))
+  assert str(error) == "stopped by SIGINT after epoch 0: no epoch had finished, so nothing was saved"
+
+
+def test_no_hook_writes_the_loop():
+  """Hooks observe: no assignment to a Loop field (``loop.x = ...``) outside ``fit`` and its
+  decisions, anywhere in the project."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  allowed = {os.path.join("experiments", "training", "loop", name)
+             for name in ("loop.py", "decisions.py", "resume.py")}
+  fields = "|".join(f.name for f in dataclasses.fields(loop_lib.Loop))
+  pattern = re.compile(rf"\b(loop|result)\.({fields})\s*(=|\+=)(?!=)")
+  found = []
+  for folder in ("experiments", "scripts", "models", "data"):
+    for directory, _, names in os.walk(os.path.join(root, folder)):
+      for name in names:
+        path = os.path.join(directory, name)
+        if name.endswith(".py") and os.path.relpath(path, root) not in allowed:
+          with open(path, encoding="utf-8") as f:
+            found += [f"{os.path.relpath(path, root)}: {line.strip()}" for line in f
+                      if pattern.search(line)]
+  assert not found

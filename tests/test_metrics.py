@@ -9,8 +9,8 @@ import pytest
 from sklearn import metrics as sk_metrics
 
 from data import datasets
-from experiments.training.objectives import classification
 from experiments.training.loop import steps
+from experiments.training.objectives import classification
 from models import metrics
 from tests import helpers
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
+from data.errors import UserError
 from experiments.serving import drift
 from experiments.serving import monitor
-from data.errors import UserError
 
 
 def test_window_figures_equal_scikit_learns_over_the_last_n():
@@ -129,9 +129,10 @@ def test_a_full_disk_fails_the_append_and_keeps_every_whole_line(tmp_path):
 
 
 def test_the_serving_library_never_imports_the_training_engine():
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from tests.helpers import ROOT  # pylint: disable=g-import-not-at-top
+  import subprocess
+  import sys
+
+  from tests.helpers import ROOT
   code = ("import sys; import experiments.serving.routes; "
           "print(sorted(m for m in sys.modules if m.startswith(('experiments.training', 'models'))))")
   result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

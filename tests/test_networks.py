@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models import networks
 from data import errors
+from experiments.training.settings import model_settings
+from models import networks
 
 
 def _num_params(params):
@@ -95,7 +96,7 @@ def test_which_model_takes_which_architecture_setting():
   assert not networks.takes("cnn", "hidden_sizes") and not networks.takes("cnn", "activation")
   recurrent = {"rnn", "lstm", "gru"}
   assert {m for m in networks.MODELS if networks.is_recurrent(m)} == recurrent
-  classifiers = {m for m in networks.MODELS if networks.objective(m) == "classification"}
+  classifiers = {m for m in networks.MODELS if model_settings.objective_of(m) == "classification"}
   for model in networks.MODELS:
     assert networks.takes(model, "batch_norm") == (model in classifiers - recurrent)
     assert networks.takes(model, "sequence") == networks.takes(model, "bidirectional") == (
@@ -185,7 +186,7 @@ def test_mlp_dropout_zeroes_hidden_units_and_rescales_the_rest():
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_2x2_pooling_equals_flax_pooling_with_its_gradient(kind):
   """Values equal flax's reduce_window pools; gradients too where no window has a tie."""
-  import flax.linen as flax_nn  # pylint: disable=g-import-not-at-top
+  import flax.linen as flax_nn
   x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))  # an odd height: 'VALID' drops the last row
   flax_pool = flax_nn.max_pool if kind == "max" else flax_nn.avg_pool
   ours = lambda x: networks.pool_2x2(x, kind)  # noqa: E731

@@ -1,4 +1,4 @@
-"""Every objective through the one engine, on small synthetic images: training, members
+"""Every objective through the one loop, on small synthetic images: training, members
 trained together, an interrupted run resumed to the same bits, the settings each refuses."""
 
 import dataclasses
@@ -8,7 +8,6 @@ import pytest
 
 from data.errors import Interrupted
 from data.errors import UserError
-from experiments.training.loop import engine
 from experiments.training.loop import loop as loop_lib
 from experiments.training.loop import run as run_lib
 from experiments.training.settings.config import TrainConfig
@@ -31,7 +30,7 @@ METRICS = {"ae": ("loss", "reconstruction_mse"), "conv_ae": ("loss", "reconstruc
 
 def fit(members, directory=None, **kwargs):
   run = run_lib.make_run([m.resolve() for m in members], DATA.input_shape, 10, DATA.num_examples)
-  return engine.fit(run, DATA, directory, **kwargs)
+  return loop_lib.fit(run, DATA, directory, **kwargs)
 
 
 # Convolutions compile slowly with the tests' backend optimizations off: in the slow tier.

@@ -14,10 +14,10 @@ import numpy as np
 import optax
 import pytest
 
+from data import errors
 from experiments.training import train
 from experiments.training.settings.config import TrainConfig
 from models import optimizers
-from data import errors
 from models import schedules
 
 CURVATURE = np.array([0.5, 2.0, 10.0, 1.0])

@@ -130,7 +130,7 @@ def test_an_lstm_trains_and_predicts_on_mnist(trained, digits, run_module):
 
 
 def test_light_background_is_told_by_the_border():
-  from experiments.serving import images  # pylint: disable=g-import-not-at-top
+  from experiments.serving import images
   digit = np.zeros((28, 28, 1), np.uint8)
   digit[4:24, 12:16] = 255  # a "1" touching no border
   assert not images.light_background(digit)

@@ -6,10 +6,10 @@ import numpy as np
 import optax
 import pytest
 
+from data import errors
 from models import networks
 from models import optimizers
 from models import regularizers
-from data import errors
 from tests import helpers
 
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from experiments.training.loop import run as run_lib
 from data.errors import UserError
+from experiments.training.loop import run as run_lib
 from experiments.training.settings.config import TrainConfig
 
 MLP = TrainConfig(model="mlp", hidden_sizes=(16,), validation_size=100, progress=False)

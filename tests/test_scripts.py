@@ -6,9 +6,8 @@ import pathlib
 
 import pytest
 
-from scripts import activation_table
 from data import files
-
+from scripts import activation_table
 from tests.helpers import ROOT
 
 

@@ -298,7 +298,7 @@ def test_a_damaged_missing_or_foreign_export_is_one_line_before_serving(exported
   shutil.copytree(exported("mlp"), older)
   manifest = json.loads((older / "manifest.json").read_text())
   manifest["version"] = 0
-  from data import files  # pylint: disable=g-import-not-at-top
+  from data import files
   files.write_verified(str(older / "manifest.json"), json.dumps(manifest).encode())
   assert _serve_error(f"--model={older}") == (1, [
       f"error: the export in {older} is format version 0; this version reads 2: export the "

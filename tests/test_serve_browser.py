@@ -27,8 +27,8 @@ SCREENSHOT = os.path.join(ROOT, "docs", "serve_page.png")
 def browser():
   if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
     pytest.skip("no Chromium: apt-get install chromium chromium-driver (.ci/run does)")
-  from selenium import webdriver  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
+  from selenium import webdriver
+  from selenium.webdriver.chrome.service import Service
   options = webdriver.ChromeOptions()
   options.binary_location = CHROMIUM
   for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -42,7 +42,7 @@ def browser():
 
 def _draw(driver, pad, strokes):
   """Each stroke a list of (x, y) points on the 280x280 pad, drawn with the pointer."""
-  from selenium.webdriver.common.action_chains import ActionChains  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.common.action_chains import ActionChains
   for stroke in strokes:
     (x, y), rest = stroke[0], stroke[1:]
     actions = ActionChains(driver).move_to_element_with_offset(pad, x - 140, y - 140).click_and_hold()
@@ -52,8 +52,8 @@ def _draw(driver, pad, strokes):
 
 
 def test_a_digit_drawn_in_the_browser_is_classified(browser, exported, tmp_path):
-  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support.ui import WebDriverWait
   served = Served(f"--model={exported('cnn')}", f"--feedback_log={tmp_path / 'f.jsonl'}")
   try:
     browser.get(served.url + "/")

@@ -19,7 +19,6 @@ import urllib.error
 import urllib.request
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -177,8 +176,9 @@ def _reversed_names(manifest, folder):
 
 def _other_model(manifest, folder):
   """Another export's model.jax (a different model of the same shapes), its digest updated."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from experiments.serving import formats  # pylint: disable=g-import-not-at-top
+  import jax
+
+  from experiments.serving import formats
   other = formats.serialize(lambda x: jax.nn.softmax(
       x.reshape(x.shape[0], -1)[:, :10].astype("float32"), axis=-1), (28, 28, 1))
   (folder / "model.jax").write_bytes(other)

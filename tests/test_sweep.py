@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.training.loop import memory
-from experiments.training import sweep
 from data.errors import UserError
+from experiments.training import sweep
+from experiments.training.loop import memory
 from experiments.training.settings.config import TrainConfig
 from tests.helpers import ROOT
 

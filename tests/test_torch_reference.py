@@ -10,9 +10,9 @@ import jax
 import numpy as np
 import pytest
 
+from data.errors import UserError
 from experiments.training.settings import config as config_lib
 from models import networks
-from data.errors import UserError
 from scripts import torch_reference
 
 torch = pytest.importorskip("torch")

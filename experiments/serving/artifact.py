@@ -88,7 +88,7 @@ class Artifact:
     """
     compiled = self._compiled.get(len(images))
     if compiled is None:
-      import jax  # pylint: disable=g-import-not-at-top
+      import jax
       compiled = jax.jit(self.exported.call).lower(
           jax.ShapeDtypeStruct(images.shape, np.uint8)).compile()
       self._compiled[len(images)] = compiled
@@ -285,14 +285,14 @@ def _self_test(artifact: "Artifact") -> None:
 def load(directory: str) -> Artifact:
   """The artifact in ``directory`` once verified, checked against its schema and its
   function deserialized (jax.export) and self-tested (module docstring)."""
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   directory = os.path.abspath(directory)
   manifest = verify(directory)
   check_manifest(manifest, directory)
   with files.open_regular(os.path.join(directory, MODEL_FILE)) as f:
     try:
       exported = jax.export.deserialize(bytearray(f.read()))
-    except Exception:  # pylint: disable=broad-except  (any deserialization failure: one line)
+    except Exception:  # any deserialization failure: one line
       raise ArtifactError(f"the export in {directory} is damaged: {MODEL_FILE} does not "
                           "deserialize") from None
   _check_function(exported, manifest, directory)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-
 INLINE_SECONDS = 0.0005
 
 
@@ -112,7 +111,7 @@ class Batcher:
           outputs = self._run(images)
         else:
           outputs = await loop.run_in_executor(self._thread, self._run, images)
-      except Exception as e:  # pylint: disable=broad-except  (each request gets the error)
+      except Exception as e:  # each request gets the error
         for _, future in batch:
           if not future.done():
             future.set_exception(e)

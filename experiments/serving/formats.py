@@ -26,7 +26,7 @@ def saved_model_writer(function, input_shape):
 
   def write(path: str) -> None:
     tf = tensorflow_quiet.tensorflow()
-    from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+    from jax.experimental import jax2tf
     shape = f"(b, {', '.join(map(str, input_shape))})"
     converted = jax2tf.convert(function, polymorphic_shapes=[shape],
                                native_serialization_platforms=PLATFORMS, with_gradient=False)

@@ -83,7 +83,7 @@ def decode(data: bytes, input_shape: tuple[int, int, int], invert: str = "auto",
       raise ImageError(f"over the limit of {MAX_PIXELS} pixels ({MAX_SIDE}x{MAX_SIDE})") from e
     except ImageError:
       raise
-    except Exception as e:  # pylint: disable=broad-except  (any decoder failure: one line)
+    except Exception as e:  # any decoder failure: one line
       raise ImageError(f"not a readable image ({type(e).__name__})") from e
   if frame and channels == 1 and pixels.shape[:2] != (height, width):
     inverted = invert == "true" or (invert == "auto" and dark_ink(pixels))

@@ -43,6 +43,7 @@ from experiments.serving import images as images_lib
 from experiments.serving import monitor
 from experiments.serving.bodies import BadRequest
 
+
 class Settings(NamedTuple):
   """The server's settings (scripts/serve.py's flags)."""
 

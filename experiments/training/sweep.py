@@ -1,4 +1,4 @@
-"""run_sweep: every group of a grid trained through the one engine, resumable after a kill.
+"""run_sweep: every group of a grid trained through the one loop, resumable after a kill.
 
 Each group (``grid.py``) is cut into runs of at most ``models_per_program``
 members; a run trains its members together, vmapped in one compiled program
@@ -31,20 +31,20 @@ from jax.experimental import multihost_utils
 from data import errors
 from data import files
 from data import progress
-from experiments.training.settings import config as config_lib
-from experiments.training.processes import distributed
-from experiments.training.storage import checkpoint_record
+from data.errors import UserError
 from experiments.training.loop import dataset
-from experiments.training.loop import engine
-from experiments.training.settings import grid as grid_lib
+from experiments.training.loop import loop
 from experiments.training.loop import memory
-from experiments.training.outputs import output_hooks
 from experiments.training.loop import pipeline as pipeline_lib
 from experiments.training.loop import programs as programs_lib
 from experiments.training.loop import record as record_lib
 from experiments.training.loop import run as run_lib
-from data.errors import UserError
+from experiments.training.outputs import output_hooks
+from experiments.training.processes import distributed
+from experiments.training.settings import config as config_lib
+from experiments.training.settings import grid as grid_lib
 from experiments.training.settings.config import TrainConfig
+from experiments.training.storage import checkpoint_record
 
 STRATEGIES = ("auto", "vmapped", "sequential")
 
@@ -110,7 +110,7 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
     raise UserError("a sweep selects on validation: set --validation_size > 0 or --folds")
   checkpoint_record.check_writable(workdir)
   data = dataset.load(base)
-  make = lambda members: run_lib.make_run(  # pylint: disable=unnecessary-lambda-assignment
+  make = lambda members: run_lib.make_run(  # noqa: E731
       members, data.input_shape, len(data.class_names), data.num_examples)
   sizes = [memory.members_that_fit(
       make(members), data, min(models_per_program or len(members), len(members)),
@@ -155,8 +155,9 @@ def _train_groups(groups, data, make, sizes, workdir, strategy, show_progress
         run = make(members[first:first + size])
         directory = os.path.join(workdir, "runs", f"{g:02d}-{r:03d}")
         metrics = output_hooks.MetricsFile(os.path.join(directory, "metrics.jsonl"), "member")
-        result = engine.fit(run, data, directory, bar=bar, local=local, inputs=inputs,
-                            hooks=[metrics], diverged_is_finished=True)
+        result = loop.fit(run, data, directory, local=local, inputs=inputs,
+                          hooks=[metrics, *output_hooks.standard(run, directory, bar)],
+                          diverged_is_finished=True)
         offset = sum(len(m) for m in groups[:g]) + first
         results.update({offset + k: ModelResult(m, result.records[k], result.test_metrics[k],
                                                 chosen, os.path.relpath(directory, workdir), k)

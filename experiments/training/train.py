@@ -15,19 +15,19 @@ import jax
 from absl import logging
 
 from data import files
-from experiments.training.storage import checkpoint_record
-from experiments.training.settings import config as config_lib
 from experiments.training.loop import dataset
-from experiments.training.processes import distributed
-from experiments.training.loop import engine
 from experiments.training.loop import loop
 from experiments.training.loop import memory
-from experiments.training.outputs import output_hooks
 from experiments.training.loop import record as record_lib
 from experiments.training.loop import run as run_lib
-from experiments.training.processes import sharding
+from experiments.training.outputs import output_hooks
 from experiments.training.outputs import tables
+from experiments.training.processes import distributed
+from experiments.training.processes import sharding
+from experiments.training.reports import objective_reports
+from experiments.training.settings import config as config_lib
 from experiments.training.settings.config import TrainConfig
+from experiments.training.storage import checkpoint_record
 
 
 def members(config: TrainConfig) -> list[TrainConfig]:
@@ -85,20 +85,23 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
                            data.num_examples)
     sharding.Layout(run.size, run.plan.batch_size)  # refuses a batch the devices cannot split,
     memory.members_that_fit(run, data, run.size, "use a smaller model or batch")  # before placing
-    run.objective.prepare(config)  # a generative model's scorer, before the workdir's lock
+    report = objective_reports.make(config, train_and_evaluate)  # a scorer, before the lock
     with files.workdir_lock(workdir, jax.process_index()):
-      return _train_and_evaluate(config, run, data, workdir, started_at)
+      return _train_and_evaluate(config, run, data, workdir, started_at, report)
 
 
 def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.HostData,
-                        workdir: str, started_at: float | None) -> dict:
-  path = lambda name: os.path.join(workdir, name)  # pylint: disable=unnecessary-lambda-assignment
+                        workdir: str, started_at: float | None,
+                        report: objective_reports.Report) -> dict:
+  path = lambda name: os.path.join(workdir, name)  # noqa: E731
   logging.info("optimizer %s; α = %g (%s schedule over %d updates)%s", run.describe_optimizer(config),
                config.learning_rate, config.schedule, run.plan.total_steps,
                f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "")
-  result = engine.fit(run, data, workdir, started_at=started_at, hooks=[
-      output_hooks.ConfigFile(path("config.json"), config),
-      output_hooks.MetricsFile(path("metrics.jsonl"), "fold")])
+  hooks = [output_hooks.ConfigFile(path("config.json"), config),
+           output_hooks.MetricsFile(path("metrics.jsonl"), "fold"), *report.hooks(workdir),
+           *output_hooks.standard(run, workdir)]
+  result = loop.fit(run, data, workdir, hooks=hooks, started_at=started_at,
+                    epoch_metrics=report.epoch_metrics)
   if all(r.diverged for r in result.records):
     raise record_lib.TrainingDiverged(_diverged_message(result))
 
@@ -123,13 +126,13 @@ def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.Hos
         [{**f, "seed": config.seed, "fold": k, "diverged_at": f["diverged"]}
          for k, f in enumerate(per_member)]))
     if config.plots and writes:
-      from experiments.training.outputs import plots  # pylint: disable=g-import-not-at-top
+      from experiments.training.outputs import plots
       figures = [plots.cross_validation(result.records, run.objective.metrics[:2],
                                         path("cross_validation.png"))]
   else:
     summary.update(per_member[0])
-    fields, figures = run.objective.finish(run, result, data, workdir if writes else None,
-                                           config.plots)
+    fields, figures = report.finish(run, result, data, workdir if writes else None,
+                                    config.plots)
     summary.update(fields)
   if figures:
     logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))

@@ -21,7 +21,6 @@ import numpy as np
 
 from data import datasets
 from experiments.training.loop import dataset as dataset_lib
-from experiments.training.objectives import registry as objectives
 from experiments.training.loop import run as run_lib
 from experiments.training.loop import state as state_lib
 from experiments.training.settings.config import TrainConfig
@@ -36,13 +35,15 @@ class Splits(NamedTuple):
   pixel_std: np.ndarray
 
 
-def member_split(member: TrainConfig, data: dataset_lib.HostData) -> tuple[np.ndarray, np.ndarray,
-                                                                           float, float]:
-  """(train indices, validation indices, pixel mean, pixel std) of one resolved member."""
+def member_split(member: TrainConfig, data: dataset_lib.HostData,
+                 pixel_scaling: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray,
+                                                                     float, float]:
+  """(train indices, validation indices, pixel mean, pixel std) of one resolved member whose
+  objective scales pixels by ``pixel_scaling`` (None: x/255, or standardized)."""
   train, validation = datasets.split_indices(
       data.num_examples, member.data_seed, member.validation_size, member.folds, member.fold,
       member.train_size)
-  mean, std = objectives.of(member, None).pixel_scaling or (0.0, 1.0)
+  mean, std = pixel_scaling or (0.0, 1.0)
   if member.standardize:
     mean, std = datasets.pixel_statistics(data.train_images[train])
   return train, validation, mean, std
@@ -52,7 +53,7 @@ def splits(run: run_lib.Run, data: dataset_lib.HostData) -> Splits:
   """The Splits of the run's members (shared when every member's split is the same)."""
   keys = {(m.data_seed, m.fold) for m in run.members}
   members = run.members[:1] if len(keys) == 1 else run.members
-  parts = [member_split(m, data) for m in members]
+  parts = [member_split(m, data, run.objective.pixel_scaling) for m in members]
   stacked = [np.stack(column) for column in zip(*parts)]
   if len(keys) == 1:
     stacked = [a[0] for a in stacked]

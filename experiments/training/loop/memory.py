@@ -14,10 +14,10 @@ import os
 import jax
 import jax.numpy as jnp
 
+from data.errors import UserError
 from experiments.training.loop import dataset
 from experiments.training.loop import run as run_lib
 from experiments.training.loop import state as state_lib
-from data.errors import UserError
 
 
 def member_bytes(run: run_lib.Run) -> int:

@@ -11,8 +11,8 @@ import numpy as np
 from experiments.training.loop import batches as batches_lib
 from experiments.training.loop import dataset as dataset_lib
 from experiments.training.loop import run as run_lib
-from experiments.training.processes import sharding
 from experiments.training.loop import state as state_lib
+from experiments.training.processes import sharding
 
 
 class Pipeline:

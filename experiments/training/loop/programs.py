@@ -16,8 +16,9 @@ import jax
 import numpy as np
 
 from experiments.training.loop import pipeline as pipeline_lib
-from experiments.training.processes import sharding
 from experiments.training.loop import steps
+from experiments.training.objectives.objective import metrics_of
+from experiments.training.processes import sharding
 
 
 def _axis(array: jax.Array, per_member_ndim: int):
@@ -25,9 +26,9 @@ def _axis(array: jax.Array, per_member_ndim: int):
   return 0 if array.ndim == per_member_ndim else None
 
 
-def train_block_fn(size: int, splits, chunk_size: int, batches_ndim: int):
-  """(state, inputs, splits, batch block) -> (state, counts summed over the block)."""
-  one = functools.partial(steps.train_steps, chunk_size=chunk_size)
+def train_block_fn(objective, size: int, splits, chunk_size: int, batches_ndim: int):
+  """(state, inputs, splits, batch block) -> (state, sums over the block)."""
+  one = functools.partial(steps.train_steps, objective, chunk_size=chunk_size)
   if size > 1:
     one = jax.vmap(one, in_axes=(0, None, _axis(splits.pixel_mean, 1),
                                  _axis(splits.pixel_std, 1), 0 if batches_ndim == 3 else None))
@@ -66,7 +67,7 @@ def _sums(objective, outputs, labels: jax.Array):
 def member_metrics(objective, sums, size: int) -> list[dict]:
   """Each member's metrics (``objective.metrics_of``) from its sums (scalars when K = 1)."""
   host = jax.tree.map(lambda a: np.asarray(a, np.float64).reshape(size), sharding.to_host(sums))
-  return [objective.metrics_of(jax.tree.map(lambda a, k=k: a[k], host)) for k in range(size)]
+  return [metrics_of(objective, jax.tree.map(lambda a, k=k: a[k], host)) for k in range(size)]
 
 
 class Program:
@@ -88,7 +89,7 @@ class Program:
     """``state`` after the block's steps, and the block's counts (each member's summed)."""
     p, run = self._pipeline, self._run
     compiled = self._compiled(self._train, block.shape, lambda: jax.jit(train_block_fn(
-        run.size, p.splits, run.config.chunk_size, block.ndim), donate_argnums=0),
+        run.objective, run.size, p.splits, run.config.chunk_size, block.ndim), donate_argnums=0),
                               state, p.inputs, p.splits, block)
     return compiled(state, p.inputs, p.splits, block)
 

@@ -17,9 +17,10 @@ import jax
 import optax
 
 from data import errors
-from experiments.training.settings import config as config_lib
-from experiments.training.objectives import registry as objectives
 from data.errors import UserError
+from experiments.training.objectives import registry as objectives
+from experiments.training.settings import config as config_lib
+from experiments.training.settings import model_settings
 from experiments.training.settings.config import TrainConfig
 from models import networks
 from models import optimizers
@@ -148,16 +149,6 @@ class Run:
     return optimizers.describe(member.optimizer, member.optimizer_form, member.hyperparameters)
 
 
-def make_model(config: TrainConfig, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-  """The network of a resolved ``config``, with the architecture settings its model takes (a
-  generator, the images' shape)."""
-  settings = {s: getattr(config, s) for s in networks.ARCHITECTURE_SETTINGS
-              if networks.takes(config.model, s)}
-  if networks.takes(config.model, "image_shape"):
-    settings["image_shape"] = tuple(input_shape)
-  return networks.create_model(config.model, num_classes, **settings)
-
-
 def make_run(members, input_shape: tuple[int, ...], num_classes: int,
              num_examples: int) -> Run:
   """The Run of ``members`` (resolved TrainConfigs) on a split of ``num_examples`` examples.
@@ -179,6 +170,6 @@ def make_run(members, input_shape: tuple[int, ...], num_classes: int,
   config = members[0]
   plan = plan_updates(config, num_train_examples(config, num_examples))
   terms = Terms(*(any(getattr(m, k) > 0 for m in members) for k in Terms._fields))
-  model = make_model(config, num_classes, input_shape)
+  model = model_settings.make_model(config, num_classes, input_shape)
   return Run(members, model, plan, terms, tuple(input_shape), num_classes,
              objectives.of(config, model))

@@ -12,10 +12,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 from flax.training import train_state
 
-from experiments.training.objectives import classification
 from experiments.training.loop import run as run_lib
 from experiments.training.settings.config import TrainConfig
 from models import networks
@@ -31,15 +29,13 @@ class TrainState(train_state.TrainState):
   every step gets a fresh, reproducible key without carrying a key chain.
   ``penalty``: the weights λ1, λ2 of the penalty added to the loss (a term is
   None when no member of the run uses it). ``dropout``: the dropout rate
-  (None when no member uses dropout). ``objective``: what a step computes
-  (``objective.py``), like ``apply_fn`` not an array.
+  (None when no member uses dropout).
   """
 
   batch_stats: Any
   dropout_key: jax.Array
   penalty: regularizers.Penalty = regularizers.Penalty()
   dropout: jax.Array | None = None
-  objective: Any = struct.field(pytree_node=False, default=classification.CLASSIFICATION)
 
   @property
   def variables(self) -> dict:
@@ -64,14 +60,13 @@ def init_variables(run: run_lib.Run, seed: int) -> dict:
 def member_state(run: run_lib.Run, member: TrainConfig) -> TrainState:
   """The state of ``member`` at step 0, its optional terms as the run decided."""
   variables = init_variables(run, member.seed)
-  value = lambda x: jnp.asarray(x, jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
+  value = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
   penalty = regularizers.Penalty(value(member.l1) if run.terms.l1 else None,
                                  value(member.l2) if run.terms.l2 else None)
   return TrainState.create(
       apply_fn=run.model.apply, params=variables["params"], tx=run.objective.optimizer(run, member),
       batch_stats=variables.get("batch_stats", {}), dropout_key=seed_keys(member.seed)[1],
-      penalty=penalty, dropout=value(member.dropout) if run.terms.dropout else None,
-      objective=run.objective)
+      penalty=penalty, dropout=value(member.dropout) if run.terms.dropout else None)
 
 
 def stack(states: list[TrainState]) -> TrainState:

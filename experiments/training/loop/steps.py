@@ -1,16 +1,11 @@
-"""The compiled pieces of training for one member: a step, a block of steps, evaluation outputs.
+"""The compiled pieces of training for one member: a block of steps, evaluation outputs.
 
-``train_steps`` runs a block of batches as one ``lax.scan``; each batch is a
-row of example indices, gathered from the uint8 dataset on the device and
-scaled to the model's input inside the step, so no host transfer happens per
-step. What a step computes is the state's objective's (``objective.py``);
-``gradient_step`` is the step of every objective with one loss. ``outputs``
-evaluates the objective's per-example outputs for an index array in chunks.
-For a run of K > 1 members, ``programs.py`` vmaps these over the member axis.
-
-Gradient-descent modes differ only in B, the examples per update:
-minibatch (B = --batch_size), stochastic (B = 1) and full_batch (B = N, one
-update per epoch, its gradient summed over chunks of ``chunk_size``).
+``train_steps`` runs a block of batches as one ``lax.scan`` of the objective's
+``train_step``; each batch is a row of example indices, gathered from the uint8
+dataset on the device and scaled to the model's input inside the step, so no
+host transfer happens per step. ``outputs`` evaluates the objective's
+per-example outputs for an index array in chunks. For a run of K > 1
+members, ``programs.py`` vmaps these over the member axis.
 """
 
 import jax
@@ -18,80 +13,13 @@ import jax.numpy as jnp
 
 from data import datasets
 from experiments.training.loop.dataset import Inputs
+from experiments.training.objectives.gradient_step import in_chunks
 
 EVALUATION_SEED = 0  # the key of an objective that samples while evaluating (a VAE's z)
 
 
-def train_step(state, images: jax.Array, labels: jax.Array,
-               chunk_size: int | None = None):
-  """One update of the state's objective on a batch; the new state and the batch's sums."""
-  return state.objective.train_step(state, images, labels, chunk_size)
-
-
-def apply_train(state, params, images: jax.Array, key: jax.Array, **kwargs):
-  """``state.apply_fn`` in training mode with the step's dropout rate and keys: its output and
-  the updated batch statistics ({} without batch norm)."""
-  variables = {"params": params}
-  kwargs = {"train": True, "dropout": state.dropout, "rngs": {"dropout": key}, **kwargs}
-  if state.batch_stats:
-    variables["batch_stats"] = state.batch_stats
-    out, updated = state.apply_fn(variables, images, mutable=["batch_stats"], **kwargs)
-    return out, updated.get("batch_stats", {})
-  return state.apply_fn(variables, images, **kwargs), {}
-
-
-def gradient_step(loss, state, images: jax.Array, labels: jax.Array,
-                  chunk_size: int | None):
-  """One update on the gradient of a batch's ``loss`` plus R(θ): (1/B) Σ_n ∇ℓ_n + ∇R(θ).
-
-  ``loss(params, x, y, mask, key) -> (loss, (sums, batch_stats))`` on a batch
-  of B examples (mask: None, or 1 where an example counts), with the step's
-  key fold_in(dropout_key, step). When B > ``chunk_size`` (full-batch
-  descent), the gradient and the sums are summed over chunks of
-  ``chunk_size`` examples in a ``lax.scan``, the last chunk zero-padded and
-  masked, so memory stays bounded and the result is the same sum (not with
-  batch norm, whose statistics would be per chunk). R is the state's weight
-  penalty. Returns the new state and the batch's sums, measured with the
-  parameters before the update.
-  """
-  step_key = jax.random.fold_in(state.dropout_key, state.step)
-  grad_fn = jax.grad(loss, has_aux=True)
-  if chunk_size is None or labels.shape[0] <= chunk_size:
-    grads, (sums, batch_stats) = grad_fn(state.params, images, labels, None, step_key)
-  else:  # the config refuses batch norm here
-    grads, sums = _chunked_gradient(grad_fn, state.params, images, labels, chunk_size, step_key)
-    batch_stats = state.batch_stats
-  if state.penalty.active:
-    grads = jax.tree.map(jnp.add, grads, jax.grad(state.penalty)(state.params))
-  return state.apply_gradients(grads=grads, batch_stats=batch_stats), sums
-
-
-def in_chunks(array: jax.Array, chunk_size: int) -> jax.Array:
-  """(N, ...) zero-padded to a multiple of ``chunk_size`` and cut into (chunks, chunk_size, ...)."""
-  num_chunks = -(-array.shape[0] // chunk_size)
-  pad = num_chunks * chunk_size - array.shape[0]
-  padded = jnp.pad(array, [(0, pad)] + [(0, 0)] * (array.ndim - 1))
-  return padded.reshape(num_chunks, chunk_size, *array.shape[1:])
-
-
-def _chunked_gradient(grad_fn, params, images, labels, chunk_size, step_key):
-  """Σ over chunks of ``grad_fn``'s gradient and sums; the last chunk padded and masked."""
-  mask = jnp.ones(labels.shape[0], jnp.float32)  # zero where padded, once in chunks
-  chunks = jax.tree.map(lambda a: in_chunks(a, chunk_size), (images, labels, mask))
-  num_chunks = chunks[1].shape[0]
-
-  def body(total, chunk):
-    i, (x, y, m) = chunk
-    grads, (sums, _) = grad_fn(params, x, y, m, jax.random.fold_in(step_key, i))
-    return jax.tree.map(jnp.add, total, (grads, sums)), None
-
-  shapes = jax.eval_shape(grad_fn, params, *(a[0] for a in chunks), step_key)
-  zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (shapes[0], shapes[1][0]))
-  (grads, sums), _ = jax.lax.scan(body, zero, (jnp.arange(num_chunks), chunks))
-  return grads, sums
-
-
 def train_steps(
+    objective,
     state,
     inputs: Inputs,
     pixel_mean: jax.Array,
@@ -99,7 +27,8 @@ def train_steps(
     batch_indices: jax.Array,
     chunk_size: int | None = None,
 ):
-  """``train_step`` on each row of ``batch_indices`` (S, B) in turn, as one ``lax.scan``.
+  """``objective.train_step`` on each row of ``batch_indices`` (S, B) in turn, as one
+  ``lax.scan``.
 
   Row s holds the dataset indices of batch s; its uint8 images are gathered
   and scaled to (x/255 - mean) / std inside the step. Returns the final state
@@ -108,7 +37,7 @@ def train_steps(
 
   def body(state, idx):
     images = datasets.to_model_input(inputs.images[idx], pixel_mean, pixel_std)
-    return train_step(state, images, inputs.labels[idx], chunk_size)
+    return objective.train_step(state, images, inputs.labels[idx], chunk_size)
 
   state, step_sums = jax.lax.scan(body, state, batch_indices)
   return state, jax.tree.map(jnp.sum, step_sums)
@@ -127,20 +56,17 @@ def outputs(
   """The objective's outputs (n, ...) for the examples ``indices`` (n,), in evaluation mode.
 
   The examples go through in chunks of ``chunk_size`` (``lax.map``), the last
-  one padded with example 0; the padded rows are cut off. An objective that
-  samples while evaluating (``objective.random_outputs``) gets, for chunk c, the key
-  fold_in(key(EVALUATION_SEED), c): the same draws every epoch.
+  one padded with example 0; the padded rows are cut off. Chunk c gets the key
+  fold_in(key(EVALUATION_SEED), c), which an objective that samples while
+  evaluating (a VAE's z) draws from: the same draws every epoch.
   """
 
-  def chunk_outputs(idx, key=None):
+  def chunk_outputs(idx, key):
     images = datasets.to_model_input(inputs.images[idx], pixel_mean, pixel_std)
     return objective.outputs(apply_fn, variables, images, key)
 
   chunked = in_chunks(indices, chunk_size)
-  if objective.random_outputs:
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
-        jax.random.key(EVALUATION_SEED), jnp.arange(chunked.shape[0]))
-    chunks = jax.lax.map(lambda args: chunk_outputs(*args), (chunked, keys))
-  else:
-    chunks = jax.lax.map(chunk_outputs, chunked)
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
+      jax.random.key(EVALUATION_SEED), jnp.arange(chunked.shape[0]))
+  chunks = jax.lax.map(lambda args: chunk_outputs(*args), (chunked, keys))
   return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:indices.shape[0]], chunks)

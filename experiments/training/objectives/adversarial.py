@@ -19,9 +19,8 @@ Every split reports L_D ("loss", on the split's real images and as many
 samples), L_G, and the mean D(x) and D(G(z)). A GAN has diverged when a loss
 is NaN or infinite, or when the mean D(G(z)) of a training epoch is below
 1e-3: the discriminator wins outright and the generator has collapsed.
-Each epoch also scores 1000 samples from a fixed noise batch with the
-dataset's classifier (``scorer.py``, ``models/generator_scores.py``); the
-end of a run scores 10 000.
+A run's report scores its samples with the dataset's classifier
+(``reports/generation.py``).
 """
 
 from typing import NamedTuple
@@ -30,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from experiments.training.reports import generation
+from experiments.training.objectives.objective import Objective
 from experiments.training.objectives.objective import non_finite
 
 COLLAPSE = 1e-3  # a training epoch's mean D(G(z)) below this: the generator has collapsed
@@ -52,15 +51,11 @@ def _bce_sums(logits, real: bool):
   return jnp.sum(loss), jnp.sum(jax.nn.sigmoid(logits))
 
 
-class Adversarial(generation.Generative):
-  name = "adversarial"
+class Adversarial(Objective):
   metrics = ("loss", "generator_loss", "d_real", "d_fake")
-  lower_is_better = frozenset({"loss"})
   pixel_scaling = (0.5, 0.5)  # (x/255 - 0.5) / 0.5 in [-1, 1]
-  random_outputs = True  # G draws z for each real image
 
   def __init__(self, model):
-    super().__init__()
     self.model = model  # the DCGAN: its generate and discriminate methods
 
   def optimizer(self, run, member):
@@ -140,8 +135,3 @@ class Adversarial(generation.Generative):
     z = jax.random.normal(key, (n, model.latent_size))
     images = model.apply(variables, z, method=model.generate)
     return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-
-  def finish(self, run, loop, data, workdir, plots) -> tuple[dict, list]:
-    fields = generation.sample_scores(run, loop, data)
-    figures = generation.gan_figures(run, loop, workdir) if plots and workdir else []
-    return fields, figures

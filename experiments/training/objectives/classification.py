@@ -8,45 +8,26 @@ exceeds 3 ln K (K classes): three times the loss of predicting every class
 with probability 1/K, i.e. the correct class gets e^-3 ln K = K^-3 of the
 probability on average, far worse than guessing. The test report is the
 kept model's accuracy, per-class precision, recall and F1 and the confusion
-matrix; the figures are ``report.py``'s.
+matrix.
 """
 
 import math
 
-from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from experiments.training.outputs import report
-from experiments.training.processes import sharding
-from experiments.training.loop import steps
-from experiments.training.objectives.objective import Objective
+from experiments.training.objectives.objective import OneLoss
 from experiments.training.objectives.objective import non_finite
 from models import metrics
 
 
-class Classification(Objective):
-  name = "classification"
+class Classification(OneLoss):
   metrics = ("loss", "accuracy")
 
-  def train_step(self, state, images, labels, chunk_size):
-    batch_size = labels.shape[0]
-
-    def loss(params, x, y, mask, key):
-      logits, batch_stats = steps.apply_train(state, params, x, key)
-      counts = metrics.counts(logits, y, mask)
-      return counts.loss_sum / batch_size, (counts, batch_stats)
-
-    return steps.gradient_step(loss, state, images, labels, chunk_size)
-
-  def outputs(self, apply_fn, variables, images, key):
-    del key
-    return apply_fn(variables, images, train=False)
-
-  def sums(self, outputs, labels, mask=None):
-    return metrics.counts(outputs, labels, mask)
-
-  def metrics_of(self, sums) -> dict[str, float]:
-    count = float(sums.count)
-    return {"loss": float(sums.loss_sum) / count, "accuracy": float(sums.correct) / count}
+  def sums(self, outputs, labels, mask=None) -> dict:
+    counts = metrics.counts(outputs, labels, mask)
+    return {"loss": counts.loss_sum, "accuracy": counts.correct, "count": counts.count}
 
   def divergence(self, row: dict, num_classes: int) -> str | None:
     reason = non_finite(row)
@@ -58,20 +39,25 @@ class Classification(Objective):
     return None
 
   def test_report(self, outputs, labels, class_names) -> dict:
-    return report.test_metrics(outputs, labels, class_names)
+    return test_metrics(outputs, labels, class_names)
 
-  def finish(self, run, loop, data, workdir, plots) -> tuple[dict, list]:
-    """The per-class table in the log and ``report.py``'s figures of the one model."""
-    test_metrics = loop.test_metrics[0]
-    logging.info("test metrics of the model of epoch %d:\n%s", loop.records[0].best_epoch,
-                 report.per_class_table(test_metrics))
-    if not (plots and workdir):
-      return {}, []
-    figures = report.write_figures(
-        workdir, loop.records[0].history, sharding.to_host(loop.kept), run.model,
-        data.test_images, data.test_labels, loop.test_outputs, loop.pixel_scaling[0],
-        data.class_names, test_metrics)
-    return {}, figures
+
+def test_metrics(logits, labels, class_names) -> dict:
+  """Accuracy, macro and per-class precision / recall / F1 and the confusion matrix, as JSON."""
+  confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.argmax(logits, -1),
+                                       len(class_names))
+  report = jax.tree.map(np.asarray, metrics.classification_report(confusion))
+  return {
+      "accuracy": float(report["accuracy"]),
+      **{f"macro_{k}": float(report[f"macro_{k}"]) for k in ("precision", "recall", "f1")},
+      "per_class": [
+          {"class": name, "precision": float(report["precision"][k]),
+           "recall": float(report["recall"][k]), "f1": float(report["f1"][k]),
+           "support": int(report["support"][k])}
+          for k, name in enumerate(class_names)
+      ],
+      "confusion_matrix": np.asarray(confusion).tolist(),
+  }
 
 
 CLASSIFICATION = Classification()

@@ -1,10 +1,9 @@
-"""The hooks that report a run: config and metrics files, TensorBoard, console, progress, timings.
+"""The hooks that report a run: config and metrics files, TensorBoard, console, progress.
 
-The interface is ``loop.py``; a hook with ``writes`` runs only on the process
-that writes the run's outputs.
+The interface is ``loop/loop.py``'s ``Hook``: each reads the loop and writes
+only its own outputs; a hook with ``writes`` runs only on the process that
+writes the run's outputs. ``standard`` gives those every training run shows.
 """
-
-import time
 
 import jax
 import numpy as np
@@ -13,10 +12,10 @@ from tqdm import tqdm
 
 from data import files
 from data import progress
-from experiments.training.settings import config as config_lib
 from experiments.training.loop import record as record_lib
 from experiments.training.loop.loop import Hook
 from experiments.training.loop.loop import Loop
+from experiments.training.settings import config as config_lib
 
 
 class ConfigFile(Hook):
@@ -44,7 +43,7 @@ class MetricsFile(Hook):
     self._path, self._label = path, label
 
   def epoch(self, loop: Loop) -> None:
-    if not loop.stop:
+    if not loop.all_diverged:
       label = self._label if loop.run.size > 1 else None
       files.write_jsonl(self._path, record_lib.metrics_rows(loop.records, label))
 
@@ -59,7 +58,7 @@ class TensorBoard(Hook):
 
   def epoch(self, loop: Loop) -> None:
     if self._log is None:  # opened after the first epoch: its import is not start-up time
-      from experiments.training.outputs import tensorboard_log  # pylint: disable=g-import-not-at-top
+      from experiments.training.outputs import tensorboard_log
       run = loop.run
       self._log = tensorboard_log.Log(self._directory, run.members, self._folds, run.plan.schedule,
                                       run.plan.updates_per_epoch)
@@ -148,33 +147,9 @@ class Progress(Hook):
                           * run.size)
 
 
-class Timings(Hook):
-  """The run's timing figures (``loop.timing``): training time and speed, compilation, start-up."""
-
-  def __init__(self, started_at: float | None = None):
-    self._started_at = time.perf_counter() if started_at is None else started_at
-    self._first_step, self._seconds, self._epochs, self._first_epoch = None, 0.0, 0, None
-
-  def block(self, loop: Loop, updates: int) -> None:
-    if self._first_step is None:  # when the first block finished, as the host sees it
-      self._first_step = time.perf_counter() - self._started_at
-      self._first_epoch = loop.epoch + 1
-
-  def epoch(self, loop: Loop) -> None:
-    self._seconds += loop.rows[0]["epoch_seconds"]
-    self._epochs += 1
-
-  def end(self, loop: Loop) -> None:
-    images = self._epochs * loop.images_per_epoch * loop.run.size
-    layout = loop.pipeline.layout
-    loop.timing = {
-        "train_seconds": self._seconds,
-        "train_images_per_second": images / self._seconds if self._seconds else None,
-        "compile_seconds": loop.program.compile_seconds,
-        "seconds_to_first_step": self._first_step,
-        "steps_in_first_block": 1 if self._first_epoch == 1 else loop.run.plan.block_size,
-        "num_params": loop.num_params,
-        "device": jax.devices()[0].device_kind,
-        "devices": layout.devices,
-        "processes": layout.processes,
-    }
+def standard(run, directory: str | None, bar: tqdm | None = None) -> list[Hook]:
+  """TensorBoard (when the run writes ``directory`` and its config asks), the console, and
+  progress on ``bar`` (else a bar per epoch)."""
+  tensorboard = ([TensorBoard(directory, bool(run.config.folds))]
+                 if directory and run.config.tensorboard else [])
+  return [*tensorboard, Console(), Progress(bar)]

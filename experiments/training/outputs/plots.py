@@ -7,10 +7,10 @@ channel, RGB for three).
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+import matplotlib.pyplot as plt
+import numpy as np
 
-from data import files  # pylint: disable=wrong-import-position
+from data import files
 
 
 def save(fig, path: str, **options) -> None:

@@ -1,4 +1,4 @@
-"""The end-of-run report of a model: test metrics per class, the log table, the figures."""
+"""The end-of-run report of a classifier: its per-class test metrics as a table, its figures."""
 
 import os
 
@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from data import datasets
-from models import metrics
 from models import networks
 from models import recurrent
 from models import saliency
@@ -18,24 +17,6 @@ FIGURES = ("training_curves", "confusion_matrix", "weight_histograms", "first_la
 # A recurrent model's first layer reads a row, not an image: its figure is the gradient
 # reaching each hidden state instead.
 RECURRENT_FIGURES = tuple("hidden_state_gradients" if f == "first_layer" else f for f in FIGURES)
-
-
-def test_metrics(logits, labels, class_names) -> dict:
-  """Accuracy, macro and per-class precision / recall / F1 and the confusion matrix, as JSON."""
-  confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.argmax(logits, -1),
-                                       len(class_names))
-  report = jax.tree.map(np.asarray, metrics.classification_report(confusion))
-  return {
-      "accuracy": float(report["accuracy"]),
-      **{f"macro_{k}": float(report[f"macro_{k}"]) for k in ("precision", "recall", "f1")},
-      "per_class": [
-          {"class": name, "precision": float(report["precision"][k]),
-           "recall": float(report["recall"][k]), "f1": float(report["f1"][k]),
-           "support": int(report["support"][k])}
-          for k, name in enumerate(class_names)
-      ],
-      "confusion_matrix": np.asarray(confusion).tolist(),
-  }
 
 
 def per_class_table(result: dict) -> str:
@@ -61,7 +42,7 @@ def write_figures(workdir: str, history: list[dict], variables: dict, model: nn.
   ``test_images`` are uint8, ``logits`` the model's on them; ``pixel_scaling``
   is the (mean, std) the model was trained with.
   """
-  from experiments.training.outputs import plots  # pylint: disable=g-import-not-at-top  (matplotlib)
+  from experiments.training.outputs import plots  # imported here: matplotlib
 
   is_recurrent = isinstance(model, recurrent.Recurrent)
   names = RECURRENT_FIGURES if is_recurrent else FIGURES

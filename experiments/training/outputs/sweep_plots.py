@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from experiments.training.settings import config as config_lib
-from experiments.training.settings import grid as grid_lib
 from experiments.training.outputs import plots
-from experiments.training.settings import settings
 from experiments.training.outputs import tables
 from experiments.training.outputs.plots import matplotlib
 from experiments.training.outputs.plots import plt
+from experiments.training.settings import config as config_lib
+from experiments.training.settings import grid as grid_lib
+from experiments.training.settings import settings
 
 NUMERIC = tuple(n for n in settings.names(config_lib.TrainConfig, sweep=settings.MEMBER)
                 if n != "seed")

@@ -13,8 +13,8 @@ import io
 
 import numpy as np
 
-from experiments.training.settings import grid as grid_lib
 from data.errors import UserError
+from experiments.training.settings import grid as grid_lib
 from models import optimizers
 
 METRICS = [f"{s}_{m}" for s in ("train", "validation", "test") for m in ("loss", "accuracy")]

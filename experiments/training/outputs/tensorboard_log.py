@@ -31,7 +31,6 @@ from tensorboardX.proto import event_pb2
 from tensorboardX.record_writer import masked_crc32c
 
 from data import files
-
 from experiments.training.settings import config as config_lib
 
 METRICS = tuple(f"{split}/{name}" for split in ("train", "validation", "test")

@@ -20,6 +20,8 @@ from absl import logging
 
 from data import datasets
 from data.errors import UserError
+from experiments.training.settings.config import TrainConfig
+from experiments.training.storage import trained_model
 
 DEFAULT_WORKDIR = "/tmp/perceptrax/mnist"
 CACHE = os.path.join("~", ".cache", "perceptrax", "scorer")
@@ -63,11 +65,10 @@ def _function(trained):
   return jax.jit(score)
 
 
-def load(config) -> Scorer:
-  """The scorer of ``config.dataset`` (module docstring); UserError if it cannot be made."""
-  from experiments.training import train  # pylint: disable=g-import-not-at-top  (train imports this)
-  from experiments.training.storage import trained_model  # pylint: disable=g-import-not-at-top
-  from experiments.training.settings.config import TrainConfig  # pylint: disable=g-import-not-at-top
+def load(config, train_classifier) -> Scorer:
+  """The scorer of ``config.dataset`` (module docstring), trained when missing by
+  ``train_classifier(config, workdir)`` (``train.train_and_evaluate``); UserError if it cannot
+  be made."""
   workdir = config.scorer_workdir or DEFAULT_WORKDIR
   if os.path.isdir(os.path.join(workdir, "checkpoints")):
     try:
@@ -84,7 +85,7 @@ def load(config) -> Scorer:
         TrainConfig(), dataset=config.dataset, model="cnn_small", num_epochs=2, plots=False,
         tensorboard=False, progress=config.progress, archive_dir=config.archive_dir,
         tfds_data_dir=config.tfds_data_dir).resolve()
-    train.train_and_evaluate(judge, cache)
+    train_classifier(judge, cache)
   try:
     trained = trained_model.load(cache)
   except UserError as e:

@@ -18,8 +18,14 @@ from data import errors
 from data.errors import UserError
 from experiments.training.settings import model_settings
 from experiments.training.settings import settings
-from experiments.training.settings.settings import (
-    GROUP, MEMBER, OUTPUT, Integer, Number, OneOf, Widths, setting)
+from experiments.training.settings.settings import GROUP
+from experiments.training.settings.settings import MEMBER
+from experiments.training.settings.settings import OUTPUT
+from experiments.training.settings.settings import Integer
+from experiments.training.settings.settings import Number
+from experiments.training.settings.settings import OneOf
+from experiments.training.settings.settings import Widths
+from experiments.training.settings.settings import setting
 from models import activations
 from models import losses
 from models import networks

@@ -1,5 +1,9 @@
 """Which settings a model takes: those of its architecture and of its training objective.
 
+``OBJECTIVES`` is the one table of what a model is trained for: each objective's
+models, the settings only it (and some others) have, and the entrypoint that
+trains it; the objectives' math is ``experiments/training/objectives/``.
+
 A model lacking a setting refuses it in one line that names the models having it
 (``check``); ``resolve`` fills each setting the model has with its own default from
 the model registry (``models/networks.py``) and sets the others to None, so a
@@ -7,6 +11,9 @@ resolved config states exactly what its model was trained with.
 """
 
 import dataclasses
+from typing import NamedTuple
+
+import flax.linen as nn
 
 from data import errors
 from data.errors import UserError
@@ -36,32 +43,53 @@ def _models(having) -> str:
   return ", ".join(m for m in networks.MODELS if having(m))
 
 
-# Settings that only some objectives have: a model trained for another refuses them.
-OBJECTIVE_SETTINGS = {
-    "reconstruction_loss": ("reconstruction",),
-    "discriminator_optimizer": ("adversarial",),
-    "discriminator_learning_rate": ("adversarial",),
-    "scorer_workdir": ("adversarial", "elbo"),
-    "standardize": ("classification",),  # the others fix their pixel range
-    **{name: ("classification", "reconstruction", "elbo")  # one network, one loss
-       for name in ("folds", "patience", "l1", "l2", "weight_decay", "gd_mode")},
-}
+class ObjectiveEntry(NamedTuple):
+  """What the project knows of an objective outside its math."""
+
+  entrypoint: str  # the command that trains its models
+  models: tuple[str, ...]  # the models trained for it (classification: every other model)
+  settings: tuple[str, ...]  # the settings it takes that some other objective lacks
+
+
+_ONE_NETWORK = ("folds", "patience", "l1", "l2", "weight_decay", "gd_mode")  # one loss
+OBJECTIVES = errors.Registry("objective", {
+    "classification": ObjectiveEntry("experiments.mnist", (), ("standardize", *_ONE_NETWORK)),
+    "reconstruction": ObjectiveEntry("experiments.autoencoder", ("ae", "conv_ae"),
+                                     ("reconstruction_loss", *_ONE_NETWORK)),
+    "elbo": ObjectiveEntry("experiments.autoencoder", ("vae",), ("scorer_workdir", *_ONE_NETWORK)),
+    "adversarial": ObjectiveEntry("experiments.gan", ("dcgan",), (
+        "discriminator_optimizer", "discriminator_learning_rate", "scorer_workdir")),
+})
+
+
+def objective_of(model: str) -> str:
+  """The objective model ``model`` is trained for; UserError for an unknown model."""
+  networks.MODELS.get(model)
+  return next((name for name, entry in OBJECTIVES.items() if model in entry.models),
+              "classification")
+
+
+def _owners(setting: str) -> tuple[str, ...]:
+  """The objectives that take ``setting``; all of them when it is no objective's own."""
+  owners = tuple(name for name, entry in OBJECTIVES.items() if setting in entry.settings)
+  return owners or tuple(OBJECTIVES)
 
 
 def _check_objective(c) -> None:
   """UserError for a setting given that the model's objective does not have."""
-  objective = networks.objective(c.model)
+  objective = objective_of(c.model)
   defaults = {f.name: f.default for f in dataclasses.fields(c)}
-  for setting, owners in OBJECTIVE_SETTINGS.items():
+  for setting in dict.fromkeys(s for _, entry in OBJECTIVES.items() for s in entry.settings):
+    owners = _owners(setting)
     if objective not in owners and getattr(c, setting) != defaults[setting]:
-      having = _models(lambda m: networks.objective(m) in owners)
+      having = _models(lambda m, owners=owners: objective_of(m) in owners)
       raise UserError(f"--{setting} does not apply to {c.model} (trained for {objective}): it is "
                       f"a setting of {having}")
 
 
 def _objective_settings(c) -> dict:
   """The objective's own settings, their defaults filled in; None where the objective has none."""
-  objective = networks.objective(c.model)
+  objective = objective_of(c.model)
   adversarial = objective == "adversarial"
   return {
       "reconstruction_loss": (c.reconstruction_loss or "bce") if objective == "reconstruction"
@@ -75,7 +103,7 @@ def _check_architecture(c) -> None:
   """UserError for an architecture setting the model lacks, or one it cannot take."""
   for setting in networks.ARCHITECTURE_SETTINGS:
     if not networks.takes(c.model, setting) and not _lacks(setting, getattr(c, setting)):
-      owners = _models(lambda m: networks.takes(m, setting))
+      owners = _models(lambda m, setting=setting: networks.takes(m, setting))
       what = (f"--{', --'.join(k for k, _ in c.activation_params)} (activation parameters)"
               if setting == "activation_params" else f"--{setting}")
       raise UserError(f"{what} does not apply to {c.model}: it is a setting of {owners}")
@@ -124,3 +152,13 @@ def _check_activation(name: str, params: dict) -> None:
   if name == "hardtanh" and not values["hardtanh_min"] < values["hardtanh_max"]:
     raise UserError(f"hardtanh_min must be < hardtanh_max, got {values['hardtanh_min']} >= "
                     f"{values['hardtanh_max']}")
+
+
+def make_model(config, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+  """The network of a resolved ``config``, with the architecture settings its model takes (a
+  generator, the images' shape)."""
+  settings = {s: getattr(config, s) for s in networks.ARCHITECTURE_SETTINGS
+              if networks.takes(config.model, s)}
+  if networks.takes(config.model, "image_shape"):
+    settings["image_shape"] = tuple(input_shape)
+  return networks.create_model(config.model, num_classes, **settings)

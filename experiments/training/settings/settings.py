@@ -85,7 +85,7 @@ class Widths(NamedTuple):
     return ""  # the help says it
 
 
-def setting(default, help: str, *, kind: str = SHARED, check=None,  # pylint: disable=redefined-builtin
+def setting(default, help: str, *, kind: str = SHARED, check=None,  # help: dataclasses' word
             sweep: str | None = None, flag: bool = True):
   """A dataclass field carrying its metadata (see the module docstring)."""
   return dataclasses.field(default=default, metadata={

@@ -14,8 +14,8 @@ import os
 
 from data import files
 from data.errors import UserError
-from experiments.training.storage import checkpoints as checkpoints_lib
 from experiments.training.settings import config as config_lib
+from experiments.training.storage import checkpoints as checkpoints_lib
 
 
 def check_writable(workdir: str) -> None:

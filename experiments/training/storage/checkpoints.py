@@ -37,16 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from experiments.training.processes import sharding
 from data.errors import UserError
-from experiments.training.loop.state import TrainState
+from experiments.training.processes import sharding
 
 
 class Saved(NamedTuple):
   """What a checkpoint restores to."""
 
   epoch: int
-  state: TrainState
+  state: object  # the loop's TrainState
   model: dict
   record: dict
 
@@ -56,11 +55,11 @@ class Damaged(Exception):
 
 
 def _orbax():
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top  (seconds to import)
+  import orbax.checkpoint as ocp  # imported here: seconds to import
   return ocp
 
 
-def _arrays(state: TrainState) -> dict:
+def _arrays(state) -> dict:
   """The state's arrays; the typed PRNG keys as their raw uint32 data."""
   return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
           "batch_stats": state.batch_stats, "penalty": state.penalty._asdict(),
@@ -162,7 +161,7 @@ class Checkpoints:
   def latest_epoch(self) -> int | None:
     return next(iter(self.epochs()), None)
 
-  def save(self, epoch: int, state: TrainState, model: dict, record: dict, loss: float,
+  def save(self, epoch: int, state, model: dict, record: dict, loss: float,
            stacked: bool = True) -> None:
     """Writes the checkpoint of ``epoch``; ``loss`` ranks it (lowest kept: validation loss).
 
@@ -189,7 +188,7 @@ class Checkpoints:
           model=ocp.args.StandardSave(self._saved_form(model)),
           record=ocp.args.JsonSave(record)), metrics={"loss": loss}, force=True)
       manager.wait_until_finished()
-    except Exception as e:  # pylint: disable=broad-except  (any failure to write is one line)
+    except Exception as e:  # any failure to write is one line
       kept = f"the checkpoint of epoch {previous} is kept" if previous else "none was saved before"
       raise UserError(f"could not write the checkpoint of epoch {epoch} in {self.directory} "
                       f"({_reason(e)}); {kept}") from e
@@ -200,7 +199,7 @@ class Checkpoints:
     try:
       record = self._open().restore(epoch, args=ocp.args.Composite(
           record=ocp.args.JsonRestore())).record
-    except Exception as e:  # pylint: disable=broad-except  (damage, not a bug)
+    except Exception as e:  # damage, not a bug
       raise Damaged(f"unreadable record: {_reason(e)}") from e
     if not isinstance(record, dict) or record.get("digest") != _record_digest(record):
       raise Damaged("its record does not match its digest")
@@ -220,7 +219,7 @@ class Checkpoints:
                  for name, target in items.items()}
       restored = self._open().restore(epoch, args=ocp.args.Composite(**{
           name: ocp.args.StandardRestore(target) for name, target in targets.items()}))
-    except Exception as e:  # pylint: disable=broad-except  (damage, not a bug)
+    except Exception as e:  # damage, not a bug
       raise Damaged(f"unreadable arrays: {_reason(e)}") from e
     for name in items:
       if digest(restored[name]) != record["digests"][name]:
@@ -253,7 +252,7 @@ class Checkpoints:
                     f"{'; '.join(f'epoch {e}: {why}' for e, why in damaged)}; move that folder "
                     "away to start over")
 
-  def restore(self, like: TrainState, check: Callable[[dict], None],
+  def restore(self, like, check: Callable[[dict], None],
               stacked: bool = True) -> Saved | None:
     """The newest good checkpoint, arrays shaped and placed like ``like``'s; None if none.
 

@@ -15,15 +15,15 @@ import numpy as np
 from absl import logging
 from flax import linen as nn
 
-from data import errors
 from data import datasets
+from data import errors
 from data import files
-from experiments.training.storage import checkpoints as checkpoints_lib
-from experiments.training.settings import config as config_lib
-from experiments.training.loop import run as run_lib
-from experiments.training.settings.config import TrainConfig
-from models import networks
 from data.errors import UserError
+from experiments.training.settings import config as config_lib
+from experiments.training.settings import model_settings
+from experiments.training.settings.config import TrainConfig
+from experiments.training.storage import checkpoints as checkpoints_lib
+from models import networks
 
 
 class TrainedModel(NamedTuple):
@@ -59,7 +59,7 @@ def load(workdir: str, member: int = 0) -> TrainedModel:
   config = config_lib.from_json(record["members"][member])
   variables = jax.tree.map(lambda a: a[member], stacked)
   input_shape = tuple(record["input_shape"])
-  model = run_lib.make_model(config, len(record["class_names"]), input_shape)
+  model = model_settings.make_model(config, len(record["class_names"]), input_shape)
   expected = jax.eval_shape(lambda: networks.init_variables(model, jax.random.key(0), input_shape))
   if not _same_shapes(variables, expected):
     raise UserError(
@@ -74,7 +74,7 @@ def load_classifier(workdir: str, member: int = 0) -> TrainedModel:
   """``load``'s model, refused in one line unless it is a classifier: only classifiers are
   predicted with, exported and served."""
   trained = load(workdir, member)
-  objective = networks.objective(trained.config.model)
+  objective = model_settings.objective_of(trained.config.model)
   if objective != "classification":
     raise UserError(f"{workdir} holds a {trained.config.model} model (trained for {objective}), "
                     "not a classifier: only experiments.mnist's classifiers are exported, served "
