@@ -27,6 +27,7 @@ from absl import logging  # noqa: E402
 
 from experiments import cli  # noqa: E402
 from experiments import training_command  # noqa: E402
+from experiments.training import train  # noqa: E402
 
 training_command.define_workdir("/tmp/perceptrax/autoencoder")
 flags.adopt_module_key_flags(training_command)
@@ -36,7 +37,8 @@ FLAGS.set_default("model", "ae")
 
 def main(argv):
   del argv
-  config, summary = training_command.train_from_flags("experiments.autoencoder", _STARTED)
+  config = training_command.config_from_flags("experiments.autoencoder")
+  summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   if config.model == "vae":
     logging.info("test -ELBO %.2f nats per image; samples' classifier score %.3f; summary in "
                  "%s/summary.json", summary["test_neg_elbo"], summary["classifier_score"],

@@ -28,6 +28,7 @@ from absl import logging  # noqa: E402
 
 from experiments import cli  # noqa: E402
 from experiments import training_command  # noqa: E402
+from experiments.training import train  # noqa: E402
 
 training_command.define_workdir("/tmp/perceptrax/gan")
 flags.adopt_module_key_flags(training_command)
@@ -42,7 +43,8 @@ FLAGS.set_default("num_epochs", 20)
 
 def main(argv):
   del argv
-  _, summary = training_command.train_from_flags("experiments.gan", _STARTED)
+  config = training_command.config_from_flags("experiments.gan")
+  summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   logging.info("classifier score %.3f of 10 000 samples (real test images: %.3f), Fréchet "
                "distance %.2f; summary in %s/summary.json", summary["classifier_score"],
                summary["real_classifier_score"], summary["frechet_distance"], FLAGS.workdir)

@@ -22,6 +22,7 @@ from absl import logging  # noqa: E402
 
 from experiments import cli  # noqa: E402
 from experiments import training_command  # noqa: E402
+from experiments.training import train  # noqa: E402
 
 training_command.define_workdir("/tmp/perceptrax/mnist")
 flags.adopt_module_key_flags(training_command)
@@ -30,7 +31,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  config, summary = training_command.train_from_flags("experiments.mnist", _STARTED)
+  config = training_command.config_from_flags("experiments.mnist")
+  summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   if config.folds:
     cv = summary["cross_validation"]
     logging.info("%d-fold validation accuracy %s; summary in %s/summary.json", config.folds,

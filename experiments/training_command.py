@@ -2,11 +2,12 @@
 (the workdir, the training settings, processes, data) and the start of a run.
 
 An entrypoint calls ``define_workdir`` with its own default, adopts this
-module's key flags (``flags.adopt_module_key_flags(training_command)``) and
-trains with ``train_from_flags``: a model it does not train refused (each
-objective has one entrypoint, ``model_settings.OBJECTIVES``), the config resolved once from
-the flags (one line for a bad setting, before any data are loaded), the
-processes of a multi-process run joined, the compilation cache on.
+module's key flags (``flags.adopt_module_key_flags(training_command)``), gets
+its config from ``config_from_flags`` (a model it does not train refused: each
+objective has one entrypoint, ``model_settings.OBJECTIVES``; the config resolved
+once from the flags, one line for a bad setting before any data are loaded; the
+processes of a multi-process run joined; the compilation cache on) and trains
+it with ``train.train_and_evaluate``.
 """
 
 from absl import flags
@@ -15,7 +16,6 @@ from data.errors import UserError
 from experiments import cli
 from experiments import config_flags
 from experiments import process_flags
-from experiments.training import train
 from experiments.training.settings import model_settings
 from experiments.training.settings.config import TrainConfig
 from models import networks
@@ -44,11 +44,11 @@ def _check_model(entrypoint: str) -> None:
                     f"(trained for {objective}: {trains(FLAGS.model)})")
 
 
-def train_from_flags(entrypoint: str, started_at: float) -> tuple[TrainConfig, dict]:
-  """The resolved config of the flags and the summary of its training in --workdir, for a
-  model that ``entrypoint`` trains."""
+def config_from_flags(entrypoint: str) -> TrainConfig:
+  """The resolved config of the flags, for a model that ``entrypoint`` trains; the processes
+  joined and the compilation cache on."""
   _check_model(entrypoint)
   config = config_flags.config_from_flags().resolve()
   process_flags.join_processes()
   cli.enable_compilation_cache(FLAGS.compilation_cache_dir)
-  return config, train.train_and_evaluate(config, FLAGS.workdir, started_at=started_at)
+  return config

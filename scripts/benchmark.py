@@ -45,7 +45,6 @@ from experiments import config_flags
 from experiments.training.loop import batches as batches_lib
 from experiments.training.loop import dataset
 from experiments.training.loop import loop
-from experiments.training.loop import pipeline as pipeline_lib
 from experiments.training.loop import programs as programs_lib
 from experiments.training.loop import run as run_lib
 from experiments.training.loop import state as state_lib
@@ -191,13 +190,13 @@ def benchmark_sweep(base: config_lib.TrainConfig, model: str, hidden: tuple[int,
     members = [dataclasses.replace(base, model=model, hidden_sizes=hidden, seed=s,
                                    data_seed=0).resolve() for s in range(k)]
     run = run_lib.make_run(members, data.input_shape, 10, data.num_examples)
-    pipeline = pipeline_lib.Pipeline(run, data, inputs=inputs)
+    pipeline = programs_lib.Pipeline(run, data, inputs=inputs)
     compiled = programs_lib.Program(pipeline)
     batches = pipeline.layout.batches(batches_lib.epoch_batches(run, pipeline.host_splits, 1))
     held = [pipeline.initial_state()]  # the program donates the state it is given
 
     def epoch():
-      held[0], counts = compiled.train(held[0], batches)
+      held[0], counts = compiled.train_block(held[0], batches)
       return counts
 
     return epoch, run.plan.updates_per_epoch * run.plan.batch_size * k

@@ -47,16 +47,16 @@ def one_state(model, tx, seed: int = 0, input_shape=(8, 8, 1), penalty=None, dro
   variables = networks.init_variables(model, jax.random.key(seed), input_shape)
   return state.TrainState.create(
       apply_fn=model.apply, params=variables["params"], tx=tx,
-      batch_stats=variables.get("batch_stats", {}), dropout_key=jax.random.key(seed + 1),
+      batch_stats=variables.get("batch_stats", {}), key=jax.random.key(seed + 1),
       penalty=penalty or regularizers.Penalty(), dropout=dropout)
 
 
 def train(state, inputs, batches, chunk_size=None, objective=None):
-  """``steps.train_steps`` of ``objective`` (default: classification) over ``batches`` (S, B)
+  """``programs.train_steps`` of ``objective`` (default: classification) over ``batches`` (S, B)
   of ``inputs``, pixels scaled to x/255."""
-  from experiments.training.loop import steps
+  from experiments.training.loop import programs
   from experiments.training.objectives import classification
-  return jax.jit(steps.train_steps, static_argnums=(0, 6))(
+  return jax.jit(programs.train_steps, static_argnums=(0, 6))(
       objective or classification.CLASSIFICATION, state, inputs, np.float32(0.0),
       np.float32(1.0), batches, chunk_size)
 
@@ -65,7 +65,7 @@ def synthetic_data(num_train: int = 640, num_test: int = 200, seed: int = 0):
   """A small learnable ``dataset.HostData``: 8x8 uint8 noise, each class brightening its own line.
 
   Class c < 8 brightens row c, class 8 or 9 column c - 8, so a model can learn
-  it in a few epochs; for the fast engine tests in place of a real dataset.
+  it in a few epochs; for the fast loop tests in place of a real dataset.
   """
   from experiments.training.loop import dataset
   rng = np.random.default_rng(seed)

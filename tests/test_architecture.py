@@ -40,8 +40,8 @@ def test_a_circle_introduced_on_purpose_breaks_a_contract(tmp_path):
   copy = tmp_path / "project"
   shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
       ".venv", ".git", ".pytest_cache", "__pycache__", ".import_linter_cache", "docs", "tests"))
-  steps = copy / "experiments" / "training" / "loop" / "steps.py"
-  steps.write_text(steps.read_text() + "\nfrom experiments.training import train  # noqa\n")
+  programs = copy / "experiments" / "training" / "loop" / "programs.py"
+  programs.write_text(programs.read_text() + "\nfrom experiments.training import train  # noqa\n")
   result = _lint_imports(str(copy))
   assert result.returncode != 0
   assert ("experiments.training.loop is not allowed to import experiments.training.train"

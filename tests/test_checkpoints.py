@@ -84,7 +84,7 @@ def test_a_run_killed_at_any_point_resumes_to_the_same_parameters(
           == [_untimed(r["history"]) for r in want_record["records"]])
 
   # Passing the default explicitly is the same run (another run's settings are refused:
-  # test_faults, test_engine), and a finished one is not trained again.
+  # test_faults, test_loop), and a finished one is not trained again.
   result = run_module("experiments.mnist", *_flags(mnist_data_dir, killed, "--learning_rate=1e-3"))
   assert result.returncode == 0, result.stderr[-2000:]
   assert "this run is already complete" in result.stderr

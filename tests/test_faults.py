@@ -69,7 +69,7 @@ def copy(trained, tmp_path):
 
 def test_a_damaged_checkpoint_is_named_and_the_run_ends_as_an_intact_one(
     trained, copy, run_module, mnist_data_dir):
-  """A state file a full disk cut short (every part, flipped or cut: test_engine)."""
+  """A state file a full disk cut short (every part, flipped or cut: test_loop)."""
   damaged = helpers.damage(str(copy / "checkpoints" / "3" / "state"))
   os.truncate(damaged, os.path.getsize(damaged) // 3)
   result = run_module("experiments.mnist", *FLAGS, f"--tfds_data_dir={mnist_data_dir}",

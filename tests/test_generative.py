@@ -116,7 +116,7 @@ def test_the_gan_step_is_a_discriminator_update_then_a_generator_update():
   got, sums = jax.jit(run.objective.train_step, static_argnums=3)(state, images, labels, None)
 
   model, params, stats = run.model, state.params, state.batch_stats
-  key = jax.random.fold_in(state.dropout_key, state.step)
+  key = jax.random.fold_in(state.key, state.step)
   z1 = jax.random.normal(jax.random.fold_in(key, 0), (16, 8))
   z2 = jax.random.normal(jax.random.fold_in(key, 1), (16, 8))
 

@@ -226,16 +226,24 @@ def test_progress_moves_a_shared_bar_by_every_members_updates_resumed_ones_inclu
   assert bar.n == 30  # the total of 3 epochs x 5 updates x 2 members
 
 
-def test_the_clock_times_the_first_step_the_epochs_and_the_speed():
+def test_the_clock_times_the_first_step_the_epochs_and_the_speed(monkeypatch):
+  """Two epochs of 2 s each, the first block done 3 s after the start; compiling (0.5 s
+  during epoch 1) is left out of the epoch's time."""
   loop = _loop(size=2)
-  clock = loop_lib._Clock(started_at=0.0)
-  clock.block(epoch=1)
-  clock.epoch(2.0)
-  clock.epoch(2.0)
+  now = iter([10.0, 13.0, 12.5, 20.0, 22.0])  # the clock's reads, in order
+  monkeypatch.setattr(loop_lib.time, "perf_counter", lambda: next(now))
+  clock = loop_lib._Clock(started_at=10.0)
+  assert clock.start_epoch(loop.program, ["block"]) == ["block"]  # reads 10.0
+  clock.block(1)  # 13.0: the first step, 3 s after the start
+  loop.program.compile_seconds = 2.0  # 0.5 s compiling during the epoch
+  assert clock.end_epoch(loop.program) == 2.0  # 12.5 - 10.0 - 0.5
+  loop.program.compile_seconds = 1.5
+  clock.start_epoch(loop.program, [])  # 20.0
+  assert clock.end_epoch(loop.program) == 2.0  # 22.0
   t = clock.timing(loop)
   assert t["train_seconds"] == 4.0 and t["steps_in_first_block"] == 1
   assert t["train_images_per_second"] == 2 * 5 * 8 * 2 / 4.0  # epochs x updates x B x K / s
-  assert t["seconds_to_first_step"] > 0 and t["compile_seconds"] == 1.5 and t["num_params"] == 3
+  assert t["seconds_to_first_step"] == 3.0 and t["num_params"] == 3
 
 
 def test_the_console_logs_one_line_per_epoch(caplog):

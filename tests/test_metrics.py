@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as sk_metrics
 
 from data import datasets
-from experiments.training.loop import steps
+from experiments.training.loop import programs
 from experiments.training.objectives import classification
 from models import metrics
 from tests import helpers
@@ -44,8 +44,8 @@ def test_predict_gives_every_example_once_in_order(chunk_size):
     del train
     return model.apply(variables, x)
 
-  logits = steps.outputs({"params": params}, apply_fn, inputs, 0.0, 1.0, indices, chunk_size,
-                         classification.CLASSIFICATION)
+  logits = programs.outputs(classification.CLASSIFICATION, apply_fn, chunk_size,
+                            {"params": params}, inputs, 0.0, 1.0, indices)
   expected = model.apply({"params": params}, datasets.to_model_input(inputs.images[indices]))
   np.testing.assert_allclose(logits, expected, rtol=1e-6)
   counts = metrics.counts(logits, inputs.labels[indices])

@@ -128,7 +128,7 @@ def test_a_full_disk_fails_the_append_and_keeps_every_whole_line(tmp_path):
   assert json.loads(path.read_bytes().splitlines()[0])["id"] == "p0"
 
 
-def test_the_serving_library_never_imports_the_training_engine():
+def test_the_serving_library_never_imports_the_training_library():
   import subprocess
   import sys
 

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from data import datasets
-from experiments.training.loop import steps
+from experiments.training.loop import programs
 from experiments.training.objectives import classification
 from models import metrics
 from models import networks
@@ -19,9 +19,8 @@ def _state(model_name="mlp", seed=0, tx=None, dropout=None, **kwargs):
 
 
 def _loss(state, inputs):
-  logits = steps.outputs(state.variables, state.apply_fn, inputs, 0.0, 1.0,
-                         jnp.arange(inputs.labels.shape[0]), 64,
-                         classification.CLASSIFICATION)
+  logits = programs.outputs(classification.CLASSIFICATION, state.apply_fn, 64, state.variables,
+                            inputs, 0.0, 1.0, jnp.arange(inputs.labels.shape[0]))
   return metrics.counts(logits, inputs.labels).compute()["loss"]
 
 
@@ -61,7 +60,7 @@ def test_a_chunked_full_batch_gradient_equals_the_direct_one():
 
 
 def test_each_step_draws_its_own_dropout_mask_reproducibly():
-  """Step t drops units with the key fold_in(dropout_key, t): two steps on the same batch
+  """Step t drops units with the key fold_in(key, t): two steps on the same batch
   use two different masks, and the scanned steps equal steps taken by hand with those keys."""
   inputs = helpers.uint8_inputs(16)
   batch = jnp.arange(16)
@@ -69,7 +68,7 @@ def test_each_step_draws_its_own_dropout_mask_reproducibly():
   x = datasets.to_model_input(inputs.images[batch])
 
   def mask(variables, step):
-    key = jax.random.fold_in(state.dropout_key, step)
+    key = jax.random.fold_in(state.key, step)
     _, captured = state.apply_fn(variables, x, train=True, dropout=0.5, rngs={"dropout": key},
                                  capture_intermediates=True, mutable=["intermediates"])
     return np.asarray(captured["intermediates"]["Dropout_0"]["__call__"][0]) != 0
@@ -81,7 +80,7 @@ def test_each_step_draws_its_own_dropout_mask_reproducibly():
   def by_hand(state, step):
     def loss(params):
       logits = state.apply_fn({"params": params}, x, train=True, dropout=0.5,
-                              rngs={"dropout": jax.random.fold_in(state.dropout_key, step)})
+                              rngs={"dropout": jax.random.fold_in(state.key, step)})
       return optax.softmax_cross_entropy_with_integer_labels(logits, inputs.labels[batch]).mean()
     return state.apply_gradients(grads=jax.grad(loss)(state.params))
 

@@ -11,7 +11,7 @@ import pytest
 
 from experiments.training.outputs import tensorboard_log
 from models import schedules
-from tests import test_engine
+from tests import test_loop
 
 event_accumulator = pytest.importorskip(
     "tensorboard.backend.event_processing.event_accumulator")
@@ -37,7 +37,7 @@ def _rows(epoch, k):
 
 
 def test_every_member_has_its_curves_and_hyperparameters(tmp_path):
-  members = [dataclasses.replace(test_engine.BASE, seed=s, learning_rate=lr).resolve()
+  members = [dataclasses.replace(test_loop.BASE, seed=s, learning_rate=lr).resolve()
              for s, lr in ((0, 0.2), (1, 0.05))]
   updates, total = 10, 30
   schedule = schedules.learning_rate_schedule("cosine", 1.0, total)
@@ -69,21 +69,21 @@ def test_every_member_has_its_curves_and_hyperparameters(tmp_path):
 
 
 def test_one_model_writes_one_folder_and_a_run_can_turn_it_off(tmp_path):
-  config = test_engine.BASE.resolve()
+  config = test_loop.BASE.resolve()
   log = tensorboard_log.Log(str(tmp_path / "on"), [config], False,
                             schedules.learning_rate_schedule("constant", 1.0, 10), 5)
   log.epoch(1, [_rows(1, 0)])
   log.close(finished=False)
   assert set(_read(str(tmp_path / "on" / "tensorboard")).Tags()["scalars"]) >= {
       "train/loss", "validation/loss", "test/accuracy", "learning_rate"}
-  test_engine.fit([dataclasses.replace(test_engine.BASE, tensorboard=False, num_epochs=1)],
+  test_loop.fit([dataclasses.replace(test_loop.BASE, tensorboard=False, num_epochs=1)],
                   str(tmp_path / "off"))
   assert not (tmp_path / "off" / "tensorboard").exists()
 
 
 def test_a_full_disk_names_the_event_file_and_leaves_it_ending_with_the_last_whole_epoch(
     tmp_path):
-  log = tensorboard_log.Log(str(tmp_path), [test_engine.BASE.resolve()], False,
+  log = tensorboard_log.Log(str(tmp_path), [test_loop.BASE.resolve()], False,
                             schedules.learning_rate_schedule("constant", 1.0, 10), 5)
   log.epoch(1, [_rows(1, 0)])
   (path,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")

@@ -35,7 +35,6 @@ from data.errors import UserError
 from experiments.training.loop import dataset
 from experiments.training.loop import loop
 from experiments.training.loop import memory
-from experiments.training.loop import pipeline as pipeline_lib
 from experiments.training.loop import programs as programs_lib
 from experiments.training.loop import record as record_lib
 from experiments.training.loop import run as run_lib
@@ -44,7 +43,7 @@ from experiments.training.processes import distributed
 from experiments.training.settings import config as config_lib
 from experiments.training.settings import grid as grid_lib
 from experiments.training.settings.config import TrainConfig
-from experiments.training.storage import checkpoint_record
+from experiments.training.storage import checkpoints
 
 STRATEGIES = ("auto", "vmapped", "sequential")
 
@@ -56,7 +55,7 @@ class ModelResult(NamedTuple):
   record: record_lib.MemberRecord
   test_metrics: dict | None
   strategy: str  # how its group was trained: "vmapped" or "sequential"
-  run: str  # its run's directory in the workdir, e.g. "runs/00-001"
+  run_directory: str  # its run's directory in the workdir, e.g. "runs/00-001"
   member: int  # its index among that run's members
 
 
@@ -67,13 +66,13 @@ def calibrate(members: list[TrainConfig], size: int, data: dataset.HostData,
   for name, n in (("vmapped", size), ("sequential", 1)):
     run = run_lib.make_run(members[:n], data.input_shape, len(data.class_names),
                            data.num_examples)
-    pipeline = pipeline_lib.Pipeline(run, data, inputs=inputs)
+    pipeline = programs_lib.Pipeline(run, data, inputs=inputs)
     program = programs_lib.Program(pipeline)
     block = pipeline.blocks(0)[0]
-    state, _ = program.train(pipeline.initial_state(), block)
+    state, _ = program.train_block(pipeline.initial_state(), block)
     jax.block_until_ready(state)
     start = time.perf_counter()
-    state, counts = program.train(state, block)
+    state, counts = program.train_block(state, block)
     jax.block_until_ready(counts)
     rates[name] = n * run.plan.block_size * run.plan.batch_size / (time.perf_counter() - start)
   return ("vmapped" if rates["vmapped"] >= rates["sequential"] else "sequential"), rates
@@ -108,7 +107,7 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
   groups = grid_lib.expand(base, grid)
   if not groups[0][0].validation_size and not base.folds:
     raise UserError("a sweep selects on validation: set --validation_size > 0 or --folds")
-  checkpoint_record.check_writable(workdir)
+  checkpoints.check_writable(workdir)
   data = dataset.load(base)
   make = lambda members: run_lib.make_run(  # noqa: E731
       members, data.input_shape, len(data.class_names), data.num_examples)
@@ -183,7 +182,7 @@ def _calibrated(g: int, members, size: int, data, inputs) -> str:
 
 def _gathered(results: dict, configs: list[TrainConfig]) -> dict:
   """Every process's results, on every process (each model was trained by one or by all)."""
-  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy, r.run, r.member]
+  mine = {i: [dataclasses.asdict(r.record), r.test_metrics, r.strategy, r.run_directory, r.member]
           for i, r in results.items()}
   everyone = {}
   for part in distributed.gather_json(mine):

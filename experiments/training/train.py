@@ -27,7 +27,7 @@ from experiments.training.processes import sharding
 from experiments.training.reports import objective_reports
 from experiments.training.settings import config as config_lib
 from experiments.training.settings.config import TrainConfig
-from experiments.training.storage import checkpoint_record
+from experiments.training.storage import checkpoints
 
 
 def members(config: TrainConfig) -> list[TrainConfig]:
@@ -68,9 +68,8 @@ def cross_validation(folds: list[dict]) -> dict:
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | None = None) -> dict:
-  """Trains the resolved ``config``'s model (or its k folds), evaluates every epoch, writes ``workdir``.
-
-  Returns the summary dict, also written to ``workdir/summary.json``.
+  """Trains the resolved ``config``'s model (or its k folds), evaluates every epoch, writes
+  ``workdir``; returns the summary, also written to ``workdir/summary.json``.
 
   Raises:
     UserError: an invalid setting, or a workdir holding another run's checkpoint.
@@ -78,30 +77,37 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
       metrics.jsonl are left as they were after the last good epoch.
   """
   with files.removed_if_left_empty(workdir):
-    checkpoint_record.check_writable(workdir)
-    checkpoint_record.check_same_run(workdir, members(config))
-    data = dataset.load(config)
-    run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
-                           data.num_examples)
-    sharding.Layout(run.size, run.plan.batch_size)  # refuses a batch the devices cannot split,
-    memory.members_that_fit(run, data, run.size, "use a smaller model or batch")  # before placing
-    report = objective_reports.make(config, train_and_evaluate)  # a scorer, before the lock
+    run, data, report = _prepare(config, workdir)
     with files.workdir_lock(workdir, jax.process_index()):
-      return _train_and_evaluate(config, run, data, workdir, started_at, report)
+      logging.info("optimizer %s; α = %g (%s schedule over %d updates)%s",
+                   run.describe_optimizer(config), config.learning_rate, config.schedule,
+                   run.plan.total_steps, f", gradients clipped to global norm "
+                   f"{config.clip_norm:g}" if config.clip_norm else "")
+      hooks = [output_hooks.ConfigFile(os.path.join(workdir, "config.json"), config),
+               output_hooks.MetricsFile(os.path.join(workdir, "metrics.jsonl"), "fold"),
+               *report.hooks(workdir), *output_hooks.standard(run, workdir)]
+      result = loop.fit(run, data, workdir, hooks=hooks, started_at=started_at,
+                        epoch_metrics=report.epoch_metrics)
+      return _summary(config, run, data, workdir, result, report)
 
 
-def _train_and_evaluate(config: TrainConfig, run: run_lib.Run, data: dataset.HostData,
-                        workdir: str, started_at: float | None,
-                        report: objective_reports.Report) -> dict:
+def _prepare(config: TrainConfig, workdir: str):
+  """The run, its data and its report, after every check that can fail before training."""
+  checkpoints.check_writable(workdir)
+  checkpoints.check_same_run(workdir, members(config))
+  data = dataset.load(config)
+  run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
+                         data.num_examples)
+  sharding.Layout(run.size, run.plan.batch_size)  # refuses a batch the devices cannot split,
+  memory.members_that_fit(run, data, run.size, "use a smaller model or batch")  # before placing
+  return run, data, objective_reports.make(config, train_and_evaluate)  # a scorer, once
+
+
+def _summary(config: TrainConfig, run: run_lib.Run, data: dataset.HostData, workdir: str,
+             result: loop.Loop, report: objective_reports.Report) -> dict:
+  """summary.json of a finished run, with the report's fields and figures; written by the
+  process that writes the run's outputs."""
   path = lambda name: os.path.join(workdir, name)  # noqa: E731
-  logging.info("optimizer %s; α = %g (%s schedule over %d updates)%s", run.describe_optimizer(config),
-               config.learning_rate, config.schedule, run.plan.total_steps,
-               f", gradients clipped to global norm {config.clip_norm:g}" if config.clip_norm else "")
-  hooks = [output_hooks.ConfigFile(path("config.json"), config),
-           output_hooks.MetricsFile(path("metrics.jsonl"), "fold"), *report.hooks(workdir),
-           *output_hooks.standard(run, workdir)]
-  result = loop.fit(run, data, workdir, hooks=hooks, started_at=started_at,
-                    epoch_metrics=report.epoch_metrics)
   if all(r.diverged for r in result.records):
     raise record_lib.TrainingDiverged(_diverged_message(result))
 

@@ -8,7 +8,7 @@ end of the run), saves a checkpoint (``resume.save``) and shows the epoch to
 the hooks. A signal is noted and acted on at the next step boundary
 (``signals.py``). Hooks observe a read-only ``Loop``: they write files,
 TensorBoard events, the console and progress bars, and never change the run's
-course. Data order and dropout keys are functions of the seed, the epoch and
+course. Data order and step keys are functions of the seed, the epoch and
 the step, so a resumed run equals an uninterrupted one bit for bit.
 
 The words: a *run* is K >= 1 members trained together; its *records* are the
@@ -27,7 +27,6 @@ import jax
 
 from experiments.training.loop import dataset as dataset_lib
 from experiments.training.loop import decisions
-from experiments.training.loop import pipeline as pipeline_lib
 from experiments.training.loop import programs as programs_lib
 from experiments.training.loop import record as record_lib
 from experiments.training.loop import resume
@@ -49,7 +48,7 @@ class Loop:
   """
 
   run: object  # run.Run
-  pipeline: object  # pipeline.Pipeline
+  pipeline: object  # programs.Pipeline
   program: object  # programs.Program
   state: object  # state.TrainState
   kept: dict  # each member's model to keep: {"params"[, "batch_stats"]}
@@ -110,17 +109,15 @@ def fit(run, data: dataset_lib.HostData, directory: str | None = None, *, hooks=
         epoch_metrics=None) -> Loop:
   """Trains the run's K members together; checkpoints into and resumes from ``directory``.
 
-  ``hooks`` observe the loop (``Hook``). ``local``: this process trains the run
-  alone while the others of a multi-process job train other runs. ``inputs``:
-  the dataset already on the device. ``started_at``: the process's start, for
-  ``seconds_to_first_step``. ``diverged_is_finished``: a run whose every member
-  diverged ends as finished (``decisions.decide``). ``epoch_metrics(run,
-  variables, data)``: each member's figures of an epoch beyond the splits'
-  metrics (a generator's sample scores). Raises ``errors.Interrupted`` when a
-  signal stopped the run. Returns the final Loop.
+  ``hooks`` observe (``Hook``); ``local``: this process trains the run alone (the
+  others of a multi-process job train other runs); ``inputs``: the dataset already on
+  the device; ``started_at``: the process's start; ``diverged_is_finished``: see
+  ``decisions.decide``; ``epoch_metrics(run, variables, data)``: each member's figures
+  beyond the splits' (a generator's sample scores). Raises ``errors.Interrupted`` after a
+  signal.
   """
-  started_at = time.perf_counter() if started_at is None else started_at
-  pipeline = pipeline_lib.Pipeline(run, data, local, inputs)
+  clock = _Clock(time.perf_counter() if started_at is None else started_at)
+  pipeline = programs_lib.Pipeline(run, data, local, inputs)
   program = programs_lib.Program(pipeline)
   state = pipeline.initial_state()
   loop = Loop(run, pipeline, program, state, kept=_copy(state.variables),
@@ -128,22 +125,27 @@ def fit(run, data: dataset_lib.HostData, directory: str | None = None, *, hooks=
   hooks = [h for h in hooks if distributed.is_leader(local) or not h.writes]
   checkpoints = checkpoints_lib.Checkpoints(directory, local) if directory else None
   saved_test_metrics = resume.resume(loop, checkpoints, directory) if checkpoints else None
-  clock = _Clock(started_at)
   for hook in hooks:
     hook.start(loop)
   with signals.caught() as received:
     while not (loop.finished or loop.all_diverged) and loop.epoch < run.config.num_epochs:
-      rows = _train_epoch(loop, hooks, received, clock, epoch_metrics)
-      if rows is None:  # a signal: stopped at a step boundary, the partial epoch dropped
-        loop.interrupted = received.signum
-        break
-      loop.epoch, loop.rows = loop.epoch + 1, rows
-      clock.epoch(rows[0]["epoch_seconds"])
-      decisions.decide(loop, diverged_is_finished)
-      if checkpoints:
-        resume.save(loop, checkpoints)
-      for hook in hooks:
-        hook.epoch(loop)
+      epoch, totals = loop.epoch + 1, None
+      for block in clock.start_epoch(program, pipeline.blocks(epoch, first_steps_alone=epoch == 1)):
+        loop.state, sums = program.train_block(loop.state, block)
+        totals = _add(totals, jax.block_until_ready(sums))  # honest timing and progress
+        clock.block(epoch)
+        for hook in hooks:
+          hook.block(loop, block.shape[-2])
+        if received.signum:  # a signal: stop at this step boundary, the partial epoch dropped
+          break
+      if not received.signum:
+        loop.epoch, loop.rows = epoch, _rows(loop, epoch, totals, clock.end_epoch(program),
+                                             epoch_metrics)
+        decisions.decide(loop, diverged_is_finished)
+        if checkpoints:
+          resume.save(loop, checkpoints)
+        for hook in hooks:
+          hook.epoch(loop)
       if received.signum:
         loop.interrupted = received.signum
         break
@@ -160,28 +162,17 @@ def fit(run, data: dataset_lib.HostData, directory: str | None = None, *, hooks=
   return loop
 
 
-def _train_epoch(loop: Loop, hooks: list, received: signals.Received, clock: "_Clock",
-                 epoch_metrics) -> list[dict] | None:
-  """The next epoch's blocks, then every member's row of metrics on every split; None when a
-  signal arrived during its blocks."""
-  run, pipeline, program = loop.run, loop.pipeline, loop.program
-  epoch, compiling = loop.epoch + 1, program.compile_seconds
-  blocks = pipeline.blocks(epoch, first_steps_alone=epoch == 1)  # host work, not timed
-  start, totals = time.perf_counter(), None
-  for block in blocks:
-    loop.state, sums = program.train(loop.state, block)
-    sums = jax.block_until_ready(sums)  # honest timing and progress
-    totals = sums if totals is None else jax.tree.map(operator.add, totals, sums)
-    clock.block(epoch)
-    for hook in hooks:
-      hook.block(loop, block.shape[-2])
-    if received.signum:
-      return None
-  seconds = time.perf_counter() - start - (program.compile_seconds - compiling)
+def _add(totals, sums):
+  return sums if totals is None else jax.tree.map(operator.add, totals, sums)
+
+
+def _rows(loop: Loop, epoch: int, totals, seconds: float, epoch_metrics) -> list[dict]:
+  """Each member's row of ``epoch``: its metrics on every split (train: the epoch's sums)."""
+  run, program = loop.run, loop.program
   results = {"train": programs_lib.member_metrics(run.objective, totals, run.size)}
   results.update({name: program.evaluate(loop.state.variables, name)
-                  for name in pipeline.evaluated})
-  extra = (epoch_metrics(run, loop.state.variables, pipeline.data) if epoch_metrics
+                  for name in loop.pipeline.evaluated})
+  extra = (epoch_metrics(run, loop.state.variables, loop.pipeline.data) if epoch_metrics
            else [{}] * run.size)
   return [record_lib.epoch_row(epoch, {s: r[k] for s, r in results.items()}, seconds,
                                loop.images_per_epoch, extra[k])
@@ -189,20 +180,30 @@ def _train_epoch(loop: Loop, hooks: list, received: signals.Received, clock: "_C
 
 
 class _Clock:
-  """The run's timing figures: training time and speed, compilation, start-up."""
+  """The run's timing figures: each epoch's training time (compiling left out), start-up."""
 
   def __init__(self, started_at: float):
     self._started_at = started_at
     self._first_step, self._first_epoch, self._seconds, self._epochs = None, None, 0.0, 0
+    self._epoch_start, self._compiling = 0.0, 0.0
+
+  def start_epoch(self, program, blocks: list) -> list:
+    """``blocks``, once the epoch's clock started (drawing them is host work, not timed)."""
+    self._epoch_start, self._compiling = time.perf_counter(), program.compile_seconds
+    return blocks
 
   def block(self, epoch: int) -> None:
     if self._first_step is None:  # when the first block finished, as the host sees it
       self._first_step = time.perf_counter() - self._started_at
       self._first_epoch = epoch
 
-  def epoch(self, seconds: float) -> None:
+  def end_epoch(self, program) -> float:
+    """The epoch's training seconds, less the compiling it included."""
+    seconds = (time.perf_counter() - self._epoch_start
+               - (program.compile_seconds - self._compiling))
     self._seconds += seconds
     self._epochs += 1
+    return seconds
 
   def timing(self, loop: Loop) -> dict:
     images = self._epochs * loop.images_per_epoch * loop.run.size

@@ -1,6 +1,6 @@
 """A run's checkpoints from the loop's side: resuming from the newest good one, saving an epoch.
 
-A checkpoint of another run is refused (``checkpoint_record.check_same_members``)
+A checkpoint of another run is refused (``checkpoints.check_same_members``)
 before anything is trained or written. Saving happens at the end of the run and,
 with ``checkpoint_every_epoch`` (the default), after every epoch that was not
 all diverged.
@@ -12,7 +12,6 @@ from absl import logging
 
 from experiments.training.loop import decisions
 from experiments.training.loop import record as record_lib
-from experiments.training.storage import checkpoint_record
 from experiments.training.storage import checkpoints as checkpoints_lib
 
 
@@ -24,27 +23,28 @@ def resume(loop, checkpoints: checkpoints_lib.Checkpoints, run_directory: str) -
     logging.info("starting over: %s holds no checkpoint of the epochs its metrics.jsonl "
                  "lists", run_directory)
   saved = checkpoints.restore(
-      loop.state, lambda record: checkpoint_record.check_same_members(
-          loop.run.members, record, run_directory), stacked=loop.run.size > 1)
+      loop.state, lambda manifest: checkpoints_lib.check_same_members(
+          loop.run.members, manifest, run_directory), stacked=loop.run.size > 1)
   if not saved:
     return None
   loop.state, loop.kept, loop.epoch = saved.state, saved.model, saved.epoch
   loop.resumed_from = saved.epoch
-  loop.records = [record_lib.from_json(r) for r in saved.record["records"]]
-  loop.finished = loop.already_finished = saved.record["finished"]
+  loop.records = [record_lib.from_json(r) for r in saved.manifest["records"]]
+  loop.finished = loop.already_finished = saved.manifest["finished"]
   if loop.finished:
     logging.info("this run is already complete (the checkpoint of epoch %d in %s): nothing to "
                  "train; its results are evaluated and written again", saved.epoch, directory)
   else:
     logging.info("resuming from the checkpoint of epoch %d in %s", saved.epoch, directory)
-  return saved.record["test_metrics"]
+  return saved.manifest["test_metrics"]
 
 
 def save(loop, checkpoints: checkpoints_lib.Checkpoints) -> None:
   """Saves the epoch just decided, when the run is finished or saves every epoch."""
   if loop.all_diverged or not (loop.finished or loop.run.config.checkpoint_every_epoch):
     return
-  record = checkpoint_record.record(loop.run, loop.records, loop.finished, loop.test_metrics,
-                                    loop.pipeline.data, loop.pixel_scaling)
-  checkpoints.save(loop.epoch, loop.state, loop.kept, record,
+  manifest = checkpoints_lib.make_manifest(loop.run, loop.records, loop.finished,
+                                           loop.test_metrics, loop.pipeline.data,
+                                           loop.pixel_scaling)
+  checkpoints.save(loop.epoch, loop.state, loop.kept, manifest,
                    decisions.ranking_loss(loop.rows, loop.records), stacked=loop.run.size > 1)

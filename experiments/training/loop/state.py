@@ -2,7 +2,7 @@
 
 Everything that differs between members is an array in the state: the
 parameters and batch statistics, the optimizer state (which holds α and the
-hyperparameters through ``optax.inject_hyperparams``), the dropout key, and
+hyperparameters through ``optax.inject_hyperparams``), the step key, and
 the penalty weights and dropout rate. So one compiled program, ``jax.vmap``ped
 over the member axis, advances all K members (for K = 1, the state has no
 member axis and the program is not vmapped).
@@ -25,15 +25,16 @@ class TrainState(train_state.TrainState):
 
   ``batch_stats``: batch normalization's running means and variances (empty
   without batch norm), updated by each training step, not by the optimizer.
-  ``dropout_key``: the dropout key of step t is fold_in(dropout_key, t), so
-  every step gets a fresh, reproducible key without carrying a key chain.
+  ``key``: step t's randomness (dropout masks, a VAE's z, a GAN's noise) is
+  drawn from fold_in(key, t), so every step gets a fresh, reproducible key
+  without carrying a key chain.
   ``penalty``: the weights λ1, λ2 of the penalty added to the loss (a term is
   None when no member of the run uses it). ``dropout``: the dropout rate
   (None when no member uses dropout).
   """
 
   batch_stats: Any
-  dropout_key: jax.Array
+  key: jax.Array
   penalty: regularizers.Penalty = regularizers.Penalty()
   dropout: jax.Array | None = None
 
@@ -47,9 +48,9 @@ class TrainState(train_state.TrainState):
 
 @jax.jit  # one compiled call, not an eager dispatch per split and unstack
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The (initialization, dropout, shuffling) keys derived from a seed."""
-  init_key, dropout_key, shuffle_key = jax.random.split(jax.random.key(seed), 3)
-  return init_key, dropout_key, shuffle_key
+  """The (initialization, step, shuffling) keys derived from a seed."""
+  init_key, step_key, shuffle_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, step_key, shuffle_key
 
 
 def init_variables(run: run_lib.Run, seed: int) -> dict:
@@ -65,7 +66,7 @@ def member_state(run: run_lib.Run, member: TrainConfig) -> TrainState:
                                  value(member.l2) if run.terms.l2 else None)
   return TrainState.create(
       apply_fn=run.model.apply, params=variables["params"], tx=run.objective.optimizer(run, member),
-      batch_stats=variables.get("batch_stats", {}), dropout_key=seed_keys(member.seed)[1],
+      batch_stats=variables.get("batch_stats", {}), key=seed_keys(member.seed)[1],
       penalty=penalty, dropout=value(member.dropout) if run.terms.dropout else None)
 
 

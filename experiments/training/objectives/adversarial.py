@@ -65,7 +65,7 @@ class Adversarial(Objective):
     del chunk_size  # the config refuses full-batch descent for a GAN
     batch = labels.shape[0]
     model, params, stats = self.model, state.params, state.batch_stats
-    key = jax.random.fold_in(state.dropout_key, state.step)
+    key = jax.random.fold_in(state.key, state.step)
     z = jax.random.normal(jax.random.fold_in(key, 0), (batch, model.latent_size))
     z_again = jax.random.normal(jax.random.fold_in(key, 1), (batch, model.latent_size))
 

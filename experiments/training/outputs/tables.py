@@ -24,13 +24,13 @@ REPEATS = ("seed", "fold")  # what varies within a configuration
 def result_rows(results, columns: list[str]) -> list[dict]:
   """One row per model from ``sweep.run_sweep``'s results: its settings, kept metrics, history."""
   rows = []
-  for config, record, test_metrics, strategy, run, member in results:
+  for config, record, test_metrics, strategy, run_directory, member in results:
     kept = record.kept_row or {}
     rows.append({
         **{c: getattr(config, c) for c in grid_lib.SETTINGS if hasattr(config, c)},
         "optimizer_form": config.optimizer_form, "fold": config.fold,
         "configuration": grid_lib.label(config, [c for c in columns if c not in REPEATS]),
-        "strategy": strategy, "run": run, "member": member,
+        "strategy": strategy, "run": run_directory, "member": member,
         **{m: kept.get(m) for m in METRICS},
         "epoch": record.best_epoch, "epochs_trained": len(record.history),
         "stopped_early": record.stopped_early, "diverged": record.diverged is not None,

@@ -2,15 +2,15 @@
 
 A checkpoint holds three items:
   state     the stacked TrainState's arrays (step, params, optimizer state,
-            batch statistics, dropout keys, penalty weights and dropout rates):
+            batch statistics, step keys, penalty weights and dropout rates):
             everything a resumed run needs, with the epoch number, to continue
             exactly where it stopped;
   model     each member's variables to predict with ({"params"[,
-            "batch_stats"]}, stacked): the kept epoch's (``record.py``);
-  record    JSON (``checkpoint_record.record``): each member's resolved
-            settings and record, the input shape and pixel scaling for
-            prediction, whether the run finished, and SHA-256 digests of the
-            two array items and of the record itself.
+            "batch_stats"]}, stacked): the kept epoch's (``manifest.py``);
+  record    the manifest, JSON (``manifest``): each member's resolved
+            settings and record (``loop/record.py``), the input shape and pixel
+            scaling for prediction, whether the run finished, and SHA-256
+            digests of the two array items and of the manifest itself.
 
 Restoring verifies every digest; a checkpoint that fails (unreadable, or any
 byte changed) is named in one warning line and the newest checkpoint that
@@ -23,8 +23,14 @@ Orbax writes each checkpoint into a temporary folder and renames it when
 complete, so a run killed at any moment leaves its complete checkpoints
 readable. The folder is created by the first save (and Orbax imported only
 then): a run that never saved leaves nothing behind.
+
+Before any data are prepared or any epoch is trained, a run checks that its
+workdir and the checkpoint folders in it are writable (``check_writable``) and
+that the checkpoint there, if any, is this run's (``check_same_run``,
+``check_same_members``: the training settings compared one by one).
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,8 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from data import files
 from data.errors import UserError
 from experiments.training.processes import sharding
+from experiments.training.settings import config as config_lib
 
 
 class Saved(NamedTuple):
@@ -47,7 +55,7 @@ class Saved(NamedTuple):
   epoch: int
   state: object  # the loop's TrainState
   model: dict
-  record: dict
+  manifest: dict
 
 
 class Damaged(Exception):
@@ -63,7 +71,7 @@ def _arrays(state) -> dict:
   """The state's arrays; the typed PRNG keys as their raw uint32 data."""
   return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
           "batch_stats": state.batch_stats, "penalty": state.penalty._asdict(),
-          "dropout": state.dropout, "dropout_key": jax.random.key_data(state.dropout_key)}
+          "dropout": state.dropout, "dropout_key": jax.random.key_data(state.key)}  # its name on disk
 
 
 def _with_member_axis(tree):
@@ -88,8 +96,8 @@ def digest(tree) -> str:
   return h.hexdigest()
 
 
-def _record_digest(record: dict) -> str:
-  body = {k: v for k, v in record.items() if k != "digest"}
+def _manifest_digest(manifest: dict) -> str:
+  body = {k: v for k, v in manifest.items() if k != "digest"}
   return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -161,7 +169,7 @@ class Checkpoints:
   def latest_epoch(self) -> int | None:
     return next(iter(self.epochs()), None)
 
-  def save(self, epoch: int, state, model: dict, record: dict, loss: float,
+  def save(self, epoch: int, state, model: dict, manifest: dict, loss: float,
            stacked: bool = True) -> None:
     """Writes the checkpoint of ``epoch``; ``loss`` ranks it (lowest kept: validation loss).
 
@@ -175,8 +183,8 @@ class Checkpoints:
     if not stacked:
       state, model = _with_member_axis((state, model))
     arrays = _arrays(state)
-    record = {**record, "digests": {"state": digest(arrays), "model": digest(model)}}
-    record["digest"] = _record_digest(record)
+    manifest = {**manifest, "digests": {"state": digest(arrays), "model": digest(model)}}
+    manifest["digest"] = _manifest_digest(manifest)
     # Not self.latest_epoch(): whether the folder exists yet must not decide, since another
     # process of the run may be creating it now (and every process must open Orbax alike).
     # Without a manager, restore() found no checkpoint.
@@ -186,34 +194,34 @@ class Checkpoints:
       manager.save(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardSave(self._saved_form(arrays)),
           model=ocp.args.StandardSave(self._saved_form(model)),
-          record=ocp.args.JsonSave(record)), metrics={"loss": loss}, force=True)
+          record=ocp.args.JsonSave(manifest)), metrics={"loss": loss}, force=True)
       manager.wait_until_finished()
     except Exception as e:  # any failure to write is one line
       kept = f"the checkpoint of epoch {previous} is kept" if previous else "none was saved before"
       raise UserError(f"could not write the checkpoint of epoch {epoch} in {self.directory} "
                       f"({_reason(e)}); {kept}") from e
 
-  def verified_record(self, epoch: int) -> dict:
-    """The record of ``epoch`` alone (no arrays), its digest checked; Damaged if it fails."""
+  def verified_manifest(self, epoch: int) -> dict:
+    """The manifest of ``epoch`` alone (no arrays), its digest checked; Damaged if it fails."""
     ocp = _orbax()
     try:
-      record = self._open().restore(epoch, args=ocp.args.Composite(
+      manifest = self._open().restore(epoch, args=ocp.args.Composite(
           record=ocp.args.JsonRestore())).record
     except Exception as e:  # damage, not a bug
       raise Damaged(f"unreadable record: {_reason(e)}") from e
-    if not isinstance(record, dict) or record.get("digest") != _record_digest(record):
+    if not isinstance(manifest, dict) or manifest.get("digest") != _manifest_digest(manifest):
       raise Damaged("its record does not match its digest")
-    return record
+    return manifest
 
   def _verified(self, epoch: int, check: Callable[[dict], None], items: dict) -> tuple:
-    """The record and the ``items`` (name -> abstract target or None) of ``epoch``, verified.
+    """The manifest and the ``items`` (name -> abstract target or None) of ``epoch``, verified.
 
     A None target restores NumPy arrays shaped as saved (whatever devices and
     processes wrote them).
     """
     ocp = _orbax()
-    record = self.verified_record(epoch)
-    check(record)
+    manifest = self.verified_manifest(epoch)
+    check(manifest)
     try:
       targets = {name: self._as_saved(epoch, name) if target is None else target
                  for name, target in items.items()}
@@ -222,9 +230,9 @@ class Checkpoints:
     except Exception as e:  # damage, not a bug
       raise Damaged(f"unreadable arrays: {_reason(e)}") from e
     for name in items:
-      if digest(restored[name]) != record["digests"][name]:
+      if digest(restored[name]) != manifest["digests"][name]:
         raise Damaged(f"its {name} arrays do not match their digest")
-    return record, restored
+    return manifest, restored
 
   def _as_saved(self, epoch: int, name: str):
     """Empty NumPy arrays shaped like item ``name`` of ``epoch``, from its metadata."""
@@ -232,14 +240,14 @@ class Checkpoints:
         os.path.join(self.directory, str(epoch), name)).item_metadata.tree)
 
   def _newest_good(self, check: Callable[[dict], None], items: dict):
-    """(epoch, record, restored items) of the newest checkpoint that passes; None if none exist."""
+    """(epoch, manifest, restored items) of the newest checkpoint that passes; None if none exist."""
     epochs = self.epochs()
     if not epochs:
       return None
     damaged = []
     for epoch in epochs:
       try:
-        record, restored = self._verified(epoch, check, items)
+        manifest, restored = self._verified(epoch, check, items)
       except Damaged as e:
         damaged.append((epoch, str(e)))
         continue
@@ -247,7 +255,7 @@ class Checkpoints:
         logging.warning("%s; using the checkpoint of epoch %d", "; ".join(
             f"the checkpoint of epoch {e} in {self.directory} failed verification ({why})"
             for e, why in damaged), epoch)
-      return epoch, record, restored
+      return epoch, manifest, restored
     raise UserError(f"no usable checkpoint in {self.directory}: "
                     f"{'; '.join(f'epoch {e}: {why}' for e, why in damaged)}; move that folder "
                     "away to start over")
@@ -256,7 +264,7 @@ class Checkpoints:
               stacked: bool = True) -> Saved | None:
     """The newest good checkpoint, arrays shaped and placed like ``like``'s; None if none.
 
-    ``check(record)`` raises (a UserError) if the checkpoint belongs to
+    ``check(manifest)`` raises (a UserError) if the checkpoint belongs to
     another run. ``stacked``: as in ``save``. Failed checkpoints newer than
     the one used are deleted: the run continues from the good one and will
     write them again.
@@ -273,7 +281,7 @@ class Checkpoints:
     found = self._newest_good(check, {"state": abstract[0], "model": abstract[1]})
     if found is None:
       return None
-    epoch, record, restored = found
+    epoch, manifest, restored = found
     for newer in [e for e in self.epochs() if e > epoch]:
       self._open().delete(newer)
     if self._local:  # NumPy arrays, placed where ``like``'s are
@@ -283,16 +291,77 @@ class Checkpoints:
     state = like.replace(
         step=saved["step"], params=saved["params"], opt_state=saved["opt_state"],
         batch_stats=saved["batch_stats"], penalty=type(like.penalty)(**saved["penalty"]),
-        dropout=saved["dropout"], dropout_key=jax.random.wrap_key_data(saved["dropout_key"]))
-    return Saved(epoch, state, restored["model"], record)
+        dropout=saved["dropout"], key=jax.random.wrap_key_data(saved["dropout_key"]))
+    return Saved(epoch, state, restored["model"], manifest)
 
   def restore_model(self) -> tuple[dict, dict]:
-    """The newest good checkpoint's prediction variables (no target structure) and record.
+    """The newest good checkpoint's prediction variables (no target structure) and manifest.
 
     Opened ``read_only``, this changes nothing on disk.
     """
-    found = self._newest_good(lambda record: None, {"model": None})
+    found = self._newest_good(lambda manifest: None, {"model": None})
     if found is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    _, record, restored = found
-    return restored["model"], record
+    _, manifest, restored = found
+    return restored["model"], manifest
+
+
+def check_writable(workdir: str) -> None:
+  """UserError (one line) unless ``workdir`` and the checkpoint folders already in it are writable.
+
+  Checked before any work, so that a run does not find out after an epoch.
+  """
+  files.check_writable(workdir)
+  for folder, subfolders, names in os.walk(workdir):
+    if "checkpoints" in names:
+      raise UserError(f"{os.path.join(folder, 'checkpoints')} is a file where the run keeps its "
+                      "checkpoints folder; move it away")
+    if "checkpoints" in subfolders:  # a folder, or a link to one (os.walk does not follow it)
+      files.check_writable(os.path.join(folder, "checkpoints"))
+      subfolders.remove("checkpoints")
+
+
+def check_same_run(directory: str, members) -> None:
+  """UserError before any work if ``directory``'s newest readable checkpoint is another run's.
+
+  Reads the manifest alone (no arrays), so a resume with other settings (say
+  another dataset) is refused before the data are prepared; the full check
+  runs again when the checkpoint is restored.
+  """
+  reader = Checkpoints(directory, read_only=True)
+  for epoch in reader.epochs():
+    try:
+      manifest = reader.verified_manifest(epoch)
+    except Damaged:
+      continue
+    check_same_members(members, manifest, directory)
+    return
+
+
+def check_same_members(members, saved: dict, directory: str) -> None:
+  """UserError if the checkpoint in ``directory`` was trained with other settings."""
+  before = [config_lib.from_json(m).training_settings() for m in saved["members"]]
+  now = [m.training_settings() for m in members]
+  if len(before) != len(now):
+    raise UserError(f"{directory} holds a checkpoint of another run ({len(before)} models "
+                      f"there, {len(now)} here); resume with its settings, or use another "
+                      "--workdir")
+  for there, here in zip(before, now):
+    for key, value in here.items():
+      if there.get(key) != value:
+        raise UserError(
+            f"{directory} holds a checkpoint of another run ({key} {there.get(key)!r} there, "
+            f"{value!r} here); resume with its settings, or use another --workdir")
+
+
+def make_manifest(run, records, finished: bool, test_metrics, data, scaling) -> dict:
+  """A checkpoint's manifest: the members' settings and records, and what predicting needs."""
+  return {
+      "members": [config_lib.to_json(m) for m in run.members],
+      "records": [dataclasses.asdict(r) for r in records],
+      "finished": finished,
+      "test_metrics": test_metrics if finished else None,
+      "input_shape": list(run.input_shape),
+      "class_names": list(data.class_names),
+      "pixel_scaling": [list(s) for s in scaling],
+  }

@@ -52,22 +52,22 @@ def load(workdir: str, member: int = 0) -> TrainedModel:
                  workdir, configuration, member, run)
     return load(os.path.join(workdir, run), member)
   try:
-    stacked, record = checkpoints_lib.Checkpoints(workdir, read_only=True).restore_model()
+    stacked, manifest = checkpoints_lib.Checkpoints(workdir, read_only=True).restore_model()
   except FileNotFoundError:
     raise UserError(f"no trained model in {workdir}: it has no checkpoints") from None
-  errors.check_integer("member", member, 0, len(record["members"]) - 1)
-  config = config_lib.from_json(record["members"][member])
+  errors.check_integer("member", member, 0, len(manifest["members"]) - 1)
+  config = config_lib.from_json(manifest["members"][member])
   variables = jax.tree.map(lambda a: a[member], stacked)
-  input_shape = tuple(record["input_shape"])
-  model = model_settings.make_model(config, len(record["class_names"]), input_shape)
+  input_shape = tuple(manifest["input_shape"])
+  model = model_settings.make_model(config, len(manifest["class_names"]), input_shape)
   expected = jax.eval_shape(lambda: networks.init_variables(model, jax.random.key(0), input_shape))
   if not _same_shapes(variables, expected):
     raise UserError(
         f"the checkpoint in {workdir} does not fit the {config.model} model it was saved "
         "with: the parameter names or shapes differ")
-  test_metrics = record["test_metrics"][member] if record.get("test_metrics") else None
-  return TrainedModel(model, variables, config, tuple(record["class_names"]), input_shape,
-                      tuple(record["pixel_scaling"][member]), test_metrics)
+  test_metrics = manifest["test_metrics"][member] if manifest.get("test_metrics") else None
+  return TrainedModel(model, variables, config, tuple(manifest["class_names"]), input_shape,
+                      tuple(manifest["pixel_scaling"][member]), test_metrics)
 
 
 def load_classifier(workdir: str, member: int = 0) -> TrainedModel:

@@ -18,8 +18,8 @@ from data import datasets
 from data.errors import UserError
 from experiments.training.loop import batches as batches_lib
 from experiments.training.loop import loop as loop_lib
+from experiments.training.loop import programs
 from experiments.training.loop import run as run_lib
-from experiments.training.loop import steps
 from experiments.training.objectives import classification
 from experiments.training.settings.config import TrainConfig
 from tests import helpers
@@ -154,14 +154,14 @@ def test_when_every_member_diverges_the_last_good_checkpoint_stays(tmp_path, mon
   """A loss that turns NaN in epoch 3 (injected into the compiled steps)."""
   config = dataclasses.replace(BASE, checkpoint_every_epoch=True, num_epochs=4)
   updates = run_lib.make_run([config.resolve()], DATA.input_shape, 10, DATA.num_examples).plan
-  real = steps.train_steps
+  real = programs.train_steps
 
   def nan_after_two_epochs(objective, state, *args, **kwargs):
     state, sums = real(objective, state, *args, **kwargs)
     nan = jnp.where(state.step > 2 * updates.updates_per_epoch, jnp.nan, 0.0)
     return state, {**sums, "loss": sums["loss"] + nan}
 
-  monkeypatch.setattr(steps, "train_steps", nan_after_two_epochs)
+  monkeypatch.setattr(programs, "train_steps", nan_after_two_epochs)
   result = fit([config], str(tmp_path))
   (record,) = result.records
   assert record.diverged == "epoch 3 (train loss nan)" and [r["epoch"] for r in record.history] == [1, 2]
@@ -176,14 +176,14 @@ def test_a_sweeps_run_whose_every_member_diverged_is_finished_and_not_trained_ag
              dataclasses.replace(BASE, seed=1, num_epochs=4)]
   updates = run_lib.make_run([members[1].resolve()], DATA.input_shape, 10,
                              DATA.num_examples).plan.updates_per_epoch
-  real = steps.train_steps
+  real = programs.train_steps
 
   def nan_after_two_epochs(objective, state, *args, **kwargs):
     state, sums = real(objective, state, *args, **kwargs)
     nan = jnp.where(state.step > 2 * updates, jnp.nan, 0.0)
     return state, {**sums, "loss": sums["loss"] + nan}
 
-  monkeypatch.setattr(steps, "train_steps", nan_after_two_epochs)
+  monkeypatch.setattr(programs, "train_steps", nan_after_two_epochs)
   first = fit(members, str(tmp_path), diverged_is_finished=True)
   assert first.finished and not first.all_diverged and first.checkpoint_epoch == 3
   assert [r.diverged.split(" (")[0] for r in first.records] == ["epoch 1", "epoch 3"]
@@ -191,7 +191,7 @@ def test_a_sweeps_run_whose_every_member_diverged_is_finished_and_not_trained_ag
   def not_again(*args, **kwargs):
     raise AssertionError("trained again")
 
-  monkeypatch.setattr(steps, "train_steps", not_again)
+  monkeypatch.setattr(programs, "train_steps", not_again)
   again = fit(members, str(tmp_path), diverged_is_finished=True)
   assert again.already_finished
   assert [r.diverged for r in again.records] == [r.diverged for r in first.records]
