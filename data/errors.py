@@ -10,6 +10,7 @@ exception is a bug and keeps its traceback. ``data/``, ``models/`` and
 """
 
 import math
+import os
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Generic
@@ -78,6 +79,13 @@ def check_integer(name: str, value, low: int, high: int, prefix: str = "") -> No
   """UserError unless ``value`` is an integer (not a bool) in [low, high]."""
   if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
     raise UserError(f"{name} must be {prefix}an integer in [{low}, {high}], got {value}")
+
+
+def check_folder(name: str, value: str) -> None:
+  """UserError unless ``value`` names an existing folder (a mistyped path is bad input)."""
+  if not os.path.isdir(value):
+    what = "a file" if os.path.exists(value) else "no such folder"
+    raise UserError(f"{name} must name an existing folder, got {value} ({what})")
 
 
 def check_number(name: str, value, low: float, high: float = math.inf, low_open: bool = False,

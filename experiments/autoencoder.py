@@ -40,15 +40,15 @@ def main(argv):
   config = training_command.config_from_flags("experiments.autoencoder")
   summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   if config.model == "vae":
-    logging.info("test -ELBO %.2f nats per image; samples' classifier score %.3f; summary in "
-                 "%s/summary.json", summary["test_neg_elbo"], summary["classifier_score"],
-                 FLAGS.workdir)
+    logging.info("test -ELBO %.2f nats per image; samples' classifier score %.3f; %s",
+                 summary["test_neg_elbo"], summary["classifier_score"],
+                 cli.written(FLAGS.workdir, summary["figures"]))
   else:
-    logging.info("test reconstruction MSE per pixel %.5f (PCA with %d components: %.5f); "
-                 "summary in %s/summary.json", summary["test_reconstruction_mse"],
-                 summary["pca_components"], summary["pca_test_reconstruction_mse"],
-                 FLAGS.workdir)
+    logging.info("test reconstruction MSE per pixel %.5f (PCA with %d components: %.5f); %s",
+                 summary["test_reconstruction_mse"], summary["pca_components"],
+                 summary["pca_test_reconstruction_mse"],
+                 cli.written(FLAGS.workdir, summary["figures"]))
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, help_text=lambda: training_command.help_text("experiments.autoencoder"))

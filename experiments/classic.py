@@ -82,17 +82,23 @@ def targets(labels: np.ndarray, num_classes: int) -> jnp.ndarray:
 
 
 def fit(algorithm: str, x, d, cs, tolerance: float, max_passes: int):
-  """Trains one model per step size in ``cs`` with ``jax.vmap``; returns a batched FitResult."""
+  """Trains one model per step size in ``cs`` with ``jax.vmap``; returns a batched FitResult.
+
+  The data are the compiled program's arguments, not constants it closes over, which XLA
+  would fold at compile time (seconds, and alarms on the console, for MNIST).
+  """
   if algorithm == "least_squares":
     w = classic.least_squares(x, d)
     one = classic.FitResult(w, jnp.int32(0), jnp.int32(0), jnp.bool_(True))
     return jax.tree.map(lambda a: a[None], one)
   rule = {
-      "perceptron": lambda c: classic.perceptron(x, d, c, max_passes=max_passes),
-      "lms": lambda c: classic.lms(x, d, c, tol=tolerance, max_passes=max_passes),
-      "sdm": lambda c: classic.steepest_descent(x, d, c, tol=tolerance, max_passes=max_passes),
+      "perceptron": lambda x, d, c: classic.perceptron(x, d, c, max_passes=max_passes),
+      "lms": lambda x, d, c: classic.lms(x, d, c, tol=tolerance, max_passes=max_passes),
+      "sdm": lambda x, d, c: classic.steepest_descent(x, d, c, tol=tolerance,
+                                                      max_passes=max_passes),
   }[algorithm]
-  return jax.jit(jax.vmap(rule))(jnp.asarray(cs, jnp.float32))
+  return jax.jit(jax.vmap(rule, in_axes=(None, None, 0)))(
+      jnp.asarray(x), jnp.asarray(d), jnp.asarray(cs, jnp.float32))
 
 
 def plot_decision(path: str, x, labels, weights, cs, threshold: float, title: str):
@@ -226,12 +232,14 @@ def main(argv):
       print(summary["note"])
 
   os.makedirs(FLAGS.workdir, exist_ok=True)
+  figures = []
   if train.images.shape[1] == 2:
     plot_decision(os.path.join(FLAGS.workdir, "decision.png"), np.asarray(x), labels,
                   np.asarray(result.weights), cs_shown, threshold,
                   f"{FLAGS.algorithm} on {FLAGS.dataset}")
+    figures.append("decision.png")
   files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
-  print(f"\nsummary in {FLAGS.workdir}/summary.json")
+  print(f"\n{cli.written(FLAGS.workdir, figures)}")
 
 
 if __name__ == "__main__":

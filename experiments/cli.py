@@ -189,15 +189,35 @@ def _fail(message: str, status: int = 1) -> None:
   os._exit(status)
 
 
+def check_archive_dir() -> None:
+  """UserError unless --archive_dir (else $PERCEPTRAX_ARCHIVE_DIR), when set, names an existing
+  folder: checked before anything else, whatever the cache holds."""
+  if FLAGS.archive_dir:
+    errors.check_folder("--archive_dir", FLAGS.archive_dir)
+  elif os.environ.get(archives.ARCHIVE_DIR_ENV):
+    errors.check_folder(f"${archives.ARCHIVE_DIR_ENV}", os.environ[archives.ARCHIVE_DIR_ENV])
+
+
+def written(workdir: str, figures=(), results=("summary.json",)) -> str:
+  """An entrypoint's last words: the workdir, the results and the figures (file names) in it."""
+  line = f"results in {workdir}: {', '.join(results)}"
+  return f"{line}; figures: {', '.join(figures)}" if figures else line
+
+
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+SHORT_HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort")
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
+def _parse_flags(argv: list[str], help_text=None) -> list[str]:
   """absl's flag parsing, with a flag that does not parse reported as one line.
 
   Asking for help is a success: absl prints it and exits with status 1,
-  which would fail ``--help && ...``; it exits 0 here.
+  which would fail ``--help && ...``; it exits 0 here. ``help_text()``, when
+  given, is the entrypoint's own help (absl's ``--helpfull`` lists every flag).
   """
+  if help_text and any(a.split("=")[0] in SHORT_HELP_FLAGS for a in argv[1:]):
+    print(f"{(sys.modules['__main__'].__doc__ or '').strip()}\n\n{help_text()}")
+    sys.exit(0)
   try:
     return FLAGS(argv)
   except flags.Error as e:
@@ -208,10 +228,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
     raise
 
 
-def run(main, takes_arguments: bool = False) -> None:
+def run(main, takes_arguments: bool = False, help_text=None) -> None:
   """``absl.app.run(main)``, with user errors printed as one line and exit status 1.
 
-  Positional arguments are refused in one line unless ``takes_arguments``.
+  Positional arguments are refused in one line unless ``takes_arguments``;
+  ``help_text()`` is the entrypoint's ``--help`` (absl's: its key flags).
   """
 
   def guarded(argv):
@@ -219,6 +240,7 @@ def run(main, takes_arguments: bool = False) -> None:
     if len(argv) > 1 and not takes_arguments:
       _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+      check_archive_dir()
       return main(argv)
     except errors.Interrupted as e:
       _fail(str(e), e.exit_status)
@@ -231,4 +253,4 @@ def run(main, takes_arguments: bool = False) -> None:
         _fail(f"{where}: {e.strerror or e}" if where else str(e))
       raise
 
-  app.run(guarded, flags_parser=_parse_flags)
+  app.run(guarded, flags_parser=lambda argv: _parse_flags(argv, help_text))

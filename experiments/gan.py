@@ -46,9 +46,9 @@ def main(argv):
   config = training_command.config_from_flags("experiments.gan")
   summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   logging.info("classifier score %.3f of 10 000 samples (real test images: %.3f), Fréchet "
-               "distance %.2f; summary in %s/summary.json", summary["classifier_score"],
-               summary["real_classifier_score"], summary["frechet_distance"], FLAGS.workdir)
+               "distance %.2f; %s", summary["classifier_score"], summary["real_classifier_score"],
+               summary["frechet_distance"], cli.written(FLAGS.workdir, summary["figures"]))
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, help_text=lambda: training_command.help_text("experiments.gan"))

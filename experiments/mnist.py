@@ -35,15 +35,15 @@ def main(argv):
   summary = train.train_and_evaluate(config, FLAGS.workdir, started_at=_STARTED)
   if config.folds:
     cv = summary["cross_validation"]
-    logging.info("%d-fold validation accuracy %s; summary in %s/summary.json", config.folds,
+    logging.info("%d-fold validation accuracy %s; %s", config.folds,
                  "diverged" if cv["validation_accuracy_mean"] is None else
                  f"{cv['validation_accuracy_mean']:.4f} ± {cv['validation_accuracy_std']:.4f}",
-                 FLAGS.workdir)
+                 cli.written(FLAGS.workdir, summary["figures"]))
   else:
-    logging.info("test accuracy %.4f, test loss %.4f (model of epoch %d); summary in "
-                 "%s/summary.json", summary["test_accuracy"], summary["test_loss"],
-                 summary["epoch"], FLAGS.workdir)
+    logging.info("test accuracy %.4f, test loss %.4f (model of epoch %d); %s",
+                 summary["test_accuracy"], summary["test_loss"], summary["epoch"],
+                 cli.written(FLAGS.workdir, summary["figures"]))
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, help_text=lambda: training_command.help_text("experiments.mnist"))

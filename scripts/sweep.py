@@ -72,17 +72,21 @@ def main(argv):
   })
   files.write_text(path("sweep.csv"), tables.to_csv(rows))
   chosen = [r for r in rows if r["configuration"] == best["configuration"]]
+  figures = []
   if base.plots:
     from experiments.training.outputs import plots
     from experiments.training.outputs import sweep_plots
     sweep_plots.loss_curves(rows, table, shown, path("loss_curves.png"))
+    figures.append("loss_curves.png")
     if tables.has_accuracy(table):
       sweep_plots.validation_accuracy(table, shown, path("validation_accuracy.png"))
+      figures.append("validation_accuracy.png")
     if base.folds:
       records = [record_lib.MemberRecord(r["history"], r["epoch"]) for r in chosen]
       second = next(k.split("_", 1)[1] for k in chosen[0]["history"][0]
                     if k.startswith("validation_") and k != "validation_loss")
       plots.cross_validation(records, ("loss", second), path("cross_validation.png"))
+      figures.append("cross_validation.png")
   print(tables.markdown_table(table, best, shown))
   if base.folds:
     print(f"\nfolds of the selected configuration ({best['configuration']}):")
@@ -92,7 +96,7 @@ def main(argv):
                  report.per_class_table(chosen[0]["test_metrics"]))
   spread = f" (mean ± std over {best['models']} models)" if best["models"] > 1 else ""
   print(f"\nselected on validation: {best['configuration']}: {tables.summary(best)}{spread}")
-  logging.info("results in %s", FLAGS.workdir)
+  logging.info("%s", cli.written(FLAGS.workdir, figures, ("sweep.json", "sweep.csv")))
 
 
 if __name__ == "__main__":

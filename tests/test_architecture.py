@@ -78,3 +78,34 @@ def test_an_objective_is_at_most_eight_members():
   members = [name for name in vars(Objective) if not name.startswith("_")]
   assert members == ["metrics", "pixel_scaling", "optimizer", "train_step", "outputs", "sums",
                      "divergence", "test_report"]
+
+
+def test_no_import_circle_anywhere():
+  """Every module of the project, rooms and their insides alike: the import graph has no
+  cycle (strongly connected components of one module each)."""
+  import grimp
+  graph = grimp.build_graph("experiments", "models", "data", "scripts")
+  index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+  def visit(module):  # Tarjan's algorithm
+    index[module] = low[module] = len(index)
+    stack.append(module)
+    on_stack.add(module)
+    for imported in graph.find_modules_directly_imported_by(module):
+      if imported not in index:
+        visit(imported)
+        low[module] = min(low[module], low[imported])
+      elif imported in on_stack:
+        low[module] = min(low[module], index[imported])
+    if low[module] == index[module]:
+      component = []
+      while not component or component[-1] != module:
+        component.append(stack.pop())
+        on_stack.discard(component[-1])
+      if len(component) > 1:
+        circles.append(sorted(component))
+
+  for module in sorted(graph.modules):
+    if module not in index:
+      visit(module)
+  assert not circles

@@ -1,6 +1,9 @@
 """Single-layer rules: convergence facts, closed forms, per-node equivalence, errors."""
 
 import json
+import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +12,7 @@ import pytest
 
 from data import toy
 from models import classic
+from tests.helpers import ROOT
 
 
 def _gate(name):
@@ -209,3 +213,22 @@ def test_least_squares_reports_a_closed_form_without_step_size_or_passes(run_mod
   assert result.returncode == 0, result.stderr[-2000:]
   assert "| solution | train acc | test acc |" in result.stdout
   assert "| closed form | " in result.stdout and "None" not in result.stdout
+
+
+@pytest.mark.slow
+def test_the_lms_command_on_mnist_prints_only_its_own_lines_under_load(mnist_data_dir,
+                                                                       tmp_path):
+  """Two LMS runs on MNIST 0 vs 1 at once (a busy machine): neither console holds a line of
+  XLA's (a compiled function that closed over the data made XLA fold it, with a
+  ``slow_operation_alarm`` per second), nor any other line but the command's own."""
+  commands = [[sys.executable, "-m", "experiments.classic", "--algorithm=lms",
+               "--dataset=mnist", "--classes=0,1", f"--tfds_data_dir={mnist_data_dir}",
+               f"--workdir={tmp_path / str(k)}"] for k in range(2)]
+  runs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for c in commands]
+  outputs = [run.communicate(timeout=600) for run in runs]
+  own = re.compile(r"^[IWE]\d{4} [\d:.]+ +\d+ (classic|datasets|archives)\.py:\d+\] ")
+  for run, (stdout, stderr) in zip(runs, outputs):
+    assert run.returncode == 0, stderr[-2000:]
+    assert "summary in" in stdout
+    assert [line for line in stderr.splitlines() if line and not own.match(line)] == []

@@ -67,6 +67,26 @@ def test_archive_dir_comes_from_the_environment_when_the_flag_is_absent(run_mnis
   assert os.path.join(str(tmp_path / "archives"), "mnist") in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("module", ["experiments.mnist", "experiments.classic", "scripts.sweep"])
+def test_a_mistyped_archive_dir_is_refused_whatever_the_cache_holds(run_module, mnist_data_dir,
+                                                                   module, tmp_path):
+  """MNIST is prepared in --tfds_data_dir, so nothing would need the archives: a folder that does
+  not exist is still bad input, refused in one line before anything runs or is written."""
+  result = run_module(module, "--archive_dir=../shared/dat", f"--tfds_data_dir={mnist_data_dir}",
+                      f"--workdir={tmp_path / 'work'}", "--dataset=mnist")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      "error: --archive_dir must name an existing folder, got ../shared/dat (no such folder)"]
+  assert not (tmp_path / "work").exists()
+  result = run_module(module, f"--tfds_data_dir={mnist_data_dir}", "--dataset=mnist",
+                      f"--workdir={tmp_path / 'work'}",
+                      env={"PERCEPTRAX_ARCHIVE_DIR": str(tmp_path / "nowhere")})
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: $PERCEPTRAX_ARCHIVE_DIR must name an existing folder, got {tmp_path / 'nowhere'} "
+      "(no such folder)")
+
+
 def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
   result = run_mnist(
       "--model=mlp", "--hidden_sizes=32", "--optimizer=sgd", "--num_epochs=1",
@@ -97,6 +117,10 @@ def test_a_real_run_writes_the_summary(run_mnist, mnist_data_dir, tmp_path):
       assert image.format == "PNG" and image.size[0] > 300
       assert np.asarray(image.convert("L")).std() > 10
   assert len(summary["figures"]) == 6
+  drawn = [line.split("] ")[-1] for line in log.splitlines() if "] drew " in line]
+  assert drawn == [f"drew {name}" for name in summary["figures"]]  # each said as it is drawn
+  assert log.strip().splitlines()[-1].endswith(  # the last line: the workdir, what is in it
+      f"results in {tmp_path}: summary.json; figures: {', '.join(summary['figures'])}")
   assert os.path.isdir(summary["checkpoint"])
 
 
@@ -122,8 +146,7 @@ def test_help_lists_every_training_flag_with_its_choices(run_mnist):
                "--folds", "--chunk_size", "--weight_decay", "--patience", "--workdir"):
     assert flag in result.stdout, flag
   text = " ".join(result.stdout.split())  # absl wraps the help's lines
-  assert ("Choices: mlp | cnn | cnn_small | cifar_convnet | rnn | lstm | gru | ae | conv_ae | vae | "
-          "dcgan.") in text
+  assert "Choices: mlp | cnn | cnn_small | cifar_convnet | rnn | lstm | gru. (default: 'cnn')" in text
   assert "Choices: sgd | momentum | adagrad | adadelta | rmsprop | adam." in text
   assert "In [0, inf)." in text and "An integer in [1, 2147483647]." in text
 

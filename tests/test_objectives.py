@@ -95,7 +95,7 @@ def test_an_interrupted_run_resumes_to_the_same_bits(name, tmp_path, users_compi
     ({"model": "dcgan", "folds": 3}, "--folds does not apply to dcgan (trained for adversarial)"),
     ({"model": "dcgan", "hidden_sizes": (8,)}, "--hidden_sizes does not apply to dcgan"),
     ({"model": "vae", "reconstruction_loss": "mse"}, "--reconstruction_loss does not apply to vae"),
-    ({"model": "cnn", "scorer_workdir": "/x"}, "--scorer_workdir does not apply to cnn"),
+    ({"model": "cnn", "scorer_workdir": "/tmp"}, "--scorer_workdir does not apply to cnn"),
     ({"model": "ae", "standardize": True}, "--standardize does not apply to ae"),
     ({"model": "ae", "code_size": 0}, "code_size must be an integer in"),
 ])

@@ -82,6 +82,21 @@ def test_a_digit_drawn_in_the_browser_is_classified(browser, exported, tmp_path)
     assert report["drift"]["images"] == 2
     browser.get(served.url + "/monitor")
     wait.until(lambda d: "predictions since start" in d.find_element(By.ID, "summary").text)
+    # Before any label: said so, and no per-class figures (zeros would look like a broken model).
+    assert browser.find_element(By.ID, "summary").text.startswith("no labels have arrived yet")
+    assert browser.find_elements(By.CSS_SELECTOR, "#f1 .bar") == []
+    assert browser.find_element(By.ID, "f1").text == "no labels yet"
+    # A label given on the drawing page: the accuracy and the ten classes' figures appear.
+    browser.get(served.url + "/")
+    wait.until(lambda d: d.find_element(By.ID, "pad").get_attribute("data-ready") == "true")
+    _draw(browser, browser.find_element(By.ID, "pad"), one)
+    wait.until(lambda d: d.find_element(By.ID, "feedback").is_displayed())
+    browser.find_elements(By.CSS_SELECTOR, "#labels button")[1].click()
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "recorded: 1")
+    browser.get(served.url + "/monitor")
+    wait.until(lambda d: d.find_element(By.ID, "summary").text.startswith(
+        "accuracy 1.0000 over 1 labelled predictions"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#f1 .bar")) == 10
   finally:
     served.stop()
 

@@ -137,11 +137,11 @@ def _summary(config: TrainConfig, run: run_lib.Run, data: dataset.HostData, work
                                         path("cross_validation.png"))]
   else:
     summary.update(per_member[0])
+    if config.plots and writes:
+      logging.info("drawing the figures into %s", workdir)
     fields, figures = report.finish(run, result, data, workdir if writes else None,
                                     config.plots)
     summary.update(fields)
-  if figures:
-    logging.info("figures: %s", ", ".join(os.path.basename(p) for p in figures))
   summary["figures"] = [os.path.basename(p) for p in figures]
   if writes:
     files.write_json(path("summary.json"), summary)

@@ -26,11 +26,14 @@ async function refresh() {
   const response = await fetch("/v1/monitor");
   const report = await response.json();
   if (!response.ok) { document.getElementById("summary").textContent = `error: ${report.error}`; return; }
-  const accuracy = report.accuracy === null ? "no labels yet" : report.accuracy.toFixed(4);
-  document.getElementById("summary").textContent =
-    `accuracy ${accuracy} over ${report.labelled} labelled predictions (window ${report.window}); ` +
-    `macro F1 ${report.macro_f1 === null ? "-" : report.macro_f1.toFixed(4)}; ${report.predictions} predictions since start ` +
+  const labelled = report.labelled > 0;
+  const since = `${report.predictions} predictions since start ` +
     `(${new Date(1000 * report.started).toLocaleString()}; ${report.previews} previews of drawings in progress not counted)`;
+  document.getElementById("summary").textContent = labelled
+    ? `accuracy ${report.accuracy.toFixed(4)} over ${report.labelled} labelled predictions (window ${report.window}); ` +
+      `macro F1 ${report.macro_f1 === null ? "-" : report.macro_f1.toFixed(4)}; ${since}`
+    : `no labels have arrived yet: accuracy and the per-class figures appear with the first ` +
+      `labelled prediction (POST /v1/feedback, or a true label given on the drawing page); ${since}`;
   const d = report.drift;
   const driftText = document.getElementById("drift");
   driftText.className = d.drifted ? "drifted" : "";
@@ -43,6 +46,12 @@ async function refresh() {
   line(document.getElementById("rate"), history.map((h) => [h.time, h.predictions_per_second]), 0, top, "predictions/s");
   const f1 = document.getElementById("f1");
   f1.innerHTML = "";
+  const table = document.getElementById("confusion");
+  table.innerHTML = "";
+  if (!labelled) {  // no per-class figures before a label: zeros would look like a broken model
+    f1.textContent = table.textContent = "no labels yet";
+    return;
+  }
   for (const row of report.per_class) {
     const bar = document.createElement("div");
     bar.className = "bar";
@@ -52,8 +61,6 @@ async function refresh() {
     bar.querySelector(".p").textContent = `${row.f1.toFixed(3)} (${row.support})`;
     f1.appendChild(bar);
   }
-  const table = document.getElementById("confusion");
-  table.innerHTML = "";
   const header = table.insertRow();
   header.insertCell().textContent = "";
   report.per_class.forEach((row) => { header.insertCell().textContent = row.label; });

@@ -4,11 +4,14 @@ Images are shown as stored, rescaled per image to [0, 1] (grayscale for one
 channel, RGB for three).
 """
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from absl import logging
 
 from data import files
 
@@ -20,6 +23,7 @@ def save(fig, path: str, **options) -> None:
     files.write_atomically(path, lambda f: fig.savefig(f, format="png", **{"dpi": 120, **options}))
   finally:
     plt.close(fig)
+  logging.info("drew %s", os.path.basename(path))  # figures take seconds: no silent wait
 
 
 def whole_epochs(ax) -> None:

@@ -10,6 +10,7 @@ hidden dense layer after its ReLU) of uint8 images, in chunks.
 """
 
 import dataclasses
+import functools
 import os
 from typing import NamedTuple
 
@@ -54,15 +55,15 @@ def _function(trained):
   mean, std = trained.pixel_scaling
   last_hidden = f"Dense_{len(trained.model.dense_sizes) - 1}"
 
-  def score(pixels):
+  def score(variables, pixels):
     logits, state = trained.model.apply(
-        trained.variables, datasets.to_model_input(pixels, mean, std), train=False,
+        variables, datasets.to_model_input(pixels, mean, std), train=False,
         capture_intermediates=lambda module, _: isinstance(module, nn.Dense),
         mutable=["intermediates"])
     features = state["intermediates"][last_hidden]["__call__"][0]
     return jax.nn.softmax(logits, -1), jax.nn.relu(features)
 
-  return jax.jit(score)
+  return functools.partial(jax.jit(score), trained.variables)  # arguments, not folded constants
 
 
 def load(config, train_classifier) -> Scorer:

@@ -21,6 +21,7 @@ from experiments.training.settings import settings
 from experiments.training.settings.settings import GROUP
 from experiments.training.settings.settings import MEMBER
 from experiments.training.settings.settings import OUTPUT
+from experiments.training.settings.settings import Folder
 from experiments.training.settings.settings import Integer
 from experiments.training.settings.settings import Number
 from experiments.training.settings.settings import OneOf
@@ -125,7 +126,7 @@ class TrainConfig:
   scorer_workdir: str | None = setting(
       None, "The classifier that scores a GAN's or a VAE's samples: a workdir of "
       "experiments.mnist (default /tmp/perceptrax/mnist, the main job's; else cnn_small is "
-      "trained once into ~/.cache/perceptrax/scorer).", kind=OUTPUT)
+      "trained once into ~/.cache/perceptrax/scorer).", kind=OUTPUT, check=Folder())
   # Optimizer; None: the table's default for the form (models/optimizers.py).
   optimizer: str = setting("adam", "Optimizer (the optimizer table's rules).",
                            check=OneOf(optimizers.OPTIMIZERS), sweep=GROUP)
@@ -193,7 +194,7 @@ class TrainConfig:
   progress: bool = setting(True, "Show progress bars.", kind=OUTPUT)
   archive_dir: str | None = setting(
       None, "Folder with one subfolder per dataset holding its official archives.", kind=OUTPUT,
-      flag=False)  # cli.py's data flag, shared with the other entrypoints
+      check=Folder(), flag=False)  # cli.py's data flag, shared with the other entrypoints
   tfds_data_dir: str | None = setting(
       None, "Where tfds keeps prepared datasets.", kind=OUTPUT, flag=False)  # cli.py's, likewise
 

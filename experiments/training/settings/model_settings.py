@@ -53,7 +53,8 @@ class ObjectiveEntry(NamedTuple):
 
 _ONE_NETWORK = ("folds", "patience", "l1", "l2", "weight_decay", "gd_mode")  # one loss
 OBJECTIVES = errors.Registry("objective", {
-    "classification": ObjectiveEntry("experiments.mnist", (), ("standardize", *_ONE_NETWORK)),
+    "classification": ObjectiveEntry("experiments.mnist", (), (
+        "standardize", "dropout", *_ONE_NETWORK)),  # the other networks have no dropout
     "reconstruction": ObjectiveEntry("experiments.autoencoder", ("ae", "conv_ae"),
                                      ("reconstruction_loss", *_ONE_NETWORK)),
     "elbo": ObjectiveEntry("experiments.autoencoder", ("vae",), ("scorer_workdir", *_ONE_NETWORK)),
@@ -69,10 +70,9 @@ def objective_of(model: str) -> str:
               "classification")
 
 
-def _owners(setting: str) -> tuple[str, ...]:
-  """The objectives that take ``setting``; all of them when it is no objective's own."""
-  owners = tuple(name for name, entry in OBJECTIVES.items() if setting in entry.settings)
-  return owners or tuple(OBJECTIVES)
+def objective_owners(setting: str) -> tuple[str, ...] | None:
+  """The objectives that take ``setting``; None when it is no objective's own (all take it)."""
+  return tuple(name for name, entry in OBJECTIVES.items() if setting in entry.settings) or None
 
 
 def _check_objective(c) -> None:
@@ -80,7 +80,7 @@ def _check_objective(c) -> None:
   objective = objective_of(c.model)
   defaults = {f.name: f.default for f in dataclasses.fields(c)}
   for setting in dict.fromkeys(s for _, entry in OBJECTIVES.items() for s in entry.settings):
-    owners = _owners(setting)
+    owners = objective_owners(setting)
     if objective not in owners and getattr(c, setting) != defaults[setting]:
       having = _models(lambda m, owners=owners: objective_of(m) in owners)
       raise UserError(f"--{setting} does not apply to {c.model} (trained for {objective}): it is "

@@ -74,6 +74,16 @@ class OneOf(NamedTuple):
     return f"Choices: {' | '.join(self.table)}."
 
 
+class Folder(NamedTuple):
+  """An existing folder."""
+
+  def check(self, name: str, value) -> None:
+    errors.check_folder(name, value)
+
+  def describe(self) -> str:
+    return "An existing folder."
+
+
 class Widths(NamedTuple):
   """Layer widths, each an integer in [1, MAX_COUNT]."""
 
