@@ -216,7 +216,7 @@ def _parse_flags(argv: list[str], help_text=None) -> list[str]:
   given, is the entrypoint's own help (absl's ``--helpfull`` lists every flag).
   """
   if help_text and any(a.split("=")[0] in SHORT_HELP_FLAGS for a in argv[1:]):
-    print(f"{(sys.modules['__main__'].__doc__ or '').strip()}\n\n{help_text()}")
+    print(help_text())
     sys.exit(0)
   try:
     return FLAGS(argv)
@@ -232,7 +232,7 @@ def run(main, takes_arguments: bool = False, help_text=None) -> None:
   """``absl.app.run(main)``, with user errors printed as one line and exit status 1.
 
   Positional arguments are refused in one line unless ``takes_arguments``;
-  ``help_text()`` is the entrypoint's ``--help`` (absl's: its key flags).
+  ``help_text()`` is the entrypoint's whole ``--help`` (else absl's: its key flags).
   """
 
   def guarded(argv):

@@ -51,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, help_text=lambda: training_command.help_text("experiments.gan"))
+  cli.run(main, help_text=lambda: training_command.help_text("experiments.gan", __doc__))

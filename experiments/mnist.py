@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, help_text=lambda: training_command.help_text("experiments.mnist"))
+  cli.run(main, help_text=lambda: training_command.help_text("experiments.mnist", __doc__))

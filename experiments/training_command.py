@@ -100,9 +100,9 @@ def _flag_help(name: str, takers: list[str] | None, models: list[str]) -> str:
                        subsequent_indent=" " * 6)
 
 
-def help_text(entrypoint: str) -> str:
-  """``entrypoint``'s flags, grouped, without those that none of the models it trains takes
-  (``--helpfull`` lists every flag)."""
+def help_text(entrypoint: str, doc: str) -> str:
+  """``entrypoint``'s ``--help``: its ``doc``, then its flags, grouped, without those that none
+  of the models it trains takes (``--helpfull`` lists every flag)."""
   models = _trains(entrypoint)
   fields = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]]
   group, groups = None, {name: [] for name, _ in HELP_GROUPS}
@@ -120,5 +120,5 @@ def help_text(entrypoint: str) -> str:
              if _takers(n, models) != [] and n in FLAGS]
     if lines:
       sections.append(f"{title}:\n" + "\n".join(lines))
-  return (f"{entrypoint} trains {', '.join(models)}. Flags (--helpfull: all of them, those "
+  return (f"{doc.strip()}\n\n{entrypoint} trains {', '.join(models)}. Flags (--helpfull: all of them, those "
           "of other models included):\n\n" + "\n\n".join(sections))

@@ -230,5 +230,5 @@ def test_the_lms_command_on_mnist_prints_only_its_own_lines_under_load(mnist_dat
   own = re.compile(r"^[IWE]\d{4} [\d:.]+ +\d+ (classic|datasets|archives)\.py:\d+\] ")
   for run, (stdout, stderr) in zip(runs, outputs):
     assert run.returncode == 0, stderr[-2000:]
-    assert "summary in" in stdout
+    assert "results in" in stdout
     assert [line for line in stderr.splitlines() if line and not own.match(line)] == []

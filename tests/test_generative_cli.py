@@ -26,7 +26,8 @@ SMALL = ["--num_epochs=1", "--validation_size=1000", "--train_size=5000", "--nop
 ])
 def test_a_setting_that_does_not_belong_is_one_line_before_any_data(run_module, tmp_path, module,
                                                                      flag, message):
-  result = run_module(module, flag, f"--archive_dir={tmp_path / 'none'}",
+  (tmp_path / "archives").mkdir()  # no archives in it: no data could be read
+  result = run_module(module, flag, f"--archive_dir={tmp_path / 'archives'}",
                       f"--workdir={tmp_path / 'work'}")
   assert result.returncode == 1
   (line,) = result.stderr.strip().splitlines()
