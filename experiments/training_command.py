@@ -82,9 +82,9 @@ def _takers(setting: str, models: list[str]) -> list[str] | None:
   if setting in networks.ARCHITECTURE_SETTINGS or setting in activations.PARAMETERS:
     architecture = "activation" if setting in activations.PARAMETERS else setting
     return [m for m in models if networks.takes(m, architecture)]
-  owners = model_settings.objective_owners(setting)
-  if owners is not None:
-    return [m for m in models if model_settings.objective_of(m) in owners]
+  field = next((f for f in dataclasses.fields(TrainConfig) if f.name == setting), None)
+  if field is not None and field.metadata["objectives"]:
+    return [m for m in models if model_settings.objective_of(m) in field.metadata["objectives"]]
   return None
 
 

@@ -56,6 +56,9 @@ def _hyperparameter(name: str):
   return setting(None, _SYMBOL_HELP[name], kind=MEMBER, sweep=MEMBER)
 
 
+ONE_NETWORK = ("classification", "reconstruction", "elbo")  # one network, one loss
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """The settings of one model's training (the entrypoints' flags, as data)."""
@@ -71,14 +74,16 @@ class TrainConfig:
       "(default: all of them); a subset for quick runs.", check=Integer(1))
   folds: int = setting(
       0, "k-fold cross-validation: k >= 2 models, each validating on its own fold of the "
-      "training split (0: one model and a holdout split).", check=Integer(0))
+      "training split (0: one model and a holdout split).", check=Integer(0),
+      objectives=ONE_NETWORK)
   fold: int = setting(0, "The fold this model validates on (0 <= fold < folds).", kind=MEMBER,
                       check=Integer(0), flag=False)
   data_seed: int | None = setting(
       None, "Seeds the validation split or folds and the shared batch order (default: --seed).",
       check=Integer(0, errors.MAX_SEED))
   standardize: bool = setting(
-      False, "Standardize pixels with the training mean and std, (x - mean) / std, else x / 255.")
+      False, "Standardize pixels with the training mean and std, (x - mean) / std, else x / 255.",
+      objectives=("classification",))  # the others fix their pixel range
   # Model.
   model: str = setting(
       "cnn", "Network: mlp (784-512-512-10 ReLU), cnn (conv5x5x32-pool-conv5x5x64-pool-1024-"
@@ -116,17 +121,18 @@ class TrainConfig:
   reconstruction_loss: str | None = setting(
       None, "The autoencoders' loss on pixels x/255 in [0, 1]: bce (default; binary cross-"
       "entropy summed over pixels, of the sigmoid reconstruction) or mse (per pixel).",
-      check=OneOf(losses.RECONSTRUCTION_LOSSES), sweep=GROUP)
+      check=OneOf(losses.RECONSTRUCTION_LOSSES), sweep=GROUP, objectives=("reconstruction",))
   discriminator_optimizer: str | None = setting(
       None, "The GAN discriminator's optimizer (default: --optimizer, the generator's).",
-      check=OneOf(optimizers.OPTIMIZERS))
+      check=OneOf(optimizers.OPTIMIZERS), objectives=("adversarial",))
   discriminator_learning_rate: float | None = setting(
       None, "The GAN discriminator's step size α (default: --learning_rate).", kind=MEMBER,
-      check=Number(0.0, low_open=True), sweep=MEMBER)
+      check=Number(0.0, low_open=True), sweep=MEMBER, objectives=("adversarial",))
   scorer_workdir: str | None = setting(
       None, "The classifier that scores a GAN's or a VAE's samples: a workdir of "
       "experiments.mnist (default /tmp/perceptrax/mnist, the main job's; else cnn_small is "
-      "trained once into ~/.cache/perceptrax/scorer).", kind=OUTPUT, check=Folder())
+      "trained once into ~/.cache/perceptrax/scorer).", kind=OUTPUT, check=Folder(),
+      objectives=("elbo", "adversarial"))
   # Optimizer; None: the table's default for the form (models/optimizers.py).
   optimizer: str = setting("adam", "Optimizer (the optimizer table's rules).",
                            check=OneOf(optimizers.OPTIMIZERS), sweep=GROUP)
@@ -156,20 +162,21 @@ class TrainConfig:
                                    check=Number(0.0, 1.0, low_open=True, high_open=False))
   # Regularization.
   l1: float = setting(0.0, "λ1 of the L1 penalty λ1 Σ|w| on the weights.", kind=MEMBER,
-                      check=Number(0.0), sweep=MEMBER)
+                      check=Number(0.0), sweep=MEMBER, objectives=ONE_NETWORK)
   l2: float = setting(0.0, "λ2 of the L2 penalty (λ2/2) Σ w² on the weights.", kind=MEMBER,
-                      check=Number(0.0), sweep=MEMBER)
+                      check=Number(0.0), sweep=MEMBER, objectives=ONE_NETWORK)
   weight_decay: float = setting(
       0.0, "λ of decoupled weight decay (AdamW style): Δθ -= α λ θ on the weights.",
-      kind=MEMBER, check=Number(0.0), sweep=MEMBER)
+      kind=MEMBER, check=Number(0.0), sweep=MEMBER, objectives=ONE_NETWORK)
   dropout: float | None = setting(
       None, "Dropout rate p before the output layer (and after every MLP hidden layer); "
       "default: the model's (0.5 for cnn, 0 for the others).", kind=MEMBER,
-      check=Number(0.0, 1.0), sweep=MEMBER)
+      check=Number(0.0, 1.0), sweep=MEMBER,
+      objectives=("classification",))  # the other networks have no dropout
   # Updates.
   gd_mode: str = setting(
       "minibatch", "Examples per update: minibatch (--batch_size), stochastic (1), full_batch "
-      "(all N: one update per epoch).", check=OneOf(GD_MODES))
+      "(all N: one update per epoch).", check=OneOf(GD_MODES), objectives=ONE_NETWORK)
   batch_size: int = setting(128, "Examples per update in minibatch mode.", check=Integer(1))
   num_epochs: int = setting(10, "Passes over the training split.", check=Integer(1))
   chunk_size: int = setting(
@@ -183,7 +190,7 @@ class TrainConfig:
       "model's own --seed).")
   patience: int = setting(
       0, "Early stopping: stop after this many epochs without a lower validation loss and keep "
-      "the best epoch's model (0: train all epochs).", check=Integer(0))
+      "the best epoch's model (0: train all epochs).", check=Integer(0), objectives=ONE_NETWORK)
   # Outputs.
   checkpoint_every_epoch: bool = setting(
       True, "Save a checkpoint after every epoch, so an interrupted run loses at most one "

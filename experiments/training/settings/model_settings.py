@@ -1,8 +1,9 @@
 """Which settings a model takes: those of its architecture and of its training objective.
 
 ``OBJECTIVES`` is the one table of what a model is trained for: each objective's
-models, the settings only it (and some others) have, and the entrypoint that
-trains it; the objectives' math is ``experiments/training/objectives/``.
+models and the entrypoint that trains it; a setting that only some objectives
+have says which in its field (``config.py``, ``objectives``); the objectives'
+math is ``experiments/training/objectives/``.
 
 A model lacking a setting refuses it in one line that names the models having it
 (``check``); ``resolve`` fills each setting the model has with its own default from
@@ -44,22 +45,18 @@ def _models(having) -> str:
 
 
 class ObjectiveEntry(NamedTuple):
-  """What the project knows of an objective outside its math."""
+  """What the project knows of an objective outside its math (its settings are the fields
+  whose ``objectives`` metadata names it: ``config.py``)."""
 
   entrypoint: str  # the command that trains its models
   models: tuple[str, ...]  # the models trained for it (classification: every other model)
-  settings: tuple[str, ...]  # the settings it takes that some other objective lacks
 
 
-_ONE_NETWORK = ("folds", "patience", "l1", "l2", "weight_decay", "gd_mode")  # one loss
 OBJECTIVES = errors.Registry("objective", {
-    "classification": ObjectiveEntry("experiments.mnist", (), (
-        "standardize", "dropout", *_ONE_NETWORK)),  # the other networks have no dropout
-    "reconstruction": ObjectiveEntry("experiments.autoencoder", ("ae", "conv_ae"),
-                                     ("reconstruction_loss", *_ONE_NETWORK)),
-    "elbo": ObjectiveEntry("experiments.autoencoder", ("vae",), ("scorer_workdir", *_ONE_NETWORK)),
-    "adversarial": ObjectiveEntry("experiments.gan", ("dcgan",), (
-        "discriminator_optimizer", "discriminator_learning_rate", "scorer_workdir")),
+    "classification": ObjectiveEntry("experiments.mnist", ()),
+    "reconstruction": ObjectiveEntry("experiments.autoencoder", ("ae", "conv_ae")),
+    "elbo": ObjectiveEntry("experiments.autoencoder", ("vae",)),
+    "adversarial": ObjectiveEntry("experiments.gan", ("dcgan",)),
 })
 
 
@@ -70,21 +67,15 @@ def objective_of(model: str) -> str:
               "classification")
 
 
-def objective_owners(setting: str) -> tuple[str, ...] | None:
-  """The objectives that take ``setting``; None when it is no objective's own (all take it)."""
-  return tuple(name for name, entry in OBJECTIVES.items() if setting in entry.settings) or None
-
-
 def _check_objective(c) -> None:
   """UserError for a setting given that the model's objective does not have."""
   objective = objective_of(c.model)
-  defaults = {f.name: f.default for f in dataclasses.fields(c)}
-  for setting in dict.fromkeys(s for _, entry in OBJECTIVES.items() for s in entry.settings):
-    owners = objective_owners(setting)
-    if objective not in owners and getattr(c, setting) != defaults[setting]:
+  for field in dataclasses.fields(c):
+    owners = field.metadata["objectives"]
+    if owners and objective not in owners and getattr(c, field.name) != field.default:
       having = _models(lambda m, owners=owners: objective_of(m) in owners)
-      raise UserError(f"--{setting} does not apply to {c.model} (trained for {objective}): it is "
-                      f"a setting of {having}")
+      raise UserError(f"--{field.name} does not apply to {c.model} (trained for {objective}): "
+                      f"it is a setting of {having}")
 
 
 def _objective_settings(c) -> dict:

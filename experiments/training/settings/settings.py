@@ -96,10 +96,12 @@ class Widths(NamedTuple):
 
 
 def setting(default, help: str, *, kind: str = SHARED, check=None,  # help: dataclasses' word
-            sweep: str | None = None, flag: bool = True):
-  """A dataclass field carrying its metadata (see the module docstring)."""
+            sweep: str | None = None, flag: bool = True, objectives: tuple[str, ...] = ()):
+  """A dataclass field carrying its metadata (see the module docstring); ``objectives``: the
+  objectives whose models take it, when not all do (a model trained for another refuses it)."""
   return dataclasses.field(default=default, metadata={
-      "help": help, "kind": kind, "check": check, "sweep": sweep, "flag": flag})
+      "help": help, "kind": kind, "check": check, "sweep": sweep, "flag": flag,
+      "objectives": objectives})
 
 
 def names(config_class, *, of_kind: str | None = None,
