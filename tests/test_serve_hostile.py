@@ -127,7 +127,10 @@ def test_decoding_large_images_does_not_hold_up_healthz(server):
 
   Decoded on the event loop, each /healthz would wait for a whole decode
   (measured before: median 163 ms); in the worker threads it does not. The
-  bound, 100 ms, leaves room for a loaded CI machine (measured here: p99 < 10 ms).
+  median is what tells the two apart: on 2 cores shared with the other tests'
+  compiling, a few requests wait on the CPU itself (p99 measured up to 0.8 s
+  under load, < 10 ms on a quiet machine). The bound, 50 ms, is a third of the
+  event-loop median.
   """
   buffer = io.BytesIO()
   Image.new("L", (4096, 4096)).save(buffer, format="PNG")
@@ -153,7 +156,7 @@ def test_decoding_large_images_does_not_hold_up_healthz(server):
         time.sleep(0.01)
     stop.set()
   assert len(sent) >= 4 and set(sent) == {200}
-  assert statistics.quantiles(latencies, n=100)[98] < 0.1
+  assert statistics.median(latencies) < 0.05
 
 
 def _copy(synthetic_export, tmp_path, edit=None, name="edited"):
