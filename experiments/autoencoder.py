@@ -14,8 +14,11 @@ class_shares, frechet_distance), and with --latent_size=2 it draws its latent
 space and the decoded grid over it. Every flag of experiments.mnist applies
 that an autoencoder has; writes the same workdir outputs (config.json,
 metrics.jsonl, summary.json, checkpoints, TensorBoard, PNG figures) and
-resumes the same way. 10 epochs of the default ae take about a minute on 2
-CPU cores.
+resumes the same way. The learning rate is constant by default: over 10
+epochs of Adam at 1e-3 it reached a test MSE per pixel of 0.00360 (ae) and a
+-ELBO of 106.51 (vae) where the classifiers' cosine schedule reached 0.00415
+and 107.68 (docs/generative.md). 10 epochs of the default ae take about a
+minute on 2 CPU cores.
 """
 
 import time
@@ -33,6 +36,7 @@ training_command.define_workdir("/tmp/perceptrax/autoencoder")
 flags.adopt_module_key_flags(training_command)
 FLAGS = flags.FLAGS
 FLAGS.set_default("model", "ae")
+FLAGS.set_default("schedule", "constant")  # measured better for ae and vae (module docstring)
 
 
 def main(argv):
