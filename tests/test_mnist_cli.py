@@ -78,6 +78,8 @@ def test_a_mistyped_archive_dir_is_refused_whatever_the_cache_holds(run_module, 
   assert result.stderr.strip().splitlines() == [
       "error: --archive_dir must name an existing folder, got ../shared/dat (no such folder)"]
   assert not (tmp_path / "work").exists()
+  if module != "experiments.mnist":  # the variable is read by the same check: once is enough
+    return
   result = run_module(module, f"--tfds_data_dir={mnist_data_dir}", "--dataset=mnist",
                       f"--workdir={tmp_path / 'work'}",
                       env={"PERCEPTRAX_ARCHIVE_DIR": str(tmp_path / "nowhere")})
