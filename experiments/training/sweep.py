@@ -43,7 +43,7 @@ from experiments.training.processes import distributed
 from experiments.training.settings import config as config_lib
 from experiments.training.settings import grid as grid_lib
 from experiments.training.settings.config import TrainConfig
-from experiments.training.storage import checkpoints
+from experiments.training.storage import manifest
 
 STRATEGIES = ("auto", "vmapped", "sequential")
 
@@ -107,7 +107,7 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], workdir: str, strategy: 
   groups = grid_lib.expand(base, grid)
   if not groups[0][0].validation_size and not base.folds:
     raise UserError("a sweep selects on validation: set --validation_size > 0 or --folds")
-  checkpoints.check_writable(workdir)
+  manifest.check_writable(workdir)
   data = dataset.load(base)
   make = lambda members: run_lib.make_run(  # noqa: E731
       members, data.input_shape, len(data.class_names), data.num_examples)

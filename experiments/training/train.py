@@ -27,7 +27,7 @@ from experiments.training.processes import sharding
 from experiments.training.reports import objective_reports
 from experiments.training.settings import config as config_lib
 from experiments.training.settings.config import TrainConfig
-from experiments.training.storage import checkpoints
+from experiments.training.storage import manifest
 
 
 def members(config: TrainConfig) -> list[TrainConfig]:
@@ -93,8 +93,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str, started_at: float | No
 
 def _prepare(config: TrainConfig, workdir: str):
   """The run, its data and its report, after every check that can fail before training."""
-  checkpoints.check_writable(workdir)
-  checkpoints.check_same_run(workdir, members(config))
+  manifest.check_writable(workdir)
+  manifest.check_same_run(workdir, members(config))
   data = dataset.load(config)
   run = run_lib.make_run(members(config), data.input_shape, len(data.class_names),
                          data.num_examples)

@@ -1,6 +1,6 @@
 """A run's checkpoints from the loop's side: resuming from the newest good one, saving an epoch.
 
-A checkpoint of another run is refused (``checkpoints.check_same_members``)
+A checkpoint of another run is refused (``manifest.check_same_members``)
 before anything is trained or written. Saving happens at the end of the run and,
 with ``checkpoint_every_epoch`` (the default), after every epoch that was not
 all diverged.
@@ -13,6 +13,7 @@ from absl import logging
 from experiments.training.loop import decisions
 from experiments.training.loop import record as record_lib
 from experiments.training.storage import checkpoints as checkpoints_lib
+from experiments.training.storage import manifest as manifest_lib
 
 
 def resume(loop, checkpoints: checkpoints_lib.Checkpoints, run_directory: str) -> list | None:
@@ -23,7 +24,7 @@ def resume(loop, checkpoints: checkpoints_lib.Checkpoints, run_directory: str) -
     logging.info("starting over: %s holds no checkpoint of the epochs its metrics.jsonl "
                  "lists", run_directory)
   saved = checkpoints.restore(
-      loop.state, lambda manifest: checkpoints_lib.check_same_members(
+      loop.state, lambda manifest: manifest_lib.check_same_members(
           loop.run.members, manifest, run_directory), stacked=loop.run.size > 1)
   if not saved:
     return None
@@ -43,7 +44,7 @@ def save(loop, checkpoints: checkpoints_lib.Checkpoints) -> None:
   """Saves the epoch just decided, when the run is finished or saves every epoch."""
   if loop.all_diverged or not (loop.finished or loop.run.config.checkpoint_every_epoch):
     return
-  manifest = checkpoints_lib.make_manifest(loop.run, loop.records, loop.finished,
+  manifest = manifest_lib.make_manifest(loop.run, loop.records, loop.finished,
                                            loop.test_metrics, loop.pipeline.data,
                                            loop.pixel_scaling)
   checkpoints.save(loop.epoch, loop.state, loop.kept, manifest,

@@ -7,7 +7,7 @@ A checkpoint holds three items:
             exactly where it stopped;
   model     each member's variables to predict with ({"params"[,
             "batch_stats"]}, stacked): the kept epoch's (``manifest.py``);
-  record    the manifest, JSON (``manifest``): each member's resolved
+  record    the manifest, JSON (``manifest.py``): each member's resolved
             settings and record (``loop/record.py``), the input shape and pixel
             scaling for prediction, whether the run finished, and SHA-256
             digests of the two array items and of the manifest itself.
@@ -23,14 +23,8 @@ Orbax writes each checkpoint into a temporary folder and renames it when
 complete, so a run killed at any moment leaves its complete checkpoints
 readable. The folder is created by the first save (and Orbax imported only
 then): a run that never saved leaves nothing behind.
-
-Before any data are prepared or any epoch is trained, a run checks that its
-workdir and the checkpoint folders in it are writable (``check_writable``) and
-that the checkpoint there, if any, is this run's (``check_same_run``,
-``check_same_members``: the training settings compared one by one).
 """
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -43,10 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from data import files
 from data.errors import UserError
 from experiments.training.processes import sharding
-from experiments.training.settings import config as config_lib
 
 
 class Saved(NamedTuple):
@@ -304,64 +296,3 @@ class Checkpoints:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
     _, manifest, restored = found
     return restored["model"], manifest
-
-
-def check_writable(workdir: str) -> None:
-  """UserError (one line) unless ``workdir`` and the checkpoint folders already in it are writable.
-
-  Checked before any work, so that a run does not find out after an epoch.
-  """
-  files.check_writable(workdir)
-  for folder, subfolders, names in os.walk(workdir):
-    if "checkpoints" in names:
-      raise UserError(f"{os.path.join(folder, 'checkpoints')} is a file where the run keeps its "
-                      "checkpoints folder; move it away")
-    if "checkpoints" in subfolders:  # a folder, or a link to one (os.walk does not follow it)
-      files.check_writable(os.path.join(folder, "checkpoints"))
-      subfolders.remove("checkpoints")
-
-
-def check_same_run(directory: str, members) -> None:
-  """UserError before any work if ``directory``'s newest readable checkpoint is another run's.
-
-  Reads the manifest alone (no arrays), so a resume with other settings (say
-  another dataset) is refused before the data are prepared; the full check
-  runs again when the checkpoint is restored.
-  """
-  reader = Checkpoints(directory, read_only=True)
-  for epoch in reader.epochs():
-    try:
-      manifest = reader.verified_manifest(epoch)
-    except Damaged:
-      continue
-    check_same_members(members, manifest, directory)
-    return
-
-
-def check_same_members(members, saved: dict, directory: str) -> None:
-  """UserError if the checkpoint in ``directory`` was trained with other settings."""
-  before = [config_lib.from_json(m).training_settings() for m in saved["members"]]
-  now = [m.training_settings() for m in members]
-  if len(before) != len(now):
-    raise UserError(f"{directory} holds a checkpoint of another run ({len(before)} models "
-                      f"there, {len(now)} here); resume with its settings, or use another "
-                      "--workdir")
-  for there, here in zip(before, now):
-    for key, value in here.items():
-      if there.get(key) != value:
-        raise UserError(
-            f"{directory} holds a checkpoint of another run ({key} {there.get(key)!r} there, "
-            f"{value!r} here); resume with its settings, or use another --workdir")
-
-
-def make_manifest(run, records, finished: bool, test_metrics, data, scaling) -> dict:
-  """A checkpoint's manifest: the members' settings and records, and what predicting needs."""
-  return {
-      "members": [config_lib.to_json(m) for m in run.members],
-      "records": [dataclasses.asdict(r) for r in records],
-      "finished": finished,
-      "test_metrics": test_metrics if finished else None,
-      "input_shape": list(run.input_shape),
-      "class_names": list(data.class_names),
-      "pixel_scaling": [list(s) for s in scaling],
-  }
