@@ -192,10 +192,10 @@ def _fail(message: str, status: int = 1) -> None:
 def check_archive_dir() -> None:
   """UserError unless --archive_dir (else $PERCEPTRAX_ARCHIVE_DIR), when set, names an existing
   folder: checked before anything else, whatever the cache holds."""
-  if FLAGS.archive_dir:
-    errors.check_folder("--archive_dir", FLAGS.archive_dir)
-  elif os.environ.get(archives.ARCHIVE_DIR_ENV):
-    errors.check_folder(f"${archives.ARCHIVE_DIR_ENV}", os.environ[archives.ARCHIVE_DIR_ENV])
+  where = archives.resolve_archive_dir(FLAGS.archive_dir)
+  if where:
+    errors.check_folder("--archive_dir" if FLAGS.archive_dir else f"${archives.ARCHIVE_DIR_ENV}",
+                        where)
 
 
 def written(workdir: str, figures=(), results=("summary.json",)) -> str:

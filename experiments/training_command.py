@@ -38,15 +38,22 @@ def define_workdir(default: str) -> None:
       "checkpoint is resumed.")
 
 
+def _entrypoint_of(model: str) -> str:
+  """The entrypoint that trains ``model`` (its objective's)."""
+  return model_settings.OBJECTIVES.get(model_settings.objective_of(model)).entrypoint
+
+
+def _trains(entrypoint: str) -> list[str]:
+  """The models that ``entrypoint`` trains."""
+  return [m for m in networks.MODELS if _entrypoint_of(m) == entrypoint]
+
+
 def _check_model(entrypoint: str) -> None:
   """UserError if --model is not one that ``entrypoint`` trains, naming the one that does."""
-  objective = model_settings.objective_of(FLAGS.model)
-  trains = lambda model: model_settings.OBJECTIVES.get(  # noqa: E731
-      model_settings.objective_of(model)).entrypoint
-  if trains(FLAGS.model) != entrypoint:
-    models = [m for m in networks.MODELS if trains(m) == entrypoint]
-    raise UserError(f"{entrypoint} trains {', '.join(models)}, got --model={FLAGS.model} "
-                    f"(trained for {objective}: {trains(FLAGS.model)})")
+  if _entrypoint_of(FLAGS.model) != entrypoint:
+    raise UserError(f"{entrypoint} trains {', '.join(_trains(entrypoint))}, got "
+                    f"--model={FLAGS.model} (trained for "
+                    f"{model_settings.objective_of(FLAGS.model)}: {_entrypoint_of(FLAGS.model)})")
 
 
 def config_from_flags(entrypoint: str) -> TrainConfig:
@@ -69,12 +76,6 @@ _OTHER_FLAGS = {"archive_dir": "data", "tfds_data_dir": "data", "workdir": "outp
                 **{name: "processes" for name in ("coordinator_address", "num_processes",
                                                   "process_id", "distributed",
                                                   "distributed_timeout")}}
-
-
-def _trains(entrypoint: str) -> list[str]:
-  """The models that ``entrypoint`` trains."""
-  return [m for m in networks.MODELS if model_settings.OBJECTIVES.get(
-      model_settings.objective_of(m)).entrypoint == entrypoint]
 
 
 def _takers(setting: str, models: list[str]) -> list[str] | None:
@@ -116,9 +117,9 @@ def help_text(entrypoint: str, doc: str) -> str:
     groups[where].append(name)
   sections = []
   for title, names in groups.items():
-    lines = [_flag_help(n, _takers(n, models), models) for n in names
-             if _takers(n, models) != [] and n in FLAGS]
+    takers = {n: _takers(n, models) for n in names if n in FLAGS}
+    lines = [_flag_help(n, t, models) for n, t in takers.items() if t != []]
     if lines:
       sections.append(f"{title}:\n" + "\n".join(lines))
-  return (f"{doc.strip()}\n\n{entrypoint} trains {', '.join(models)}. Flags (--helpfull: all of them, those "
-          "of other models included):\n\n" + "\n\n".join(sections))
+  return (f"{doc.strip()}\n\n{entrypoint} trains {', '.join(models)}. Flags (--helpfull: all "
+          "of them, those of other models included):\n\n" + "\n\n".join(sections))
