@@ -233,12 +233,12 @@ def test_the_clock_times_the_first_step_the_epochs_and_the_speed(monkeypatch):
   now = iter([10.0, 13.0, 12.5, 20.0, 22.0])  # the clock's reads, in order
   monkeypatch.setattr(loop_lib.time, "perf_counter", lambda: next(now))
   clock = loop_lib._Clock(started_at=10.0)
-  assert clock.start_epoch(loop.program, ["block"]) == ["block"]  # reads 10.0
+  clock.start_epoch(loop.program)  # reads 10.0
   clock.block(1)  # 13.0: the first step, 3 s after the start
   loop.program.compile_seconds = 2.0  # 0.5 s compiling during the epoch
   assert clock.end_epoch(loop.program) == 2.0  # 12.5 - 10.0 - 0.5
   loop.program.compile_seconds = 1.5
-  clock.start_epoch(loop.program, [])  # 20.0
+  clock.start_epoch(loop.program)  # 20.0
   assert clock.end_epoch(loop.program) == 2.0  # 22.0
   t = clock.timing(loop)
   assert t["train_seconds"] == 4.0 and t["steps_in_first_block"] == 1

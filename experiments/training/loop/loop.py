@@ -130,7 +130,9 @@ def fit(run, data: dataset_lib.HostData, directory: str | None = None, *, hooks=
   with signals.caught() as received:
     while not (loop.finished or loop.all_diverged) and loop.epoch < run.config.num_epochs:
       epoch, totals = loop.epoch + 1, None
-      for block in clock.start_epoch(program, pipeline.blocks(epoch, first_steps_alone=epoch == 1)):
+      blocks = pipeline.blocks(epoch, first_steps_alone=epoch == 1)  # host work, not timed
+      clock.start_epoch(program)
+      for block in blocks:
         loop.state, sums = program.train_block(loop.state, block)
         totals = _add(totals, jax.block_until_ready(sums))  # honest timing and progress
         clock.block(epoch)
@@ -187,10 +189,8 @@ class _Clock:
     self._first_step, self._first_epoch, self._seconds, self._epochs = None, None, 0.0, 0
     self._epoch_start, self._compiling = 0.0, 0.0
 
-  def start_epoch(self, program, blocks: list) -> list:
-    """``blocks``, once the epoch's clock started (drawing them is host work, not timed)."""
+  def start_epoch(self, program) -> None:
     self._epoch_start, self._compiling = time.perf_counter(), program.compile_seconds
-    return blocks
 
   def block(self, epoch: int) -> None:
     if self._first_step is None:  # when the first block finished, as the host sees it

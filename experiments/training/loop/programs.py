@@ -116,8 +116,7 @@ def _outputs_fn(run, indices_ndim: int, per_member: batches_lib.Splits):
   or (K, n, ...) with K > 1 members."""
   one = functools.partial(outputs, run.objective, run.model.apply, run.config.chunk_size)
   if run.size > 1:
-    return jax.vmap(one, in_axes=(0, None, _axis(per_member.pixel_mean),
-                                  _axis(per_member.pixel_std), 0 if indices_ndim == 2 else None))
+    return jax.vmap(one, in_axes=_member_axes(per_member, indices_ndim == 2))
   if indices_ndim == 1:
     return one
 
@@ -127,8 +126,12 @@ def _outputs_fn(run, indices_ndim: int, per_member: batches_lib.Splits):
   return shares
 
 
-def _axis(per_member: bool):
-  return 0 if per_member else None
+def _member_axes(per_member: batches_lib.Splits, indices_per_member: bool) -> tuple:
+  """vmap's axes of (state or variables, inputs, pixel mean, pixel std, indices) over K members:
+  the state's always, the shared dataset's never, the others' where they have one."""
+  axis = lambda has: 0 if has else None  # noqa: E731
+  return (0, None, axis(per_member.pixel_mean), axis(per_member.pixel_std),
+          axis(indices_per_member))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -139,7 +142,7 @@ def _sums(objective, outputs, labels: jax.Array):
 
 
 def member_metrics(objective, sums, size: int) -> list[dict]:
-  """Each member's metrics (``objective.metrics_of``) from its sums (scalars when K = 1)."""
+  """Each member's metrics (``metrics_of``) from its sums (scalars when K = 1)."""
   host = jax.tree.map(lambda a: np.asarray(a, np.float64).reshape(size), sharding.to_host(sums))
   return [metrics_of(objective, jax.tree.map(lambda a, k=k: a[k], host)) for k in range(size)]
 
@@ -168,8 +171,7 @@ class Program:
     def make():
       one = functools.partial(train_steps, run.objective, chunk_size=run.config.chunk_size)
       if run.size > 1:
-        one = jax.vmap(one, in_axes=(0, None, _axis(p.per_member.pixel_mean),
-                                     _axis(p.per_member.pixel_std), 0 if block.ndim == 3 else None))
+        one = jax.vmap(one, in_axes=_member_axes(p.per_member, block.ndim == 3))
       return jax.jit(one, donate_argnums=0)
 
     return self._compiled(self._train, block.shape, make, *args)(*args)
