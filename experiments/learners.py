@@ -1,0 +1,175 @@
+r"""The course's other learners, fitted on MNIST, Fashion-MNIST or diabetes, beside scikit-learn's.
+
+    python -m experiments.learners --learner=knn --dataset=mnist --archive_dir=../shared/data
+    python -m experiments.learners --learner=kernel_svm --compare=sklearn --archive_dir=../shared/data
+    python -m experiments.learners --learner=linear_svm --dataset=diabetes --c=10
+
+Learners: knn, gaussian_nb, bernoulli_nb, multinomial_nb, logistic, linear_svm,
+kernel_svm, kmeans (``models/learners/``). A setting's flag has its Settings
+field's name; defaults are scikit-learn's. Writes summary.json (the test
+accuracy or R², seconds to compile, fit and predict, the parameter count)
+and figures; ``--compare=sklearn`` fits scikit-learn's same learner in the
+same process and adds its figures and the largest differences.
+"""
+
+import os
+
+import jax
+from absl import flags
+from absl import logging
+
+from data import errors
+from data import files
+from data.errors import UserError
+from experiments import cli
+from experiments.learning import catalogue
+from experiments.learning import figures
+from experiments.learning import fitting
+from experiments.learning import tabular
+from models.learners import kernel_svm
+
+DATASETS = errors.Registry("dataset", {
+    "mnist": "handwritten digits", "fashion_mnist": "clothing images",
+    "diabetes": "scikit-learn's diabetes progression (regression)"})
+KERNEL_SVM_TRAIN_SIZE = 10_000  # scikit-learn's SVC is quadratic to cubic in N: its usual subset
+MIB = 2**20
+
+flags.DEFINE_string("learner", "knn", " | ".join(catalogue.LEARNERS))
+flags.DEFINE_string("dataset", "mnist", " | ".join(DATASETS))
+flags.DEFINE_integer("train_size", None, "Fit on the first N training examples (default: all; "
+                     f"kernel_svm {KERNEL_SVM_TRAIN_SIZE}).")
+flags.DEFINE_integer("seed", 0, "Seeds k-means++, the SVMs' visiting order and diabetes' split.")
+flags.DEFINE_string("workdir", "/tmp/perceptrax/learners", "Output directory.")
+flags.DEFINE_enum("compare", None, ["sklearn"], "Also fit scikit-learn's same learner.")
+flags.DEFINE_integer("chunk_mib", 256, "knn, kernel_svm: MiB of distances or kernel values held "
+                     "per chunk of queries.")
+flags.DEFINE_integer("kernel_matrix_mib", 2048, "kernel_svm: the most MiB the N x N training "
+                     "kernel matrix may take (float32).")
+# The learners' settings: each flag is its Settings field; unset, the learner's default.
+flags.DEFINE_integer("k", None, "knn: neighbours that vote (default 3).")
+flags.DEFINE_enum("weights", None, ["uniform", "distance"], "knn: vote weights (default uniform).")
+flags.DEFINE_float("var_smoothing", None, "gaussian_nb: ε / max variance (default 1e-9).")
+flags.DEFINE_float("alpha", None, "bernoulli_nb, multinomial_nb: additive smoothing (default 1).")
+flags.DEFINE_float("binarize", None, "bernoulli_nb: a pixel is on above this (default 0.5).")
+flags.DEFINE_float("c", None, "logistic (default 1), linear_svm (0.1), kernel_svm (10): the "
+                   "inverse penalty C.")
+flags.DEFINE_float("epsilon", None, "linear_svm regression: the loss's insensitive zone (default 0).")
+flags.DEFINE_enum("kernel", None, ["rbf", "poly"], "kernel_svm: the kernel (default rbf).")
+flags.DEFINE_float("gamma", None, "kernel_svm: γ (default: 1 / (D Var(x)), scikit-learn's 'scale').")
+flags.DEFINE_integer("degree", None, "kernel_svm poly: the degree (default 3).")
+flags.DEFINE_float("coef0", None, "kernel_svm poly: r in (γ a·b + r)^d (default 0).")
+flags.DEFINE_integer("num_clusters", None, "kmeans: clusters (default 10).")
+flags.DEFINE_integer("n_init", None, "kmeans: restarts, vmapped (default 10).")
+flags.DEFINE_float("tol", None, "logistic, linear_svm, kernel_svm, kmeans: the stopping "
+                   "tolerance (defaults 1e-4, 1e-4, 1e-3, 1e-4).")
+flags.DEFINE_integer("max_iter", None, "logistic (default 100 steps), linear_svm (1000 passes), "
+                     "kernel_svm (1e6 SMO steps), kmeans (300): the most iterations.")
+FLAGS = flags.FLAGS
+
+_CHECKS = {  # each setting's valid range: (low, high, low_open)
+    "k": (1, errors.MAX_COUNT), "n_init": (1, 1000), "num_clusters": (1, errors.MAX_COUNT),
+    "degree": (1, 10), "max_iter": (1, errors.MAX_COUNT),
+    "var_smoothing": (0.0, 1.0, False), "alpha": (0.0, 1e30, False), "binarize": (-1e30, 1e30, False),
+    "c": (0.0, 1e30, True), "epsilon": (0.0, 1e30, False), "gamma": (0.0, 1e30, True),
+    "coef0": (-1e30, 1e30, False), "tol": (0.0, 1e30, True),
+}
+
+
+def given_settings(name: str) -> dict:
+  """The settings flags the user set, checked: each must be one of this learner's."""
+  learner = catalogue.LEARNERS.get(name)
+  given = {field: FLAGS[field].value for field in catalogue.SETTINGS if FLAGS[field].present}
+  for field, value in given.items():
+    if field not in learner.settings:
+      takers = [n for n, other in catalogue.LEARNERS.items() if field in other.settings]
+      raise UserError(f"--{field} is a setting of {', '.join(takers)}, not of {name} (which "
+                      f"takes {', '.join('--' + s for s in learner.settings) or 'none'})")
+    low, high, *open_low = _CHECKS.get(field, (None, None))
+    if isinstance(value, int) and not open_low:
+      errors.check_integer(f"--{field}", value, low, high)
+    elif low is not None:
+      errors.check_number(f"--{field}", value, low, high, low_open=open_low[0])
+  return given
+
+
+def check_flags() -> tuple[str, str, dict]:
+  """(learner, dataset, given settings), each checked before any data is loaded."""
+  name = catalogue.LEARNERS.check(FLAGS.learner)
+  dataset = DATASETS.check(FLAGS.dataset)
+  given = given_settings(name)
+  learner = catalogue.LEARNERS.get(name)
+  if dataset in tabular.REGRESSION_DATASETS and not learner.regression:
+    regressors = [n for n, other in catalogue.LEARNERS.items() if other.regression]
+    raise UserError(f"{name} does not regress; {dataset} is regression (learners that regress: "
+                    f"{', '.join(regressors)})")
+  if dataset not in tabular.REGRESSION_DATASETS and "epsilon" in given:
+    raise UserError("--epsilon is linear_svm's regression setting: use it with --dataset=diabetes")
+  for flag in ("chunk_mib", "kernel_matrix_mib"):
+    errors.check_integer(f"--{flag}", FLAGS[flag].value, 1, 2**30)
+  if FLAGS.train_size is not None:
+    errors.check_integer("--train_size", FLAGS.train_size, 1, errors.MAX_COUNT)
+  errors.check_integer("--seed", FLAGS.seed, 0, errors.MAX_SEED)
+  return name, dataset, given
+
+
+def check_sizes(name: str, settings, num_train: int) -> None:
+  """The limits that need the training set's size, before any fitting."""
+  if name == "knn" and settings.k > num_train:
+    raise UserError(f"--k={settings.k} is more than the {num_train} training examples")
+  if name == "kmeans" and settings.num_clusters > num_train:
+    raise UserError(f"--num_clusters={settings.num_clusters} is more than the {num_train} "
+                    "training examples")
+  if name == "kernel_svm" and kernel_svm.kernel_bytes(num_train) > FLAGS.kernel_matrix_mib * MIB:
+    raise UserError(
+        f"the kernel matrix of {num_train} training examples takes "
+        f"{kernel_svm.kernel_bytes(num_train) / MIB:.0f} MiB, more than --kernel_matrix_mib="
+        f"{FLAGS.kernel_matrix_mib}: fit on fewer with --train_size, or raise the limit")
+
+
+def _report(name: str, dataset: str, data, result: dict) -> None:
+  score = fitting.score_name(data.num_classes)
+  shown = (f"{100 * result[score]:.2f}%" if data.num_classes else f"R² {result[score]:.4f}")
+  print(f"{name} on {dataset}: {len(data.y_train)} train / {len(data.y_test)} test; "
+        f"test {shown}; fit {result['fit_seconds']:.2f} s, predict "
+        f"{result['predict_seconds']:.2f} s (compile {result['compile_seconds']:.2f} s)")
+  if f"sklearn_{score}" in result:
+    theirs = result[f"sklearn_{score}"]
+    ours_time = result["fit_seconds"] + result["predict_seconds"]
+    their_time = result["sklearn_fit_seconds"] + result["sklearn_predict_seconds"]
+    print(f"scikit-learn: test {100 * theirs:.2f}%" if data.num_classes else
+          f"scikit-learn: test R² {theirs:.4f}", end="")
+    print(f"; fit {result['sklearn_fit_seconds']:.2f} s, predict "
+          f"{result['sklearn_predict_seconds']:.2f} s: ours {their_time / ours_time:.1f}x as fast")
+    for warning in result["sklearn_warnings"]:
+      print(f"scikit-learn warned: {warning}")
+
+
+def main(argv):
+  del argv
+  name, dataset, given = check_flags()
+  if "memory_bytes" in catalogue.LEARNERS.get(name).module.Settings.__dataclass_fields__:
+    given["memory_bytes"] = FLAGS.chunk_mib * MIB
+  train_size = FLAGS.train_size
+  if train_size is None and name == "kernel_svm" and dataset in tabular.IMAGE_DATASETS:
+    train_size = KERNEL_SVM_TRAIN_SIZE
+  data = tabular.load(dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir, train_size, FLAGS.seed)
+  settings = catalogue.settings_of(name, given, data.num_classes)
+  check_sizes(name, settings, len(data.y_train))
+  logging.info("fitting %s on %d examples", name, len(data.y_train))
+  params, result = fitting.fit_and_score(name, settings, data, jax.random.key(FLAGS.seed))
+  predictions = result.pop("predictions")
+  if FLAGS.compare == "sklearn":
+    logging.info("fitting scikit-learn's %s", name)
+    result.update(fitting.compare_with_sklearn(name, settings, params, data, predictions))
+  summary = {"learner": name, "dataset": dataset, "num_train": len(data.y_train),
+             "num_test": len(data.y_test), "seed": FLAGS.seed,
+             "settings": catalogue.settings_dict(settings), **result}
+  _report(name, dataset, data, result)
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  drawn = figures.draw(name, dataset, params, data, predictions, FLAGS.workdir)
+  files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
+  print(cli.written(FLAGS.workdir, drawn))
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,46 @@
+"""A learner's figures: the confusion matrix, what it learned as images, regression's fit."""
+
+import os
+
+import numpy as np
+
+from data import datasets
+from experiments.learning import catalogue
+from experiments.learning.tabular import Tabular
+from experiments.training.outputs import plots
+from models import metrics
+
+
+def draw(name: str, dataset: str, params, data: Tabular, predictions, workdir: str) -> list[str]:
+  """The figures that help for this learner and data; returns their file names."""
+  figures = []
+  if data.num_classes:
+    confusion = metrics.confusion_matrix(data.y_test, np.asarray(predictions), data.num_classes)
+    plots.confusion_matrix(np.asarray(confusion), datasets.DATASETS.get(dataset).class_names,
+                           os.path.join(workdir, "confusion_matrix.png"))
+    figures.append("confusion_matrix.png")
+  else:
+    figures.append(_predicted_against_true(data.y_test, predictions, workdir))
+  learner = catalogue.LEARNERS.get(name)
+  if learner.images is not None and data.image_shape is not None:
+    images, title = learner.images(params)
+    images = np.asarray(images, np.float64)
+    low = images.min(axis=1, keepdims=True)
+    span = np.maximum(images.max(axis=1, keepdims=True) - low, 1e-12)
+    pixels = np.round(255 * (images - low) / span).astype(np.uint8)  # each image to [0, 255]
+    plots.image_grid(pixels.reshape(len(pixels), *data.image_shape, 1),
+                     os.path.join(workdir, "learned.png"), f"{name}: {title}", columns=10)
+    figures.append("learned.png")
+  return figures
+
+
+def _predicted_against_true(y, predictions, workdir: str) -> str:
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(4.5, 4.5))
+  ax.scatter(y, predictions, s=12, alpha=0.7)
+  low, high = float(np.min(y)), float(np.max(y))
+  ax.plot([low, high], [low, high], color="gray", linewidth=1, label="ŷ = y")
+  ax.set(xlabel="true target", ylabel="prediction", title="test set")
+  ax.legend(fontsize=8)
+  plots.save(fig, os.path.join(workdir, "predictions.png"))
+  return "predictions.png"

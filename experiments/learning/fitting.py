@@ -1,0 +1,95 @@
+"""Fits a learner on a Tabular split and scores it: compiled, timed, and beside scikit-learn's.
+
+``fit`` and ``predict`` are compiled ahead of time (``jit(...).lower(...).compile()``)
+so that compiling, fitting and predicting are timed apart; XLA's own memory
+analysis of each compiled program gives the bytes it holds besides its
+arguments and results (``*_temp_bytes``). Scores: accuracy for classes,
+R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² for regression.
+"""
+
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.learning import catalogue
+from experiments.learning.tabular import Tabular
+
+
+def score(y, predictions, num_classes: int) -> float:
+  """Accuracy, or R² when ``num_classes`` is 0."""
+  y, predictions = np.asarray(y, np.float64), np.asarray(predictions, np.float64)
+  if num_classes:
+    return float(np.mean(y == predictions))
+  return float(1.0 - np.sum((y - predictions) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def score_name(num_classes: int) -> str:
+  return "test_accuracy" if num_classes else "test_r2"
+
+
+def num_parameters(params) -> int:
+  """The numbers the fitted model holds (for k-NN, the training set itself)."""
+  return int(sum(np.size(leaf) for leaf in jax.tree.leaves(params.replace(settings=None))))
+
+
+def _compiled(fn, *args):
+  start = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  seconds = time.perf_counter() - start
+  analysis = compiled.memory_analysis()
+  return compiled, seconds, int(getattr(analysis, "temp_size_in_bytes", 0) or 0)
+
+
+def _timed(fn, *args):
+  start = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - start
+
+
+def fit_and_score(name: str, settings, data: Tabular, key) -> tuple[object, dict]:
+  """(params, figures of the run) for ``name``'s learner with ``settings`` on ``data``."""
+  learner = catalogue.LEARNERS.get(name)
+  module = learner.module
+  x, y, x_test = (jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_test))
+  fit, fit_compile, fit_bytes = _compiled(module.fit, settings, x, y, key)
+  params, fit_seconds = _timed(fit, settings, x, y, key)
+  if learner.compact is not None:
+    params = learner.compact(params)
+  predict, predict_compile, predict_bytes = _compiled(module.predict, params, x_test)
+  predictions, predict_seconds = _timed(predict, params, x_test)
+  return params, {
+      score_name(data.num_classes): score(data.y_test, predictions, data.num_classes),
+      "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+      "compile_seconds": fit_compile + predict_compile,
+      "fit_temp_bytes": fit_bytes, "predict_temp_bytes": predict_bytes,
+      "num_parameters": num_parameters(params), "predictions": np.asarray(predictions),
+  }
+
+
+def compare_with_sklearn(name: str, settings, params, data: Tabular, predictions) -> dict:
+  """scikit-learn's same learner fitted and timed on the same data, and the differences."""
+  learner = catalogue.LEARNERS.get(name)
+  estimator = learner.twin(settings, data.num_classes == 0)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    start = time.perf_counter()
+    estimator.fit(data.x_train, data.y_train)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    theirs = learner.twin_predict(estimator, data)
+    predict_seconds = time.perf_counter() - start
+  out = {
+      f"sklearn_{score_name(data.num_classes)}": score(data.y_test, theirs, data.num_classes),
+      "sklearn_fit_seconds": fit_seconds, "sklearn_predict_seconds": predict_seconds,
+      "sklearn_warnings": sorted({str(w.message).split("\n")[0] for w in caught}),
+  }
+  if data.num_classes:
+    out["prediction_agreement"] = float(np.mean(np.asarray(predictions) == theirs))
+  else:
+    out["largest_prediction_difference"] = float(np.max(np.abs(np.asarray(predictions) - theirs)))
+  if learner.learned is not None:
+    out.update(learner.learned(params, estimator, data))
+  return out
