@@ -8,11 +8,11 @@ course order: the perceptron and least squares (one node per class,
 the linear and kernel SVMs, k-means (``models/learners/``, each beside
 scikit-learn's same learner unless ``--compare=none``), then softmax
 regression, the MLP, the CNN and the LSTM, trained by ``experiments.mnist``
-for ``--epochs`` (or read from ``--from_workdirs=mlp=DIR,...``). Writes
-``--output`` (Markdown: test accuracy, seconds to fit, seconds to predict
-10 000 images, parameters, and scikit-learn's figures beside) with
-``model_choice.json`` and ``model_choice.png`` (accuracy against fit time,
-log scale) beside it.
+for ``--epochs`` (or read from ``--from_workdirs=mlp=DIR,...``). Writes the
+dataset's section of ``--output`` (Markdown: test accuracy, seconds to fit,
+seconds to predict 10 000 images, parameters, and scikit-learn's figures
+beside; the other datasets' sections are kept) with ``model_choice_DATASET.json``
+and ``model_choice_DATASET.png`` (accuracy against fit time, log scale) beside it.
 """
 
 import os
@@ -40,7 +40,7 @@ from models import classic
 
 SINGLE_LAYER = ("perceptron", "least_squares")
 NETWORKS = {  # name: experiments.mnist's flags
-    "softmax": ["--model=mlp", "--hidden_sizes="], "mlp": ["--model=mlp"],
+    "softmax": ["--model=mlp", "--hidden_sizes=none"], "mlp": ["--model=mlp"],
     "cnn": ["--model=cnn"], "lstm": ["--model=lstm"]}
 KERNEL_SVM_TRAIN_SIZE = 10_000
 PER_IMAGES = 10_000  # predict seconds are stated per this many images
@@ -67,7 +67,7 @@ def _single_layer(name: str, data: tabular.Tabular) -> dict:
   if name == "least_squares":
     weights = jnp.asarray(classic.least_squares(data.x_train, np.asarray(d)), jnp.float32)
   else:
-    fit = jax.jit(lambda x, d: classic.perceptron(x, d, 1.0, FLAGS.perceptron_passes).weights)
+    fit = jax.jit(lambda x, d: classic.perceptron(x, d, 1.0, max_passes=FLAGS.perceptron_passes).weights)
     fit = fit.lower(x, d).compile()
     start = time.perf_counter()
     weights = jax.block_until_ready(fit(x, d))
@@ -93,7 +93,7 @@ def _learner(name: str, data: tabular.Tabular) -> dict:
   return {**result, "num_train": len(data.y_train)}
 
 
-def _network(name: str, workdir: str | None, data: tabular.Tabular) -> dict:
+def _network(name: str, workdir: str | None) -> dict:
   """A network's figures from its workdir, trained there first unless given."""
   if workdir is None:
     workdir = os.path.join(FLAGS.workdir, name)
@@ -104,22 +104,26 @@ def _network(name: str, workdir: str | None, data: tabular.Tabular) -> dict:
     command += [f"--{f}={FLAGS[f].value}" for f in ("archive_dir", "tfds_data_dir")
                 if FLAGS[f].value]
     logging.info("training %s: %s", name, " ".join(command[1:]))
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+      said = (result.stderr.strip().splitlines() or ["no output"])[-1]
+      raise UserError(f"training {name} failed ({said}): {' '.join(command[1:])}")
   summary = files.read_json(os.path.join(workdir, "summary.json"))
   trained = trained_model.load_classifier(workdir)
   probabilities = jax.jit(trained_model.probability_function(trained))
-  images = jnp.asarray(datasets.load_arrays(FLAGS.dataset, FLAGS.archive_dir,
-                                            FLAGS.tfds_data_dir)["test_images"])
+  arrays = datasets.load_arrays(FLAGS.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
+  images = jnp.asarray(arrays["test_images"])
+  num_train = summary["train_size"] or len(arrays["train_labels"]) - summary["validation_size"]
   predict = probabilities.lower(images).compile()
   start = time.perf_counter()
   jax.block_until_ready(predict(images))
   return {"test_accuracy": summary["test_accuracy"], "fit_seconds": summary["train_seconds"],
           "predict_seconds": time.perf_counter() - start, "num_parameters": summary["num_params"],
-          "num_train": summary.get("train_size") or len(data.y_train), "workdir": workdir,
+          "num_train": num_train, "workdir": workdir,
           "epochs": summary["epochs_trained"]}
 
 
-def _markdown(rows: list[dict], dataset: str) -> str:
+def _markdown(rows: list[dict]) -> str:
   def cell(row, key, scale=1.0, digits=2):
     value = row.get(key)
     return "" if value is None else f"{scale * value:.{digits}f}"
@@ -137,7 +141,16 @@ def _markdown(rows: list[dict], dataset: str) -> str:
         f"{row['num_parameters']:,} | {cell(row, 'sklearn_test_accuracy', 100)} | "
         f"{cell(row, 'sklearn_fit_seconds')} | {cell(row, 'sklearn_predict_seconds')} | "
         f"{f'{theirs / ours:.1f}' if theirs else ''} |")
-  return "\n".join([f"## {dataset}", "", *lines, ""])
+  return "\n".join(lines)
+
+
+def _write_section(path: str, dataset: str, table: str) -> None:
+  """The dataset's section of ``path`` replaced (added if absent; the file made if missing)."""
+  markers = files.generated_section(f"{dataset} table", "scripts.model_table")
+  text = "# Choosing a model\n" if not os.path.exists(path) else open(path, encoding="utf-8").read()
+  if markers[0] not in text:
+    text = text.rstrip("\n") + f"\n\n## {dataset}\n\n{markers[0]}\n{markers[1]}\n"
+  files.write_text(path, files.replace_section(text, markers, table))
 
 
 def _figure(rows: list[dict], path: str, dataset: str) -> None:
@@ -183,19 +196,19 @@ def main(argv):
     if name in SINGLE_LAYER:
       row = {**_single_layer(name, data), "num_train": len(data.y_train)}
     elif name in NETWORKS:
-      row = _network(name, given.get(name), data)
+      row = _network(name, given.get(name))
     else:
       row = _learner(name, data)
     row["predict_seconds"] *= PER_IMAGES / len(data.y_test)
     rows.append({"learner": name, **row})
     logging.info("%s: test accuracy %.2f%%, fit %.2f s", name, 100 * row["test_accuracy"],
                  row["fit_seconds"])
-  stem = os.path.splitext(FLAGS.output)[0]
+  stem = f"{os.path.splitext(FLAGS.output)[0]}_{FLAGS.dataset}"
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  files.write_text(FLAGS.output, _markdown(rows, FLAGS.dataset))
+  _write_section(FLAGS.output, FLAGS.dataset, _markdown(rows))
   files.write_json(f"{stem}.json", {"dataset": FLAGS.dataset, "rows": rows})
   _figure(rows, f"{stem}.png", FLAGS.dataset)
-  print(_markdown(rows, FLAGS.dataset))
+  print(_markdown(rows))
   print(cli.written(os.path.dirname(os.path.abspath(FLAGS.output)),
                     [os.path.basename(f"{stem}.png")],
                     (os.path.basename(FLAGS.output), os.path.basename(f"{stem}.json"))))
