@@ -23,7 +23,6 @@ from data import files
 from data.errors import UserError
 from experiments import cli
 from experiments.learning import catalogue
-from experiments.learning import figures
 from experiments.learning import fitting
 from experiments.learning import tabular
 from models.learners import kernel_svm
@@ -165,6 +164,7 @@ def main(argv):
              "num_test": len(data.y_test), "seed": FLAGS.seed,
              "settings": catalogue.settings_dict(settings), **result}
   _report(name, dataset, data, result)
+  from experiments.learning import figures  # matplotlib: not before a flag is refused
   os.makedirs(FLAGS.workdir, exist_ok=True)
   drawn = figures.draw(name, dataset, params, data, predictions, FLAGS.workdir)
   files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)

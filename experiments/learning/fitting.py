@@ -7,6 +7,7 @@ arguments and results (``*_temp_bytes``). Scores: accuracy for classes,
 R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² for regression.
 """
 
+import dataclasses
 import time
 import warnings
 
@@ -33,6 +34,13 @@ def score_name(num_classes: int) -> str:
 def num_parameters(params) -> int:
   """The numbers the fitted model holds (for k-NN, the training set itself)."""
   return int(sum(np.size(leaf) for leaf in jax.tree.leaves(params.replace(settings=None))))
+
+
+def solver_figures(params) -> dict:
+  """The fitted model's scalar facts (L-BFGS steps, passes, the gradient reached, inertia)."""
+  return {field.name: getattr(params, field.name).item()
+          for field in dataclasses.fields(params)
+          if field.name != "settings" and np.size(getattr(params, field.name)) == 1}
 
 
 def _compiled(fn, *args):
@@ -66,6 +74,7 @@ def fit_and_score(name: str, settings, data: Tabular, key) -> tuple[object, dict
       "compile_seconds": fit_compile + predict_compile,
       "fit_temp_bytes": fit_bytes, "predict_temp_bytes": predict_bytes,
       "num_parameters": num_parameters(params), "predictions": np.asarray(predictions),
+      **solver_figures(params),
   }
 
 

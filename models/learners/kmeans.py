@@ -11,8 +11,6 @@ Inertia, the quantity minimized: I = Σ_n min_c ‖x_n − μ_c‖².
   assignment changes or the centres move by Σ_c ‖μ_c' − μ_c‖² ≤ tol · mean_i Var(x_i)
   (scikit-learn's rule), or after max_iter; the points are then assigned to
   the final centres.
-- The inertia is summed from the differences x_n − μ_c, not the expansion
-  (which rounds at the scale of ‖x‖²).
 - n_init restarts from independent seedings, vmapped; the lowest inertia wins.
 """
 
@@ -96,8 +94,8 @@ def lloyd(settings: Settings, x, centres) -> tuple[jax.Array, jax.Array, jax.Arr
 
   start = (centres, jnp.full(x.shape[0], -1, jnp.int32), jnp.bool_(False), jnp.int32(0))
   centres, _, _, count = jax.lax.while_loop(not_done, step, start)
-  labels, _ = assign(centres, x)
-  return centres, labels, jnp.sum((x - centres[labels]) ** 2), count
+  labels, d2 = assign(centres, x)
+  return centres, labels, jnp.sum(d2), count
 
 
 def majority_labels(labels, y, k: int, num_classes: int) -> jax.Array:
