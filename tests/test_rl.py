@@ -1,0 +1,118 @@
+"""Reinforcement learning: FrozenLake against gymnasium's, value iteration against NumPy,
+Q-learning's update by hand, and Q-learning reaching the optimum."""
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from models.rl import frozen_lake
+from models.rl import tabular
+
+
+@pytest.mark.parametrize("size", ["4x4", "8x8"])
+@pytest.mark.parametrize("slippery", [True, False])
+def test_the_transition_table_is_gymnasiums_entry_by_entry(size, slippery):
+  env = gymnasium.make("FrozenLake-v1", map_name=size, is_slippery=slippery).unwrapped
+  table = frozen_lake.make(size, slippery).table
+  for s, actions in env.P.items():
+    for a, moves in actions.items():
+      for k, (p, s_next, r, done) in enumerate(moves):
+        got = (table.probability[s, a, k], table.next_state[s, a, k], table.reward[s, a, k],
+               table.terminated[s, a, k])
+        assert got == pytest.approx((p, s_next, r, done), rel=1e-6), (s, a, k)
+      assert table.probability[s, a, len(moves):].sum() == 0
+
+
+@pytest.mark.parametrize("size", ["4x4", "8x8"])
+def test_episodes_step_as_gymnasiums_on_the_same_moves(size):
+  """The lake without slipping is deterministic: the same actions give the same states,
+  rewards, ends and truncations as gymnasium's (its TimeLimit included)."""
+  env = gymnasium.make("FrozenLake-v1", map_name=size, is_slippery=False)
+  lake = frozen_lake.make(size, slippery=False)
+  rng = np.random.default_rng(0)
+  step = jax.jit(lambda state, a, key: frozen_lake.step(lake, state, a, key))
+  for episode in range(20):
+    observation, _ = env.reset(seed=episode)
+    state, mine = frozen_lake.reset(lake)
+    assert int(mine) == observation
+    for _ in range(lake.time_limit + 1):
+      a = int(rng.integers(4)) if episode % 2 else int(rng.choice([1, 2]))
+      observation, reward, terminated, truncated, _ = env.step(a)
+      state, mine, my_reward, my_terminated, my_truncated = step(state, a, jax.random.key(0))
+      assert (int(mine), float(my_reward), bool(my_terminated), bool(my_truncated)) == (
+          observation, reward, terminated, truncated)
+      if terminated or truncated:
+        break
+
+
+def test_slipping_draws_each_of_the_three_moves_a_third_of_the_time():
+  lake = frozen_lake.make("4x4")
+  state = frozen_lake.State(jnp.int32(5 + 1), jnp.int32(0))  # row 1, col 2: F with 4 neighbours
+  keys = jax.random.split(jax.random.key(0), 30_000)
+  landed = jax.vmap(lambda k: frozen_lake.step(lake, state, 2, k)[1])(keys)  # right
+  counts = np.bincount(np.asarray(landed), minlength=16)
+  # right -> 7 (H), slipping up -> 2, down -> 10: each 1/3 (3σ of a binomial: 0.008).
+  np.testing.assert_allclose(counts[[2, 7, 10]] / 30_000, 1 / 3, atol=0.01)
+  assert counts.sum() == counts[[2, 7, 10]].sum()
+
+
+def _numpy_value_iteration(env, gamma, tol=1e-12):
+  n_s, n_a = env.observation_space.n, env.action_space.n
+  v = np.zeros(n_s)
+  while True:
+    q = np.array([[sum(p * (r + gamma * (not done) * v[s2]) for p, s2, r, done in env.P[s][a])
+                   for a in range(n_a)] for s in range(n_s)])
+    if np.max(np.abs(q.max(1) - v)) <= tol:
+      return q
+    v = q.max(1)
+
+
+@pytest.mark.parametrize("size", ["4x4", "8x8"])
+def test_value_iteration_equals_a_float64_numpy_solution(size):
+  env = gymnasium.make("FrozenLake-v1", map_name=size).unwrapped
+  want = _numpy_value_iteration(env, 0.99)
+  with jax.enable_x64(True):
+    got, sweeps = jax.jit(lambda: tabular.value_iteration(frozen_lake.make(size).table, 0.99,
+                                                           tol=1e-12))()
+  np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+  assert int(sweeps) > 10
+
+
+def test_one_q_learning_update_by_hand():
+  q = jnp.zeros((3, 2)).at[2].set(jnp.array([0.5, 2.0])).at[0, 1].set(1.0)
+  # Q(0, 1) ← 1 + 0.1 (0.5 + 0.9 · max(0.5, 2) − 1) = 1 + 0.1 · 1.3 = 1.13
+  new = tabular.q_update(q, 0, 1, 0.5, 2, 0.0, 0.1, 0.9)
+  assert float(new[0, 1]) == pytest.approx(1.13, rel=1e-6)
+  assert float(tabular.q_update(q, 0, 1, 0.5, 2, 1.0, 0.1, 0.9)[0, 1]) == pytest.approx(0.95)
+  np.testing.assert_array_equal(np.asarray(new).ravel()[[0, 2, 3, 4, 5]],
+                                np.asarray(q).ravel()[[0, 2, 3, 4, 5]])
+
+
+def test_exact_success_of_a_policy_matches_sampled_episodes_of_gymnasium():
+  lake = frozen_lake.make("4x4")
+  q, _ = tabular.value_iteration(lake.table, 0.99)
+  policy = jnp.argmax(q, axis=1)
+  exact = float(tabular.success(lake, policy))
+  env = gymnasium.make("FrozenLake-v1", map_name="4x4")
+  wins = 0
+  for episode in range(3000):
+    s, _ = env.reset(seed=episode)
+    while True:
+      s, r, terminated, truncated, _ = env.step(int(policy[s]))
+      if terminated or truncated:
+        wins += r > 0
+        break
+  assert 0.70 < exact < 0.78
+  assert abs(wins / 3000 - exact) < 0.025  # 3σ of 3 000 episodes: 0.024
+
+
+def test_q_learning_seeds_vmapped_equal_each_alone():
+  lake = frozen_lake.make("4x4")
+  settings = tabular.Settings(num_steps=2_000)
+  keys = jax.random.split(jax.random.key(0), 3)
+  run = jax.jit(lambda key: tabular.q_learning(settings, lake, key)[0])
+  together = jax.jit(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)[0]))(keys)
+  for i in range(3):
+    np.testing.assert_allclose(together[i], run(keys[i]), rtol=1e-6, atol=1e-7)
