@@ -89,9 +89,16 @@ def reset(lake: Lake, key=None) -> tuple[State, jax.Array]:
 
 def step(lake: Lake, state: State, action, key):
   """One move: which of the three is drawn from ``key`` by the table's probabilities."""
+  return step_by_uniform(lake, state, action, jax.random.uniform(key))
+
+
+def step_by_uniform(lake: Lake, state: State, action, u):
+  """``step`` with its draw given as u ~ U[0, 1): move k is the first whose cumulative
+  probability exceeds u (agents that draw their randomness in bulk call this)."""
   t = lake.table
   s = state.position
-  k = jax.random.categorical(key, jnp.log(jnp.asarray(t.probability)[s, action]))
+  cumulative = jnp.cumsum(jnp.asarray(t.probability, jnp.float32)[s, action])
+  k = jnp.minimum(jnp.sum(u >= cumulative), 2)
   new = jnp.asarray(t.next_state)[s, action, k]
   terminated = jnp.asarray(t.terminated)[s, action, k]
   time = state.time + 1

@@ -20,8 +20,11 @@
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from models.rl import frozen_lake
+
+CHUNK = 4096  # steps whose random numbers are drawn at once
 
 
 @flax.struct.dataclass
@@ -90,31 +93,48 @@ def q_update(q, s, a, r, s_next, terminated, alpha, gamma) -> jax.Array:
   return q.at[s, a].add(alpha * (target - q[s, a]))
 
 
-def _epsilon_greedy(q_row, eps, key):
-  explore_key, random_key, tie_key = jax.random.split(key, 3)
+def epsilon_greedy(q_row, eps, u_explore, u_choice):
+  """Uniform over actions if u_explore < ε, else a uniform choice among argmax_a Q(s, a)."""
+  n = q_row.shape[0]
   best = q_row == jnp.max(q_row)
-  greedy = jax.random.categorical(tie_key, jnp.where(best, 0.0, -jnp.inf))
-  uniform = jax.random.randint(random_key, (), 0, q_row.shape[0])
-  return jnp.where(jax.random.uniform(explore_key) < eps, uniform, greedy)
+  greedy = jnp.argmax(jnp.cumsum(best) > jnp.floor(u_choice * jnp.sum(best)))
+  return jnp.where(u_explore < eps, jnp.floor(u_choice * n).astype(jnp.int32), greedy)
 
 
 def q_learning(settings: Settings, lake: frozen_lake.Lake, key) -> tuple[jax.Array, jax.Array]:
-  """(Q, episode returns as a per-step record: each step's reward) after ``num_steps`` steps."""
+  """(Q, each step's outcome) after ``num_steps`` steps from Q = 0.
+
+  The outcome, int8: 0 the episode goes on, 1 it ended without reward
+  (a hole or the time limit), 2 it ended rewarded (the goal). The steps'
+  random numbers are drawn in bulk, ``CHUNK`` steps' at a time (a draw per
+  step would cost more than the step).
+  """
   state, _ = frozen_lake.reset(lake)
   q = jnp.zeros((lake.num_states, frozen_lake.NUM_ACTIONS))
 
-  def one_step(carry, step):
-    q, state, key = carry
-    key, act_key, env_key = jax.random.split(key, 3)
+  def one_step(carry, inputs):
+    q, state = carry
+    step, u = inputs
     s = state.position
-    a = _epsilon_greedy(q[s], epsilon(settings, step), act_key)
-    state, s_next, r, terminated, truncated = frozen_lake.step(lake, state, a, env_key)
+    a = epsilon_greedy(q[s], epsilon(settings, step), u[0], u[1])
+    state, s_next, r, terminated, truncated = frozen_lake.step_by_uniform(lake, state, a, u[2])
     q = q_update(q, s, a, r, s_next, terminated.astype(q.dtype), settings.alpha, settings.gamma)
     done = terminated | truncated
     state = jax.tree.map(lambda fresh, now: jnp.where(done, fresh, now),
                          frozen_lake.reset(lake)[0], state)
-    return (q, state, key), (r, done)
+    return (q, state), jnp.where(done, 1 + (r > 0), 0).astype(jnp.int8)
 
-  (q, _, _), (rewards, ends) = jax.lax.scan(one_step, (q, state, key),
-                                            jnp.arange(settings.num_steps))
-  return q, (rewards, ends)
+  def chunk(carry, first):
+    steps = first + jnp.arange(CHUNK)
+    u = jax.random.uniform(jax.random.fold_in(key, first), (CHUNK, 3))
+    return jax.lax.scan(one_step, carry, (steps, u))
+
+  chunks = -(-settings.num_steps // CHUNK)
+  (q, _), outcomes = jax.lax.scan(chunk, (q, state), jnp.arange(chunks) * CHUNK)
+  return q, outcomes.reshape(-1)[:settings.num_steps]
+
+
+def episode_successes(outcomes) -> np.ndarray:
+  """Each finished episode's success (bool), in order, from one run's step outcomes."""
+  outcomes = np.asarray(outcomes)
+  return outcomes[outcomes > 0] == 2

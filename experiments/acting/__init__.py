@@ -1,0 +1,1 @@
+"""What the reinforcement-learning command draws and reports (the agents are ``models/rl/``)."""

@@ -1,0 +1,53 @@
+"""The lake's figures: the greedy policy as arrows over the state values, success over episodes."""
+
+import os
+
+import numpy as np
+
+from experiments.training.outputs import plots
+from models.rl import frozen_lake
+
+ARROWS = ("←", "↓", "→", "↑")
+
+
+def policy(lake: frozen_lake.Lake, panels: list[tuple[str, np.ndarray]], path: str) -> str:
+  """Each panel's max_a Q(s, a) as shades and argmax_a as arrows; holes and the goal marked."""
+  import matplotlib.pyplot as plt
+  nrow, ncol = len(lake.rows), len(lake.rows[0])
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+  for ax, (title, q) in zip(axes[0], panels):
+    q = np.asarray(q)
+    ax.imshow(q.max(axis=1).reshape(nrow, ncol), cmap="Blues", vmin=0, vmax=max(q.max(), 1e-9))
+    for s in range(lake.num_states):
+      r, c = divmod(s, ncol)
+      letter = lake.letter(s)
+      text = letter if letter in "HG" else ARROWS[int(np.argmax(q[s]))]
+      ax.text(c, r, text, ha="center", va="center", fontsize=14 if nrow <= 4 else 10,
+              color="crimson" if letter == "H" else "black")
+    ax.set(title=title, xticks=[], yticks=[])
+  plots.save(fig, path)
+  return os.path.basename(path)
+
+
+def success_over_episodes(successes: list[np.ndarray], optimum: float, path: str,
+                          window: int = 500) -> str:
+  """The success rate of the last ``window`` episodes while learning, the seeds' mean and
+  range, against the optimal policy's."""
+  import matplotlib.pyplot as plt
+  length = min(len(s) for s in successes)
+  if length < window:
+    window = max(1, length)
+  kernel = np.ones(window) / window
+  curves = np.stack([np.convolve(s[:length].astype(float), kernel, mode="valid")
+                     for s in successes])
+  episodes = np.arange(window, length + 1)
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.fill_between(episodes, curves.min(0), curves.max(0), alpha=0.25, label="seeds' range")
+  ax.plot(episodes, curves.mean(0), label=f"mean of {len(successes)} seeds")
+  ax.axhline(optimum, color="black", linestyle="--", label=f"optimal policy ({optimum:.3f})")
+  ax.set(xlabel="episode", ylabel=f"success, last {window} episodes",
+         title="Q-learning while it explores (ε-greedy)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  plots.save(fig, path)
+  return os.path.basename(path)

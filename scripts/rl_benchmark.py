@@ -1,0 +1,80 @@
+r"""Q-learning's environment steps per second: one compiled program against a gymnasium loop.
+
+    python -m scripts.rl_benchmark --env=frozenlake --num_steps=200000
+
+The same tabular Q-learning (ε-greedy, the same α, γ and ε schedule) run
+three ways in one process: a NumPy loop around gymnasium's FrozenLake-v1
+(what a course's notebook writes), the compiled ``lax.scan`` of
+``models/rl/tabular.py`` for one seed, and for ``--vmapped_seeds`` seeds in
+one vmapped program. Prints steps per second (compiling excluded) and the
+ratios. Needs gymnasium (the ``bench`` or ``test`` extra).
+"""
+
+import time
+
+import jax
+import numpy as np
+from absl import flags
+
+from data import errors
+from experiments import cli
+from models.rl import frozen_lake
+from models.rl import tabular
+
+SIZES = {"frozenlake": "4x4", "frozenlake8x8": "8x8"}
+
+flags.DEFINE_enum("env", "frozenlake", list(SIZES), "The lake.")
+flags.DEFINE_integer("num_steps", 200_000, "Environment steps of each run.")
+flags.DEFINE_integer("vmapped_seeds", 16, "Seeds of the vmapped program.")
+FLAGS = flags.FLAGS
+
+
+def gymnasium_loop(size: str, settings: tabular.Settings, seed: int = 0) -> float:
+  """Steps per second of Q-learning in NumPy around gymnasium's environment."""
+  import gymnasium
+  env = gymnasium.make("FrozenLake-v1", map_name=size)
+  rng = np.random.default_rng(seed)
+  q = np.zeros((env.observation_space.n, env.action_space.n))
+  s, _ = env.reset(seed=seed)
+  span = max(settings.exploration_fraction * settings.num_steps, 1.0)
+  start = time.perf_counter()
+  for step in range(settings.num_steps):
+    eps = settings.epsilon_start + min(step / span, 1.0) * (settings.epsilon_end
+                                                           - settings.epsilon_start)
+    if rng.random() < eps:
+      a = int(rng.integers(4))
+    else:
+      a = int(rng.choice(np.flatnonzero(q[s] == q[s].max())))
+    s_next, r, terminated, truncated, _ = env.step(a)
+    q[s, a] += settings.alpha * (r + settings.gamma * (not terminated) * q[s_next].max() - q[s, a])
+    s = env.reset()[0] if terminated or truncated else s_next
+  return settings.num_steps / (time.perf_counter() - start)
+
+
+def compiled(size: str, settings: tabular.Settings, seeds: int) -> float:
+  """Steps per second, all seeds together, of the compiled Q-learning (compiling excluded)."""
+  lake = frozen_lake.make(size)
+  keys = jax.random.split(jax.random.key(0), seeds)
+  run = jax.jit(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)[0]))
+  run = run.lower(keys).compile()
+  start = time.perf_counter()
+  jax.block_until_ready(run(keys))
+  return seeds * settings.num_steps / (time.perf_counter() - start)
+
+
+def main(argv):
+  del argv
+  errors.check_integer("--num_steps", FLAGS.num_steps, 1000, errors.MAX_COUNT)
+  errors.check_integer("--vmapped_seeds", FLAGS.vmapped_seeds, 1, 4096)
+  size, settings = SIZES[FLAGS.env], tabular.Settings(num_steps=FLAGS.num_steps)
+  reference = gymnasium_loop(size, settings)
+  one = compiled(size, settings, 1)
+  many = compiled(size, settings, FLAGS.vmapped_seeds)
+  print(f"Q-learning on {FLAGS.env}, {FLAGS.num_steps} steps per run (steps per second):")
+  print(f"  NumPy loop around gymnasium: {reference:,.0f}")
+  print(f"  compiled, one seed:          {one:,.0f} ({one / reference:.0f}x)")
+  print(f"  compiled, {FLAGS.vmapped_seeds} seeds vmapped:   {many:,.0f} ({many / reference:.0f}x)")
+
+
+if __name__ == "__main__":
+  cli.run(main)
