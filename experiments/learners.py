@@ -2,14 +2,14 @@ r"""The course's other learners, fitted on MNIST, Fashion-MNIST or diabetes, bes
 
     python -m experiments.learners --learner=knn --dataset=mnist --archive_dir=../shared/data
     python -m experiments.learners --learner=kernel_svm --compare=sklearn --archive_dir=../shared/data
-    python -m experiments.learners --learner=linear_svm --dataset=diabetes --c=10
+    python -m experiments.learners --learner=linear_svm --dataset=diabetes --c=100 --max_iter=1000
 
 Learners: knn, gaussian_nb, bernoulli_nb, multinomial_nb, logistic, linear_svm,
 kernel_svm, kmeans (``models/learners/``). A setting's flag has its Settings
 field's name; defaults are scikit-learn's. Writes summary.json (the test
 accuracy or R², seconds to compile, fit and predict, the parameter count)
 and figures; ``--compare=sklearn`` fits scikit-learn's same learner in the
-same process and adds its figures and the largest differences.
+same process and adds its accuracy, its seconds and the largest differences.
 """
 
 import os
@@ -37,7 +37,7 @@ flags.DEFINE_string("learner", "knn", " | ".join(catalogue.LEARNERS))
 flags.DEFINE_string("dataset", "mnist", " | ".join(DATASETS))
 flags.DEFINE_integer("train_size", None, "Fit on the first N training examples (default: all; "
                      f"kernel_svm {KERNEL_SVM_TRAIN_SIZE}).")
-flags.DEFINE_integer("seed", 0, "Seeds k-means++, the SVMs' visiting order and diabetes' split.")
+flags.DEFINE_integer("seed", 0, "Seeds k-means++, the linear SVM's visiting order and diabetes' split.")
 flags.DEFINE_string("workdir", "/tmp/perceptrax/learners", "Output directory.")
 flags.DEFINE_enum("compare", None, ["sklearn"], "Also fit scikit-learn's same learner.")
 flags.DEFINE_integer("chunk_mib", 256, "knn, kernel_svm: MiB of distances or kernel values held "
@@ -61,7 +61,7 @@ flags.DEFINE_integer("num_clusters", None, "kmeans: clusters (default 10).")
 flags.DEFINE_integer("n_init", None, "kmeans: restarts, vmapped (default 10).")
 flags.DEFINE_float("tol", None, "logistic, linear_svm, kernel_svm, kmeans: the stopping "
                    "tolerance (defaults 1e-4, 1e-4, 1e-3, 1e-4).")
-flags.DEFINE_integer("max_iter", None, "logistic (default 100 steps), linear_svm (1000 passes), "
+flags.DEFINE_integer("max_iter", None, "logistic (default 100 steps), linear_svm (100 passes), "
                      "kernel_svm (1e6 SMO steps), kmeans (300): the most iterations.")
 FLAGS = flags.FLAGS
 
