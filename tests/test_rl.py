@@ -97,6 +97,7 @@ def test_exact_success_of_a_policy_matches_sampled_episodes_of_gymnasium():
   q, _ = tabular.value_iteration(lake.table, 0.99)
   policy = jnp.argmax(q, axis=1)
   exact = float(tabular.success(lake, policy))
+  policy = np.asarray(policy)  # read per step: a host array
   env = gymnasium.make("FrozenLake-v1", map_name="4x4")
   wins = 0
   for episode in range(3000):
@@ -140,3 +141,38 @@ def test_the_rl_command_trains_seeds_together_and_refuses_bad_settings(run_modul
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 1 and len(lines) == 1 and message in lines[0], flag
     assert not (tmp_path / "refused").exists()
+
+
+def test_cartpole_steps_as_gymnasiums_from_the_same_state():
+  """From each of gymnasium's states (float64) cast to float32, one step gives its next state
+  to 1e-6 (float32 rounding of terms of order 1), and the same ends; episodes of random
+  actions run to their end (termination or the 500-step truncation)."""
+  from models.rl import cartpole
+  env = gymnasium.make("CartPole-v1")
+  step = jax.jit(cartpole.step)
+  rng = np.random.default_rng(0)
+  steps = 0
+  for episode in range(8):
+    observation, _ = env.reset(seed=episode)
+    balancing = episode % 2 == 0  # push against the pole's lean: long episodes
+    time = 0
+    while True:
+      physics = np.array(env.unwrapped.state, np.float64)
+      a = int(physics[2] + 0.5 * physics[3] > 0) if balancing else int(rng.integers(2))
+      observation, reward, terminated, truncated, _ = env.step(a)
+      state = cartpole.State(jnp.asarray(physics, jnp.float32), jnp.int32(time))
+      state, mine, my_reward, my_terminated, my_truncated = step(state, a)
+      time += 1
+      np.testing.assert_allclose(mine, observation, atol=1e-6, rtol=1e-6)
+      assert (float(my_reward), bool(my_terminated), bool(my_truncated)) == (
+          reward, terminated, truncated)
+      steps += 1
+      if terminated or truncated:
+        break
+  assert steps > 1000  # the balancing episodes reach the time limit
+
+
+def test_cartpole_resets_within_its_bounds():
+  from models.rl import cartpole
+  states = jax.vmap(lambda k: cartpole.reset(k)[1])(jax.random.split(jax.random.key(0), 1000))
+  assert float(jnp.abs(states).max()) <= 0.05 and float(jnp.abs(states).max()) > 0.049
