@@ -1,15 +1,18 @@
-r"""Reinforcement learning on FrozenLake: tabular Q-learning, seeds vmapped, against the optimum.
+r"""Reinforcement learning: Q-learning on FrozenLake, deep Q-learning on CartPole, seeds vmapped.
 
     python -m experiments.rl --algorithm=q_learning --env=frozenlake
-    python -m experiments.rl --env=frozenlake8x8 --num_steps=2000000 --alpha=0.05
+    python -m experiments.rl --env=frozenlake8x8
+    python -m experiments.rl --algorithm=dqn --env=cartpole
 
-The agent, the lake and the updates run as one compiled ``lax.scan`` over
-environment steps, every seed of ``--seeds`` in one vmapped program
-(``models/rl/``). Value iteration on the lake's transition table gives the
-optimal policy, and each greedy policy's success (reaching the goal within
-the time limit) is computed exactly from the table. Writes summary.json
-(``greedy_success`` per seed and its ``_mean``, ``optimal_success``,
-``env_steps_per_second``), policy.png and success.png.
+The agent, the environment and the updates run as one compiled ``lax.scan``
+over environment steps, every seed of ``--seeds`` in one vmapped program
+(``models/rl/``). Q-learning: value iteration on the lake's transition table
+gives the optimal policy, and each greedy policy's success (the goal within
+the time limit) is computed exactly; writes ``greedy_success`` per seed and
+its ``_mean``, ``optimal_success``, policy.png and success.png. DQN: 100
+greedy episodes per seed after training; writes ``eval_mean_return`` per
+seed and its ``_mean`` and returns.png. Both write ``env_steps_per_second``
+(all seeds' steps over the training's wall time, compiling excluded).
 """
 
 import os
@@ -24,36 +27,53 @@ from absl import logging
 from data import errors
 from data import files
 from experiments import cli
+from models.rl import dqn
 from models.rl import frozen_lake
 from models.rl import tabular
 
-ALGORITHMS = errors.Registry("algorithm", {"q_learning": "tabular Q-learning, ε-greedy"})
-ENVIRONMENTS = errors.Registry("env", {"frozenlake": "4x4", "frozenlake8x8": "8x8"})
+ALGORITHMS = errors.Registry("algorithm", {
+    "q_learning": "tabular Q-learning, ε-greedy (frozenlake, frozenlake8x8)",
+    "dqn": "deep Q-learning with a replay buffer and a target network (cartpole)"})
+ENVIRONMENTS = errors.Registry("env", {
+    "frozenlake": "q_learning", "frozenlake8x8": "q_learning", "cartpole": "dqn"})
+LAKES = {"frozenlake": "4x4", "frozenlake8x8": "8x8"}
 # Measured over seeds 0-15 (greedy success, mean; the optimum's 0.740 on 4x4, 0.863 on 8x8):
 # 4x4, 500k steps: α = 0.1 0.685 (one seed stuck at 0), 0.05 0.740 (every seed);
 # 8x8, 2M steps: α = 0.1 0.798, 0.02 0.855.
-DEFAULT_STEPS = {"frozenlake": 500_000, "frozenlake8x8": 2_000_000}
+DEFAULT_STEPS = {"frozenlake": 500_000, "frozenlake8x8": 2_000_000, "cartpole": 500_000}
 DEFAULT_ALPHA = {"frozenlake": 0.05, "frozenlake8x8": 0.02}
+SETTINGS = {  # each algorithm's own flags (the rest are shared)
+    "q_learning": ("alpha",),
+    "dqn": ("learning_rate", "buffer_size", "batch_size", "learning_starts", "train_every",
+            "target_every", "double", "huber"),
+}
+EVALUATION_EPISODES = 100
 
 flags.DEFINE_string("algorithm", "q_learning", " | ".join(ALGORITHMS))
-flags.DEFINE_string("env", "frozenlake", " | ".join(ENVIRONMENTS) + " (slippery, gymnasium's)")
+flags.DEFINE_string("env", None, " | ".join(ENVIRONMENTS) + " (default: the algorithm's first)")
 flags.DEFINE_list("seeds", [str(s) for s in range(16)], "Seeds, trained together (vmapped).")
 flags.DEFINE_integer("num_steps", None, "Environment steps per seed (default: frozenlake "
-                     f"{DEFAULT_STEPS['frozenlake']}, frozenlake8x8 {DEFAULT_STEPS['frozenlake8x8']}).")
-flags.DEFINE_float("alpha", None, "Q-learning's step size α (default: frozenlake "
-                   f"{DEFAULT_ALPHA['frozenlake']}, frozenlake8x8 {DEFAULT_ALPHA['frozenlake8x8']}).")
-flags.DEFINE_float("gamma", 0.99, "Discount γ (value iteration uses the same).")
+                     "500000, frozenlake8x8 2000000, cartpole 500000).")
+flags.DEFINE_float("gamma", 0.99, "Discount γ.")
 flags.DEFINE_float("epsilon_start", 1.0, "ε at the first step.")
 flags.DEFINE_float("epsilon_end", 0.05, "ε after the exploration steps.")
 flags.DEFINE_float("exploration_fraction", 0.5, "Share of the steps over which ε falls linearly.")
+flags.DEFINE_float("alpha", None, "q_learning: the step size α (default: frozenlake 0.05, "
+                   "frozenlake8x8 0.02).")
+flags.DEFINE_float("learning_rate", 2.5e-4, "dqn: Adam's α.")
+flags.DEFINE_integer("buffer_size", 10_000, "dqn: transitions the replay buffer holds.")
+flags.DEFINE_integer("batch_size", 128, "dqn: transitions per update.")
+flags.DEFINE_integer("learning_starts", 10_000, "dqn: steps before the first update.")
+flags.DEFINE_integer("train_every", 10, "dqn: environment steps per update.")
+flags.DEFINE_integer("target_every", 500, "dqn: steps between target-network copies "
+                     "(a multiple of --train_every).")
+flags.DEFINE_boolean("double", False, "dqn: double DQN's target.")
+flags.DEFINE_boolean("huber", False, "dqn: Huber's loss instead of the squared error.")
 flags.DEFINE_string("workdir", "/tmp/perceptrax/rl", "Output directory.")
 FLAGS = flags.FLAGS
 
 
-def check_flags() -> tuple[str, list[int], tabular.Settings]:
-  """(env, seeds, settings), each checked before anything runs."""
-  ALGORITHMS.check(FLAGS.algorithm)
-  env = ENVIRONMENTS.check(FLAGS.env)
+def _seeds() -> list[int]:
   try:
     seeds = [int(s) for s in FLAGS.seeds]
   except ValueError as e:
@@ -62,58 +82,122 @@ def check_flags() -> tuple[str, list[int], tabular.Settings]:
     raise errors.UserError(f"--seeds must be distinct integers, got {FLAGS.seeds}")
   for seed in seeds:
     errors.check_integer("--seeds", seed, 0, errors.MAX_SEED)
+  return seeds
+
+
+def _dqn_settings(num_steps: int) -> dqn.Settings:
+  errors.check_number("--learning_rate", FLAGS.learning_rate, 0.0, 1.0, low_open=True)
+  for name in ("buffer_size", "batch_size", "train_every", "target_every"):
+    errors.check_integer(f"--{name}", FLAGS[name].value, 1, errors.MAX_COUNT)
+  errors.check_integer("--learning_starts", FLAGS.learning_starts, 0, errors.MAX_COUNT)
+  if FLAGS.buffer_size > num_steps:
+    raise errors.UserError(f"--buffer_size={FLAGS.buffer_size} is larger than the run's "
+                           f"{num_steps} steps: it would never fill")
+  if FLAGS.learning_starts >= num_steps:
+    raise errors.UserError(f"--learning_starts={FLAGS.learning_starts} leaves no update in "
+                           f"the run's {num_steps} steps")
+  if FLAGS.target_every % FLAGS.train_every:
+    raise errors.UserError(f"--target_every={FLAGS.target_every} must be a multiple of "
+                           f"--train_every={FLAGS.train_every}")
+  return dqn.Settings(
+      learning_rate=FLAGS.learning_rate, gamma=FLAGS.gamma, epsilon_start=FLAGS.epsilon_start,
+      epsilon_end=FLAGS.epsilon_end, exploration_fraction=FLAGS.exploration_fraction,
+      num_steps=num_steps, buffer_size=FLAGS.buffer_size, batch_size=FLAGS.batch_size,
+      learning_starts=FLAGS.learning_starts, train_every=FLAGS.train_every,
+      target_every=FLAGS.target_every, double=FLAGS.double, huber=FLAGS.huber)
+
+
+def check_flags():
+  """(algorithm, env, seeds, settings), each checked before anything runs."""
+  algorithm = ALGORITHMS.check(FLAGS.algorithm)
+  env = FLAGS.env or next(e for e, a in ENVIRONMENTS.items() if a == algorithm)
+  if ENVIRONMENTS.get(env) != algorithm:
+    raise errors.UserError(f"{algorithm} runs on {', '.join(e for e, a in ENVIRONMENTS.items() if a == algorithm)}, not {env}")
+  for other, names in SETTINGS.items():
+    for name in names:
+      if other != algorithm and FLAGS[name].present:
+        raise errors.UserError(f"--{name} is a setting of {other}, not of {algorithm}")
+  seeds = _seeds()
   num_steps = FLAGS.num_steps or DEFAULT_STEPS[env]
   errors.check_integer("--num_steps", num_steps, 1, errors.MAX_COUNT)
-  alpha = DEFAULT_ALPHA[env] if FLAGS.alpha is None else FLAGS.alpha
-  errors.check_number("--alpha", alpha, 0.0, 1.0, low_open=True, high_open=False)
   errors.check_number("--gamma", FLAGS.gamma, 0.0, 1.0, high_open=False)
   for name in ("epsilon_start", "epsilon_end", "exploration_fraction"):
     errors.check_number(f"--{name}", FLAGS[name].value, 0.0, 1.0, high_open=False)
-  return env, seeds, tabular.Settings(
+  if algorithm == "dqn":
+    return algorithm, env, seeds, _dqn_settings(num_steps)
+  alpha = DEFAULT_ALPHA[env] if FLAGS.alpha is None else FLAGS.alpha
+  errors.check_number("--alpha", alpha, 0.0, 1.0, low_open=True, high_open=False)
+  return algorithm, env, seeds, tabular.Settings(
       alpha=alpha, gamma=FLAGS.gamma, epsilon_start=FLAGS.epsilon_start,
       epsilon_end=FLAGS.epsilon_end, exploration_fraction=FLAGS.exploration_fraction,
       num_steps=num_steps)
 
 
-def main(argv):
-  del argv
-  env, seeds, settings = check_flags()
-  lake = frozen_lake.make(ENVIRONMENTS.get(env))
+def _timed(fn, keys):
+  """(outputs, compile seconds, run seconds) of ``jit(vmap(fn))(keys)``."""
+  start = time.perf_counter()
+  compiled = jax.jit(jax.vmap(fn)).lower(keys).compile()
+  compiled_at = time.perf_counter()
+  out = jax.block_until_ready(compiled(keys))
+  return out, compiled_at - start, time.perf_counter() - compiled_at
+
+
+def _q_learning(env, seeds, settings, keys):
+  from experiments.acting import figures  # matplotlib: not before a flag is refused
+  lake = frozen_lake.make(LAKES[env])
   optimal_q, sweeps = jax.jit(lambda: tabular.value_iteration(lake.table, settings.gamma))()
   optimum = float(tabular.success(lake, jnp.argmax(optimal_q, axis=1)))
-  keys = jnp.stack([jax.random.key(s) for s in seeds])
-  train = jax.jit(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)))
-  start = time.perf_counter()
-  train = train.lower(keys).compile()
-  compile_seconds = time.perf_counter() - start
-  logging.info("training %d seeds for %d steps each", len(seeds), settings.num_steps)
-  start = time.perf_counter()
-  q, outcomes = jax.block_until_ready(train(keys))
-  train_seconds = time.perf_counter() - start
-  greedy = [float(v) for v in jax.vmap(
-      lambda q: tabular.success(lake, jnp.argmax(q, axis=1)))(q)]
+  (q, outcomes), compile_seconds, seconds = _timed(
+      lambda key: tabular.q_learning(settings, lake, key), keys)
+  greedy = [float(v) for v in jax.vmap(lambda q: tabular.success(lake, jnp.argmax(q, 1)))(q)]
   successes = [tabular.episode_successes(o) for o in np.asarray(outcomes)]
-  summary = {
-      "algorithm": FLAGS.algorithm, "env": env, "seeds": seeds,
-      "settings": {k: (v.item() if hasattr(v, "item") else v) for k, v in vars(settings).items()},
-      "greedy_success": greedy, "greedy_success_mean": float(np.mean(greedy)),
-      "optimal_success": optimum, "value_iteration_sweeps": int(sweeps),
-      "episodes": [len(s) for s in successes],
-      "train_seconds": train_seconds, "compile_seconds": compile_seconds,
-      "env_steps_per_second": len(seeds) * settings.num_steps / train_seconds,
-  }
-  print(f"Q-learning on {env}: {len(seeds)} seeds x {settings.num_steps} steps in "
-        f"{train_seconds:.2f} s ({summary['env_steps_per_second']:,.0f} steps/s, compile "
-        f"{compile_seconds:.2f} s)")
-  print(f"greedy policy's success {summary['greedy_success_mean']:.3f} (seeds "
-        f"{min(greedy):.3f} to {max(greedy):.3f}); the optimal policy's {optimum:.3f}")
-  from experiments.acting import figures  # matplotlib: not before a flag is refused
-  os.makedirs(FLAGS.workdir, exist_ok=True)
+  print(f"greedy policy's success {np.mean(greedy):.3f} (seeds {min(greedy):.3f} to "
+        f"{max(greedy):.3f}); the optimal policy's {optimum:.3f}")
   drawn = [figures.policy(lake, [(f"Q-learning, seed {seeds[0]}", q[0]),
                                  ("value iteration (optimal)", optimal_q)],
                           os.path.join(FLAGS.workdir, "policy.png")),
            figures.success_over_episodes(successes, optimum,
                                          os.path.join(FLAGS.workdir, "success.png"))]
+  return {"greedy_success": greedy, "greedy_success_mean": float(np.mean(greedy)),
+          "optimal_success": optimum, "value_iteration_sweeps": int(sweeps),
+          "episodes": [len(s) for s in successes]}, compile_seconds, seconds, drawn
+
+
+def _dqn(env, seeds, settings, keys):
+  from experiments.acting import figures  # matplotlib: not before a flag is refused
+  del env
+  (carry, returns, _), compile_seconds, seconds = _timed(
+      lambda key: dqn.train(settings, key), keys)
+  evaluation = jax.jit(jax.vmap(lambda params, key: dqn.evaluate(
+      settings, params, jax.random.fold_in(key, 1), EVALUATION_EPISODES)))(carry.params, keys)
+  means = [float(m) for m in evaluation.mean(axis=1)]
+  returns = np.asarray(returns)
+  print(f"greedy return over {EVALUATION_EPISODES} episodes {np.mean(means):.1f} (seeds "
+        f"{min(means):.1f} to {max(means):.1f}); {sum(m >= 475 for m in means)} of "
+        f"{len(means)} seeds at 475 or more (CartPole-v1 solved)")
+  drawn = [figures.returns_over_steps(returns, os.path.join(FLAGS.workdir, "returns.png"))]
+  return {"eval_mean_return": means, "eval_mean_return_mean": float(np.mean(means)),
+          "episodes": [int(np.sum(~np.isnan(r))) for r in returns]}, compile_seconds, \
+      seconds, drawn
+
+
+def main(argv):
+  del argv
+  algorithm, env, seeds, settings = check_flags()
+  keys = jnp.stack([jax.random.key(s) for s in seeds])
+  logging.info("training %d seeds for %d steps each", len(seeds), settings.num_steps)
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  run = _q_learning if algorithm == "q_learning" else _dqn
+  results, compile_seconds, seconds, drawn = run(env, seeds, settings, keys)
+  summary = {
+      "algorithm": algorithm, "env": env, "seeds": seeds,
+      "settings": {k: (v.item() if hasattr(v, "item") else v) for k, v in vars(settings).items()},
+      **results, "train_seconds": seconds, "compile_seconds": compile_seconds,
+      "env_steps_per_second": len(seeds) * settings.num_steps / seconds,
+  }
+  print(f"{algorithm} on {env}: {len(seeds)} seeds x {settings.num_steps} steps in "
+        f"{seconds:.2f} s ({summary['env_steps_per_second']:,.0f} steps/s, compile "
+        f"{compile_seconds:.2f} s)")
   files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
   print(cli.written(FLAGS.workdir, drawn))
 

@@ -1,13 +1,19 @@
-r"""Q-learning's environment steps per second: one compiled program against a gymnasium loop.
+r"""Environment steps per second: one compiled program against a Python loop around gymnasium.
 
     python -m scripts.rl_benchmark --env=frozenlake --num_steps=200000
+    python -m scripts.rl_benchmark --env=cartpole --num_steps=50000 --vmapped_seeds=8
 
+FrozenLake, Q-learning:
 The same tabular Q-learning (ε-greedy, the same α, γ and ε schedule) run
 three ways in one process: a NumPy loop around gymnasium's FrozenLake-v1
 (what a course's notebook writes), the compiled ``lax.scan`` of
 ``models/rl/tabular.py`` for one seed, and for ``--vmapped_seeds`` seeds in
-one vmapped program. Prints steps per second (compiling excluded) and the
-ratios. Needs gymnasium (the ``bench`` or ``test`` extra).
+one vmapped program. CartPole, DQN: CleanRL's PyTorch loop around gymnasium
+(``scripts/torch_dqn_reference.py``) against ``models/rl/dqn.py`` for one
+seed and vmapped seeds, the same hyperparameters (CleanRL's; the buffer and
+the first update at a fifth of the run when it is shorter than 50 000 steps).
+Prints steps per second (compiling excluded) and the ratios. Needs the
+``bench`` extra (torch, gymnasium).
 """
 
 import time
@@ -18,12 +24,13 @@ from absl import flags
 
 from data import errors
 from experiments import cli
+from models.rl import dqn
 from models.rl import frozen_lake
 from models.rl import tabular
 
 SIZES = {"frozenlake": "4x4", "frozenlake8x8": "8x8"}
 
-flags.DEFINE_enum("env", "frozenlake", list(SIZES), "The lake.")
+flags.DEFINE_enum("env", "frozenlake", [*SIZES, "cartpole"], "The environment.")
 flags.DEFINE_integer("num_steps", 200_000, "Environment steps of each run.")
 flags.DEFINE_integer("vmapped_seeds", 16, "Seeds of the vmapped program.")
 FLAGS = flags.FLAGS
@@ -51,29 +58,40 @@ def gymnasium_loop(size: str, settings: tabular.Settings, seed: int = 0) -> floa
   return settings.num_steps / (time.perf_counter() - start)
 
 
-def compiled(size: str, settings: tabular.Settings, seeds: int) -> float:
-  """Steps per second, all seeds together, of the compiled Q-learning (compiling excluded)."""
-  lake = frozen_lake.make(size)
+def compiled(train, seeds: int, num_steps: int) -> float:
+  """Steps per second, all seeds together, of ``train(key)`` vmapped (compiling excluded)."""
   keys = jax.random.split(jax.random.key(0), seeds)
-  run = jax.jit(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)[0]))
-  run = run.lower(keys).compile()
+  run = jax.jit(jax.vmap(train)).lower(keys).compile()
   start = time.perf_counter()
   jax.block_until_ready(run(keys))
-  return seeds * settings.num_steps / (time.perf_counter() - start)
+  return seeds * num_steps / (time.perf_counter() - start)
 
 
 def main(argv):
   del argv
   errors.check_integer("--num_steps", FLAGS.num_steps, 1000, errors.MAX_COUNT)
   errors.check_integer("--vmapped_seeds", FLAGS.vmapped_seeds, 1, 4096)
-  size, settings = SIZES[FLAGS.env], tabular.Settings(num_steps=FLAGS.num_steps)
-  reference = gymnasium_loop(size, settings)
-  one = compiled(size, settings, 1)
-  many = compiled(size, settings, FLAGS.vmapped_seeds)
-  print(f"Q-learning on {FLAGS.env}, {FLAGS.num_steps} steps per run (steps per second):")
-  print(f"  NumPy loop around gymnasium: {reference:,.0f}")
-  print(f"  compiled, one seed:          {one:,.0f} ({one / reference:.0f}x)")
-  print(f"  compiled, {FLAGS.vmapped_seeds} seeds vmapped:   {many:,.0f} ({many / reference:.0f}x)")
+  if FLAGS.env == "cartpole":
+    from scripts import torch_dqn_reference
+    warmup = min(10_000, FLAGS.num_steps // 5)
+    settings = dqn.Settings(num_steps=FLAGS.num_steps, buffer_size=warmup,
+                            learning_starts=warmup)
+    reference = torch_dqn_reference.steps_per_second(settings)
+    train = lambda key: dqn.train(settings, key)[0].params  # noqa: E731
+    name = "DQN"
+  else:
+    lake = frozen_lake.make(SIZES[FLAGS.env])
+    settings = tabular.Settings(num_steps=FLAGS.num_steps)
+    reference = gymnasium_loop(SIZES[FLAGS.env], settings)
+    train = lambda key: tabular.q_learning(settings, lake, key)[0]  # noqa: E731
+    name = "Q-learning"
+  one = compiled(train, 1, FLAGS.num_steps)
+  many = compiled(train, FLAGS.vmapped_seeds, FLAGS.num_steps)
+  loop = "PyTorch + gymnasium (CleanRL's loop)" if name == "DQN" else "NumPy loop around gymnasium"
+  print(f"{name} on {FLAGS.env}, {FLAGS.num_steps} steps per run (steps per second):")
+  print(f"  {loop}: {reference:,.0f}")
+  print(f"  compiled, one seed: {one:,.0f} ({one / reference:.1f}x)")
+  print(f"  compiled, {FLAGS.vmapped_seeds} seeds vmapped: {many:,.0f} ({many / reference:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -51,3 +51,28 @@ def success_over_episodes(successes: list[np.ndarray], optimum: float, path: str
   ax.legend(fontsize=8)
   plots.save(fig, path)
   return os.path.basename(path)
+
+
+def returns_over_steps(returns: np.ndarray, path: str, bins: int = 100) -> str:
+  """Each finished episode's return against the step it ended at, averaged in ``bins`` spans
+  of steps per seed; the seeds' mean and range. ``returns``: (seeds, steps), NaN where no
+  episode ended."""
+  import matplotlib.pyplot as plt
+  seeds, steps = returns.shape
+  edges = np.linspace(0, steps, bins + 1).astype(int)
+  binned = np.full((seeds, bins), np.nan)
+  for i in range(seeds):
+    for b in range(bins):
+      chunk = returns[i, edges[b]:edges[b + 1]]
+      if np.any(~np.isnan(chunk)):
+        binned[i, b] = np.nanmean(chunk)
+  middle = (edges[:-1] + edges[1:]) / 2
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.fill_between(middle, np.nanmin(binned, 0), np.nanmax(binned, 0), alpha=0.25,
+                  label="seeds' range")
+  ax.plot(middle, np.nanmean(binned, 0), label=f"mean of {seeds} seeds")
+  ax.set(xlabel="environment step", ylabel="episode return", title="DQN on CartPole-v1")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  plots.save(fig, path)
+  return os.path.basename(path)
