@@ -16,7 +16,6 @@ seed and its ``_mean`` and returns.png. Both write ``env_steps_per_second``
 """
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ from absl import logging
 from data import errors
 from data import files
 from experiments import cli
+from experiments import timing
 from models.rl import dqn
 from models.rl import frozen_lake
 from models.rl import tabular
@@ -133,22 +133,14 @@ def check_flags():
       num_steps=num_steps)
 
 
-def _timed(fn, keys):
-  """(outputs, compile seconds, run seconds) of ``jit(vmap(fn))(keys)``."""
-  start = time.perf_counter()
-  compiled = jax.jit(jax.vmap(fn)).lower(keys).compile()
-  compiled_at = time.perf_counter()
-  out = jax.block_until_ready(compiled(keys))
-  return out, compiled_at - start, time.perf_counter() - compiled_at
-
-
 def _q_learning(env, seeds, settings, keys):
   from experiments.acting import figures  # matplotlib: not before a flag is refused
   lake = frozen_lake.make(LAKES[env])
   optimal_q, sweeps = jax.jit(lambda: tabular.value_iteration(lake.table, settings.gamma))()
   optimum = float(tabular.success(lake, jnp.argmax(optimal_q, axis=1)))
-  (q, outcomes), compile_seconds, seconds = _timed(
-      lambda key: tabular.q_learning(settings, lake, key), keys)
+  run = timing.compile_and_run(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)),
+                               keys)
+  q, outcomes = run.out
   greedy = [float(v) for v in jax.vmap(lambda q: tabular.success(lake, jnp.argmax(q, 1)))(q)]
   successes = [tabular.episode_successes(o) for o in np.asarray(outcomes)]
   print(f"greedy policy's success {np.mean(greedy):.3f} (seeds {min(greedy):.3f} to "
@@ -160,14 +152,14 @@ def _q_learning(env, seeds, settings, keys):
                                          os.path.join(FLAGS.workdir, "success.png"))]
   return {"greedy_success": greedy, "greedy_success_mean": float(np.mean(greedy)),
           "optimal_success": optimum, "value_iteration_sweeps": int(sweeps),
-          "episodes": [len(s) for s in successes]}, compile_seconds, seconds, drawn
+          "episodes": [len(s) for s in successes]}, run, drawn
 
 
 def _dqn(env, seeds, settings, keys):
   from experiments.acting import figures  # matplotlib: not before a flag is refused
   del env
-  (carry, returns, _), compile_seconds, seconds = _timed(
-      lambda key: dqn.train(settings, key), keys)
+  run = timing.compile_and_run(jax.vmap(lambda key: dqn.train(settings, key)), keys)
+  carry, returns, _ = run.out
   evaluation = jax.jit(jax.vmap(lambda params, key: dqn.evaluate(
       settings, params, jax.random.fold_in(key, 1), EVALUATION_EPISODES)))(carry.params, keys)
   means = [float(m) for m in evaluation.mean(axis=1)]
@@ -177,8 +169,7 @@ def _dqn(env, seeds, settings, keys):
         f"{len(means)} seeds at 475 or more (CartPole-v1 solved)")
   drawn = [figures.returns_over_steps(returns, os.path.join(FLAGS.workdir, "returns.png"))]
   return {"eval_mean_return": means, "eval_mean_return_mean": float(np.mean(means)),
-          "episodes": [int(np.sum(~np.isnan(r))) for r in returns]}, compile_seconds, \
-      seconds, drawn
+          "episodes": [int(np.sum(~np.isnan(r))) for r in returns]}, run, drawn
 
 
 def main(argv):
@@ -188,7 +179,8 @@ def main(argv):
   logging.info("training %d seeds for %d steps each", len(seeds), settings.num_steps)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   run = _q_learning if algorithm == "q_learning" else _dqn
-  results, compile_seconds, seconds, drawn = run(env, seeds, settings, keys)
+  results, timed, drawn = run(env, seeds, settings, keys)
+  seconds, compile_seconds = timed.seconds, timed.compile_seconds
   summary = {
       "algorithm": algorithm, "env": env, "seeds": seeds,
       "settings": {k: (v.item() if hasattr(v, "item") else v) for k, v in vars(settings).items()},

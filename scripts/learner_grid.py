@@ -14,7 +14,6 @@ ratio, and checks that both ways give the same models; writes ``--output``
 """
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +23,7 @@ from absl import flags
 from data import errors
 from data import files
 from experiments import cli
+from experiments import timing
 from experiments.learning import tabular
 from models.learners import kmeans
 from models.learners import knn
@@ -38,54 +38,43 @@ flags.DEFINE_string("output", "/tmp/perceptrax/learner_grid.json", "The figures,
 FLAGS = flags.FLAGS
 
 
-def _seconds(fn, *args) -> tuple[object, float, float]:
-  """(result, compile seconds, run seconds) of ``fn(*args)``, compiled ahead of time."""
-  start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  compiled_at = time.perf_counter()
-  out = jax.block_until_ready(compiled(*args))
-  return out, compiled_at - start, time.perf_counter() - compiled_at
+def _figures(grid: timing.Timed, alone: list[timing.Timed]) -> dict:
+  return {"members": len(alone), "grid_seconds": grid.seconds,
+          "grid_compile_seconds": grid.compile_seconds,
+          "one_by_one_seconds": sum(a.seconds for a in alone),
+          "one_by_one_compile_seconds": sum(a.compile_seconds for a in alone)}
 
 
 def _knn(x, y, queries) -> dict:
   params = knn.fit(knn.Settings(num_classes=10), x, y)
-  grid, grid_compile, grid_run = _seconds(lambda p, q: knn.predict_grid(p, q, KS), params, queries)
-  alone = [_seconds(knn.predict, params.replace(settings=params.settings.replace(k=k)), queries)
-           for k in KS]
-  assert all(np.array_equal(grid[i], a[0]) for i, a in enumerate(alone))
-  return {"members": len(KS), "grid_seconds": grid_run, "grid_compile_seconds": grid_compile,
-          "one_by_one_seconds": sum(a[2] for a in alone),
-          "one_by_one_compile_seconds": sum(a[1] for a in alone)}
+  grid = timing.compile_and_run(lambda p, q: knn.predict_grid(p, q, KS), params, queries)
+  alone = [timing.compile_and_run(
+      knn.predict, params.replace(settings=params.settings.replace(k=k)), queries) for k in KS]
+  assert all(np.array_equal(grid.out[i], a.out) for i, a in enumerate(alone))
+  return _figures(grid, alone)
 
 
 def _logistic(x, y) -> dict:
   settings = logistic.Settings(num_classes=10)
   # One program running the fits in turn (lax.map): vmapped, L-BFGS's loops took 4x as long
   # as the fits one after another (measured; docs/learners.md).
-  grid, grid_compile, grid_run = _seconds(
+  grid = timing.compile_and_run(
       lambda cs: jax.lax.map(lambda c: logistic.fit(settings.replace(c=c), x, y), cs),
       jnp.asarray(CS, x.dtype))
-  alone = [_seconds(logistic.fit, settings.replace(c=c), x, y) for c in CS]
-  largest = max(float(jnp.max(jnp.abs(grid.w[i] - a[0].w)) / jnp.max(jnp.abs(a[0].w)))
+  alone = [timing.compile_and_run(logistic.fit, settings.replace(c=c), x, y) for c in CS]
+  largest = max(float(jnp.max(jnp.abs(grid.out.w[i] - a.out.w)) / jnp.max(jnp.abs(a.out.w)))
                 for i, a in enumerate(alone))
-  return {"members": len(CS), "grid_seconds": grid_run, "grid_compile_seconds": grid_compile,
-          "one_by_one_seconds": sum(a[2] for a in alone),
-          "one_by_one_compile_seconds": sum(a[1] for a in alone),
-          "largest_relative_weight_difference": largest}
+  return {**_figures(grid, alone), "largest_relative_weight_difference": largest}
 
 
 def _kmeans(x, y, key) -> dict:
   settings = kmeans.Settings()
-  grid, grid_compile, grid_run = _seconds(kmeans.fit, settings, x, y, key)
+  grid = timing.compile_and_run(kmeans.fit, settings, x, y, key)
   one = settings.replace(n_init=1)
-  keys = jax.random.split(key, settings.n_init)
-  alone = [_seconds(kmeans.fit, one, x, y, k) for k in keys]
-  return {"members": settings.n_init, "grid_seconds": grid_run,
-          "grid_compile_seconds": grid_compile,
-          "one_by_one_seconds": sum(a[2] for a in alone),
-          "one_by_one_compile_seconds": sum(a[1] for a in alone),
-          "grid_inertia": float(grid.inertia),
-          "best_one_by_one_inertia": min(float(a[0].inertia) for a in alone)}
+  alone = [timing.compile_and_run(kmeans.fit, one, x, y, k)
+           for k in jax.random.split(key, settings.n_init)]
+  return {**_figures(grid, alone), "grid_inertia": float(grid.out.inertia),
+          "best_one_by_one_inertia": min(float(a.out.inertia) for a in alone)}
 
 
 def main(argv):

@@ -31,6 +31,7 @@ from data import errors
 from data import files
 from data.errors import UserError
 from experiments import cli
+from experiments import timing
 from experiments.learning import catalogue
 from experiments.learning import fitting
 from experiments.learning import tabular
@@ -63,21 +64,19 @@ def _single_layer(name: str, data: tabular.Tabular) -> dict:
   """The perceptron (c = 1) or least squares, one node per class, the largest sum wins."""
   x, x_test = jnp.asarray(data.x_train), jnp.asarray(data.x_test)
   d = jax.nn.one_hot(data.y_train, data.num_classes)
-  start = time.perf_counter()
-  if name == "least_squares":
-    weights = jnp.asarray(classic.least_squares(data.x_train, np.asarray(d)), jnp.float32)
-  else:
-    fit = jax.jit(lambda x, d: classic.perceptron(x, d, 1.0, max_passes=FLAGS.perceptron_passes).weights)
-    fit = fit.lower(x, d).compile()
+  if name == "least_squares":  # a host computation in float64 (models/classic.py)
     start = time.perf_counter()
-    weights = jax.block_until_ready(fit(x, d))
-  fit_seconds = time.perf_counter() - start
-  predict = jax.jit(lambda w, x: jnp.argmax(classic.with_bias(x) @ w, axis=1)).lower(
-      weights, x_test).compile()
-  start = time.perf_counter()
-  predictions = jax.block_until_ready(predict(weights, x_test))
-  return {"test_accuracy": fitting.score(data.y_test, predictions, data.num_classes),
-          "fit_seconds": fit_seconds, "predict_seconds": time.perf_counter() - start,
+    weights = jnp.asarray(classic.least_squares(data.x_train, np.asarray(d)), jnp.float32)
+    fit_seconds = time.perf_counter() - start
+  else:
+    fit = timing.compile_and_run(
+        lambda x, d: classic.perceptron(x, d, 1.0, max_passes=FLAGS.perceptron_passes).weights,
+        x, d)
+    weights, fit_seconds = fit.out, fit.seconds
+  predict = timing.compile_and_run(
+      lambda w, x: jnp.argmax(classic.with_bias(x) @ w, axis=1), weights, x_test)
+  return {"test_accuracy": fitting.score(data.y_test, predict.out, data.num_classes),
+          "fit_seconds": fit_seconds, "predict_seconds": predict.seconds,
           "num_parameters": int(weights.size)}
 
 
@@ -110,15 +109,12 @@ def _network(name: str, workdir: str | None) -> dict:
       raise UserError(f"training {name} failed ({said}): {' '.join(command[1:])}")
   summary = files.read_json(os.path.join(workdir, "summary.json"))
   trained = trained_model.load_classifier(workdir)
-  probabilities = jax.jit(trained_model.probability_function(trained))
   arrays = datasets.load_arrays(FLAGS.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir)
-  images = jnp.asarray(arrays["test_images"])
   num_train = summary["train_size"] or len(arrays["train_labels"]) - summary["validation_size"]
-  predict = probabilities.lower(images).compile()
-  start = time.perf_counter()
-  jax.block_until_ready(predict(images))
+  predict = timing.compile_and_run(trained_model.probability_function(trained),
+                                   jnp.asarray(arrays["test_images"]))
   return {"test_accuracy": summary["test_accuracy"], "fit_seconds": summary["train_seconds"],
-          "predict_seconds": time.perf_counter() - start, "num_parameters": summary["num_params"],
+          "predict_seconds": predict.seconds, "num_parameters": summary["num_params"],
           "num_train": num_train, "workdir": workdir,
           "epochs": summary["epochs_trained"]}
 

@@ -24,6 +24,7 @@ from absl import flags
 
 from data import errors
 from experiments import cli
+from experiments import timing
 from models.rl import dqn
 from models.rl import frozen_lake
 from models.rl import tabular
@@ -61,10 +62,7 @@ def gymnasium_loop(size: str, settings: tabular.Settings, seed: int = 0) -> floa
 def compiled(train, seeds: int, num_steps: int) -> float:
   """Steps per second, all seeds together, of ``train(key)`` vmapped (compiling excluded)."""
   keys = jax.random.split(jax.random.key(0), seeds)
-  run = jax.jit(jax.vmap(train)).lower(keys).compile()
-  start = time.perf_counter()
-  jax.block_until_ready(run(keys))
-  return seeds * num_steps / (time.perf_counter() - start)
+  return seeds * num_steps / timing.compile_and_run(jax.vmap(train), keys).seconds
 
 
 def main(argv):

@@ -1,6 +1,6 @@
 """Fits a learner on a Tabular split and scores it: compiled, timed, and beside scikit-learn's.
 
-``fit`` and ``predict`` are compiled ahead of time (``jit(...).lower(...).compile()``)
+``fit`` and ``predict`` are compiled ahead of time (``experiments/timing.py``)
 so that compiling, fitting and predicting are timed apart; XLA's own memory
 analysis of each compiled program gives the bytes it holds besides its
 arguments and results (``*_temp_bytes``). Scores: accuracy for classes,
@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import timing
 from experiments.learning import catalogue
 from experiments.learning.tabular import Tabular
 
@@ -43,36 +44,20 @@ def solver_figures(params) -> dict:
           if field.name != "settings" and np.size(getattr(params, field.name)) == 1}
 
 
-def _compiled(fn, *args):
-  start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  seconds = time.perf_counter() - start
-  analysis = compiled.memory_analysis()
-  return compiled, seconds, int(getattr(analysis, "temp_size_in_bytes", 0) or 0)
-
-
-def _timed(fn, *args):
-  start = time.perf_counter()
-  out = jax.block_until_ready(fn(*args))
-  return out, time.perf_counter() - start
-
-
 def fit_and_score(name: str, settings, data: Tabular, key) -> tuple[object, dict]:
   """(params, figures of the run) for ``name``'s learner with ``settings`` on ``data``."""
   learner = catalogue.LEARNERS.get(name)
   module = learner.module
   x, y, x_test = (jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_test))
-  fit, fit_compile, fit_bytes = _compiled(module.fit, settings, x, y, key)
-  params, fit_seconds = _timed(fit, settings, x, y, key)
-  if learner.compact is not None:
-    params = learner.compact(params)
-  predict, predict_compile, predict_bytes = _compiled(module.predict, params, x_test)
-  predictions, predict_seconds = _timed(predict, params, x_test)
+  fit = timing.compile_and_run(module.fit, settings, x, y, key)
+  params = fit.out if learner.compact is None else learner.compact(fit.out)
+  predict = timing.compile_and_run(module.predict, params, x_test)
+  predictions = predict.out
   return params, {
       score_name(data.num_classes): score(data.y_test, predictions, data.num_classes),
-      "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-      "compile_seconds": fit_compile + predict_compile,
-      "fit_temp_bytes": fit_bytes, "predict_temp_bytes": predict_bytes,
+      "fit_seconds": fit.seconds, "predict_seconds": predict.seconds,
+      "compile_seconds": fit.compile_seconds + predict.compile_seconds,
+      "fit_temp_bytes": fit.temp_bytes, "predict_temp_bytes": predict.temp_bytes,
       "num_parameters": num_parameters(params), "predictions": np.asarray(predictions),
       **solver_figures(params),
   }
