@@ -19,6 +19,14 @@ def squared_distances(a: jax.Array, b: jax.Array, b_norms: jax.Array | None = No
   return jnp.maximum(squared_norms(a)[:, None] - 2.0 * a @ b.T + b_norms[None, :], 0.0)
 
 
+BYTES_PER_FLOAT = 4
+
+
+def rows_per_chunk(memory_bytes: int, columns: int) -> int:
+  """Query rows whose (rows, columns) float32 intermediate fits ``memory_bytes`` (at least 1)."""
+  return max(1, memory_bytes // (BYTES_PER_FLOAT * columns))
+
+
 def in_chunks(fn, queries: jax.Array, chunk: int) -> jax.Array:
   """``fn`` applied to ``queries`` (M, D) ``chunk`` rows at a time (``lax.map``); rows concatenated.
 

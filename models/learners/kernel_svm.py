@@ -28,8 +28,6 @@ import jax.numpy as jnp
 from models.learners import distances
 from models.learners import linear_svm
 
-BYTES_PER_FLOAT = 4
-
 
 @flax.struct.dataclass
 class Settings:
@@ -62,7 +60,7 @@ def scale_gamma(x) -> jax.Array:
 
 def kernel_bytes(num_train: int) -> int:
   """The training kernel matrix's size."""
-  return BYTES_PER_FLOAT * num_train * num_train
+  return distances.BYTES_PER_FLOAT * num_train * num_train
 
 
 def kernel(settings: Settings, gamma, a, b, b_norms=None) -> jax.Array:
@@ -72,15 +70,11 @@ def kernel(settings: Settings, gamma, a, b, b_norms=None) -> jax.Array:
   return (gamma * (a @ b.T) + settings.coef0) ** settings.degree
 
 
-def _chunk_rows(settings: Settings, num_train: int) -> int:
-  return max(1, settings.memory_bytes // (BYTES_PER_FLOAT * num_train))
-
-
 def kernel_matrix(settings: Settings, gamma, x) -> jax.Array:
   """K(x_m, x_n) over the training set, ``memory_bytes`` of intermediates per row chunk."""
   norms = distances.squared_norms(x)
   return distances.in_chunks(lambda rows: kernel(settings, gamma, rows, x, norms), x,
-                             _chunk_rows(settings, x.shape[0]))
+                             distances.rows_per_chunk(settings.memory_bytes, x.shape[0]))
 
 
 def _smo(settings: Settings, k_matrix, t):
@@ -146,7 +140,8 @@ def decision(params: Params, queries) -> jax.Array:
   def chunk(q):
     return kernel(s, params.gamma, q, params.x, norms) @ params.coef - params.rho[None, :]
 
-  return distances.in_chunks(chunk, queries, _chunk_rows(s, params.x.shape[0]))
+  return distances.in_chunks(chunk, queries,
+                             distances.rows_per_chunk(s.memory_bytes, params.x.shape[0]))
 
 
 def predict(params: Params, queries) -> jax.Array:

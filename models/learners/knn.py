@@ -24,8 +24,6 @@ import jax.numpy as jnp
 
 from models.learners import distances
 
-BYTES_PER_FLOAT = 4
-
 
 @flax.struct.dataclass
 class Settings:
@@ -49,11 +47,6 @@ def fit(settings: Settings, x, y, key=None) -> Params:
   return Params(settings, x, y, distances.squared_norms(x))
 
 
-def chunk_rows(settings: Settings, num_train: int) -> int:
-  """Queries per chunk so that a chunk's (rows, N) distances fit ``memory_bytes``."""
-  return max(1, settings.memory_bytes // (BYTES_PER_FLOAT * num_train))
-
-
 def neighbours_of(params: Params, queries, count: int) -> tuple[jax.Array, jax.Array]:
   """(indices, distances) of each query's ``count`` nearest points, nearest first."""
   s = params.settings
@@ -63,7 +56,8 @@ def neighbours_of(params: Params, queries, count: int) -> tuple[jax.Array, jax.A
     # The found neighbours' distances from their differences: exact (0 for a copy).
     return index, jnp.sqrt(jnp.sum((q[:, None, :] - params.x[index]) ** 2, axis=2))
 
-  return distances.in_chunks(chunk, queries, chunk_rows(s, params.x.shape[0]))
+  return distances.in_chunks(chunk, queries,
+                             distances.rows_per_chunk(s.memory_bytes, params.x.shape[0]))
 
 
 def vote_weights(params: Params, dist: jax.Array, k) -> jax.Array:
