@@ -27,6 +27,7 @@ import optax
 from models import networks
 from models import optimizers
 from models.rl import cartpole
+from models.rl import tabular
 
 
 @flax.struct.dataclass
@@ -90,12 +91,6 @@ def td_loss(settings: Settings, params, target, batch: Buffer) -> jax.Array:
   return jnp.mean(optax.huber_loss(d, delta=1.0) if settings.huber else d * d)
 
 
-def epsilon(settings: Settings, step) -> jax.Array:
-  span = max(settings.exploration_fraction * settings.num_steps, 1.0)
-  return settings.epsilon_start + jnp.minimum(step / span, 1.0) * (
-      settings.epsilon_end - settings.epsilon_start)
-
-
 def init(settings: Settings, key) -> Carry:
   net_key, env_key, key = jax.random.split(key, 3)
   params = network(settings).init(net_key, jnp.zeros((1, cartpole.OBSERVATION_SIZE)))
@@ -111,7 +106,7 @@ def _act(settings: Settings, carry: Carry, step):
   """One environment step, its transition written at ``step`` mod the buffer's size."""
   key, explore, random_action, reset_key = jax.random.split(carry.key, 4)
   q = network(settings).apply(carry.params, carry.observation[None])[0]
-  action = jnp.where(jax.random.uniform(explore) < epsilon(settings, step),
+  action = jnp.where(jax.random.uniform(explore) < tabular.epsilon(settings, step),
                      jax.random.randint(random_action, (), 0, cartpole.NUM_ACTIONS),
                      jnp.argmax(q))
   env, observation, reward, terminated, truncated = cartpole.step(carry.env, action)

@@ -80,8 +80,12 @@ def success(lake: frozen_lake.Lake, policy) -> jax.Array:
   return won
 
 
-def epsilon(settings: Settings, step) -> jax.Array:
-  """ε at ``step``: linear from epsilon_start to epsilon_end over the exploration steps."""
+def epsilon(settings, step) -> jax.Array:
+  """ε at ``step``: linear from epsilon_start to epsilon_end over the exploration steps.
+
+  Any agent's settings with those fields, exploration_fraction and num_steps
+  (Q-learning's here, DQN's in ``dqn.py``).
+  """
   span = jnp.maximum(settings.exploration_fraction * settings.num_steps, 1.0)
   fraction = jnp.minimum(step / span, 1.0)
   return settings.epsilon_start + fraction * (settings.epsilon_end - settings.epsilon_start)
