@@ -93,7 +93,14 @@ def replace_section(text: str, markers: tuple[str, str], body: str) -> str:
 
 
 def write_json(path: str, obj) -> None:
-  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  """``obj`` as indented JSON; a NumPy or JAX scalar is written as its Python number."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_scalar) + "\n")
+
+
+def _scalar(value):
+  if getattr(value, "size", None) == 1 and hasattr(value, "item"):
+    return value.item()
+  raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def read_json(path: str):

@@ -162,7 +162,7 @@ def main(argv):
     result.update(fitting.compare_with_sklearn(name, settings, params, data, predictions))
   summary = {"learner": name, "dataset": dataset, "num_train": len(data.y_train),
              "num_test": len(data.y_test), "seed": FLAGS.seed,
-             "settings": catalogue.settings_dict(settings), **result}
+             "settings": vars(settings), **result}
   _report(name, dataset, data, result)
   from experiments.learning import figures  # matplotlib: not before a flag is refused
   os.makedirs(FLAGS.workdir, exist_ok=True)

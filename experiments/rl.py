@@ -183,7 +183,7 @@ def main(argv):
   seconds, compile_seconds = timed.seconds, timed.compile_seconds
   summary = {
       "algorithm": algorithm, "env": env, "seeds": seeds,
-      "settings": {k: (v.item() if hasattr(v, "item") else v) for k, v in vars(settings).items()},
+      "settings": vars(settings),
       **results, "train_seconds": seconds, "compile_seconds": compile_seconds,
       "env_steps_per_second": len(seeds) * settings.num_steps / seconds,
   }

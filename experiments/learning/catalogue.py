@@ -169,9 +169,3 @@ def settings_of(name: str, given: dict, num_classes: int):
   """The learner's Settings: its defaults, the ``given`` fields, and the data's class count."""
   learner = LEARNERS.get(name)
   return learner.module.Settings(**learner.fixed, **given, num_classes=num_classes)
-
-
-def settings_dict(settings) -> dict:
-  """The settings as plain JSON values."""
-  return {field: (value.item() if hasattr(value, "item") else value)
-          for field, value in vars(settings).items()}
