@@ -30,13 +30,12 @@ from models.learners import kernel_svm
 DATASETS = errors.Registry("dataset", {
     "mnist": "handwritten digits", "fashion_mnist": "clothing images",
     "diabetes": "scikit-learn's diabetes progression (regression)"})
-KERNEL_SVM_TRAIN_SIZE = 10_000  # scikit-learn's SVC is quadratic to cubic in N: its usual subset
 MIB = 2**20
 
 flags.DEFINE_string("learner", "knn", " | ".join(catalogue.LEARNERS))
 flags.DEFINE_string("dataset", "mnist", " | ".join(DATASETS))
 flags.DEFINE_integer("train_size", None, "Fit on the first N training examples (default: all; "
-                     f"kernel_svm {KERNEL_SVM_TRAIN_SIZE}).")
+                     f"kernel_svm {catalogue.LEARNERS.get('kernel_svm').image_train_size}).")
 flags.DEFINE_integer("seed", 0, "Seeds k-means++, the linear SVM's visiting order and diabetes' split.")
 flags.DEFINE_string("workdir", "/tmp/perceptrax/learners", "Output directory.")
 flags.DEFINE_enum("compare", None, ["sklearn"], "Also fit scikit-learn's same learner.")
@@ -149,8 +148,8 @@ def main(argv):
   if "memory_bytes" in catalogue.LEARNERS.get(name).module.Settings.__dataclass_fields__:
     given["memory_bytes"] = FLAGS.chunk_mib * MIB
   train_size = FLAGS.train_size
-  if train_size is None and name == "kernel_svm" and dataset in tabular.IMAGE_DATASETS:
-    train_size = KERNEL_SVM_TRAIN_SIZE
+  if train_size is None and dataset in tabular.IMAGE_DATASETS:
+    train_size = catalogue.LEARNERS.get(name).image_train_size
   data = tabular.load(dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir, train_size, FLAGS.seed)
   settings = catalogue.settings_of(name, given, data.num_classes)
   check_sizes(name, settings, len(data.y_train))

@@ -43,14 +43,13 @@ SINGLE_LAYER = ("perceptron", "least_squares")
 NETWORKS = {  # name: experiments.mnist's flags
     "softmax": ["--model=mlp", "--hidden_sizes=none"], "mlp": ["--model=mlp"],
     "cnn": ["--model=cnn"], "lstm": ["--model=lstm"]}
-KERNEL_SVM_TRAIN_SIZE = 10_000
 PER_IMAGES = 10_000  # predict seconds are stated per this many images
 
 flags.DEFINE_enum("dataset", "mnist", list(tabular.IMAGE_DATASETS), "Image dataset.")
 flags.DEFINE_list("learners", list(SINGLE_LAYER) + list(catalogue.LEARNERS) + list(NETWORKS),
                   "Which rows, in course order.")
 flags.DEFINE_integer("train_size", None, "Fit on the first N training images (default: all; "
-                     f"kernel_svm at most {KERNEL_SVM_TRAIN_SIZE}).")
+                     f"kernel_svm at most {catalogue.LEARNERS.get('kernel_svm').image_train_size}).")
 flags.DEFINE_integer("epochs", 2, "Epochs of each network's short budget.")
 flags.DEFINE_integer("perceptron_passes", 10, "Passes of the perceptron over the training set.")
 flags.DEFINE_enum("compare", "sklearn", ["sklearn", "none"], "Fit scikit-learn's twins too.")
@@ -81,9 +80,9 @@ def _single_layer(name: str, data: tabular.Tabular) -> dict:
 
 
 def _learner(name: str, data: tabular.Tabular) -> dict:
-  if name == "kernel_svm" and len(data.y_train) > KERNEL_SVM_TRAIN_SIZE:
-    data = data._replace(x_train=data.x_train[:KERNEL_SVM_TRAIN_SIZE],
-                         y_train=data.y_train[:KERNEL_SVM_TRAIN_SIZE])
+  most = catalogue.LEARNERS.get(name).image_train_size
+  if most is not None and len(data.y_train) > most:
+    data = data._replace(x_train=data.x_train[:most], y_train=data.y_train[:most])
   settings = catalogue.settings_of(name, {}, data.num_classes)
   params, result = fitting.fit_and_score(name, settings, data, jax.random.key(0))
   predictions = result.pop("predictions")

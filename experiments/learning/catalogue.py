@@ -35,6 +35,7 @@ class Learner:
   images: Callable | None = None  # params -> (images (K, D), title) to draw, or None
   compact: Callable | None = None  # params -> the same model without what predicts nothing
   twin_predict: Callable = lambda estimator, data: estimator.predict(data.x_test)
+  image_train_size: int | None = None  # the first N training images it fits by default
 
 
 def _relative(ours, theirs) -> float:
@@ -157,7 +158,9 @@ LEARNERS = errors.Registry("learner", {
                           learned=_objectives),
     "kernel_svm": Learner("kernel SVM (RBF or polynomial), SMO, one-vs-rest", kernel_svm,
                           ("c", "kernel", "gamma", "degree", "coef0", "tol", "max_iter"),
-                          _kernel_svm_twin, compact=kernel_svm.support_vectors),
+                          _kernel_svm_twin, compact=kernel_svm.support_vectors,
+                          # scikit-learn's SVC is quadratic to cubic in N: its usual subset
+                          image_train_size=10_000),
     "kmeans": Learner("k-means, k-means++ and Lloyd, restarts vmapped", kmeans,
                       ("num_clusters", "n_init", "tol", "max_iter"), _kmeans_twin,
                       learned=_inertia, twin_predict=_majority_of_clusters, images=lambda p: (p.centres, "cluster centres")),
