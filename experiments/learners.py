@@ -154,11 +154,8 @@ def main(argv):
   settings = catalogue.settings_of(name, given, data.num_classes)
   check_sizes(name, settings, len(data.y_train))
   logging.info("fitting %s on %d examples", name, len(data.y_train))
-  params, result = fitting.fit_and_score(name, settings, data, jax.random.key(FLAGS.seed))
-  predictions = result.pop("predictions")
-  if FLAGS.compare == "sklearn":
-    logging.info("fitting scikit-learn's %s", name)
-    result.update(fitting.compare_with_sklearn(name, settings, params, data, predictions))
+  params, result, predictions = fitting.fit_and_score(
+      name, settings, data, jax.random.key(FLAGS.seed), compare=FLAGS.compare == "sklearn")
   summary = {"learner": name, "dataset": dataset, "num_train": len(data.y_train),
              "num_test": len(data.y_test), "seed": FLAGS.seed,
              "settings": vars(settings), **result}

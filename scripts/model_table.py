@@ -84,10 +84,8 @@ def _learner(name: str, data: tabular.Tabular) -> dict:
   if most is not None and len(data.y_train) > most:
     data = data._replace(x_train=data.x_train[:most], y_train=data.y_train[:most])
   settings = catalogue.settings_of(name, {}, data.num_classes)
-  params, result = fitting.fit_and_score(name, settings, data, jax.random.key(0))
-  predictions = result.pop("predictions")
-  if FLAGS.compare == "sklearn":
-    result.update(fitting.compare_with_sklearn(name, settings, params, data, predictions))
+  _, result, _ = fitting.fit_and_score(name, settings, data, jax.random.key(0),
+                                       compare=FLAGS.compare == "sklearn")
   return {**result, "num_train": len(data.y_train)}
 
 

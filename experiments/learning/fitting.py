@@ -14,6 +14,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from experiments import timing
 from experiments.learning import catalogue
@@ -44,26 +45,31 @@ def solver_figures(params) -> dict:
           if field.name != "settings" and np.size(getattr(params, field.name)) == 1}
 
 
-def fit_and_score(name: str, settings, data: Tabular, key) -> tuple[object, dict]:
-  """(params, figures of the run) for ``name``'s learner with ``settings`` on ``data``."""
+def fit_and_score(name: str, settings, data: Tabular, key,
+                  compare: bool = False) -> tuple[object, dict, np.ndarray]:
+  """(params, figures of the run, test predictions) of ``name``'s learner with ``settings``
+  on ``data``; with ``compare``, scikit-learn's twin's figures and the differences too."""
   learner = catalogue.LEARNERS.get(name)
   module = learner.module
   x, y, x_test = (jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_test))
   fit = timing.compile_and_run(module.fit, settings, x, y, key)
   params = fit.out if learner.compact is None else learner.compact(fit.out)
   predict = timing.compile_and_run(module.predict, params, x_test)
-  predictions = predict.out
-  return params, {
+  predictions = np.asarray(predict.out)
+  result = {
       score_name(data.num_classes): score(data.y_test, predictions, data.num_classes),
       "fit_seconds": fit.seconds, "predict_seconds": predict.seconds,
       "compile_seconds": fit.compile_seconds + predict.compile_seconds,
       "fit_temp_bytes": fit.temp_bytes, "predict_temp_bytes": predict.temp_bytes,
-      "num_parameters": num_parameters(params), "predictions": np.asarray(predictions),
-      **solver_figures(params),
+      "num_parameters": num_parameters(params), **solver_figures(params),
   }
+  if compare:
+    logging.info("fitting scikit-learn's %s", name)
+    result.update(_compare_with_sklearn(name, settings, params, data, predictions))
+  return params, result, predictions
 
 
-def compare_with_sklearn(name: str, settings, params, data: Tabular, predictions) -> dict:
+def _compare_with_sklearn(name: str, settings, params, data: Tabular, predictions) -> dict:
   """scikit-learn's same learner fitted and timed on the same data, and the differences."""
   learner = catalogue.LEARNERS.get(name)
   estimator = learner.twin(settings, data.num_classes == 0)
