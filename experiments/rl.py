@@ -36,7 +36,6 @@ ALGORITHMS = errors.Registry("algorithm", {
     "dqn": "deep Q-learning with a replay buffer and a target network (cartpole)"})
 ENVIRONMENTS = errors.Registry("env", {
     "frozenlake": "q_learning", "frozenlake8x8": "q_learning", "cartpole": "dqn"})
-LAKES = {"frozenlake": "4x4", "frozenlake8x8": "8x8"}
 # Measured over seeds 0-15 (greedy success, mean; the optimum's 0.740 on 4x4, 0.863 on 8x8):
 # 4x4, 500k steps: α = 0.1 0.685 (one seed stuck at 0), 0.05 0.740 (every seed);
 # 8x8, 2M steps: α = 0.1 0.798, 0.02 0.855.
@@ -135,7 +134,7 @@ def check_flags():
 
 def _q_learning(env, seeds, settings, keys):
   from experiments.acting import figures  # matplotlib: not before a flag is refused
-  lake = frozen_lake.make(LAKES[env])
+  lake = frozen_lake.make(frozen_lake.ENVIRONMENTS[env])
   optimal_q, sweeps = jax.jit(lambda: tabular.value_iteration(lake.table, settings.gamma))()
   optimum = float(tabular.success(lake, jnp.argmax(optimal_q, axis=1)))
   run = timing.compile_and_run(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)),

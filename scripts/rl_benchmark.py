@@ -29,9 +29,7 @@ from models.rl import dqn
 from models.rl import frozen_lake
 from models.rl import tabular
 
-SIZES = {"frozenlake": "4x4", "frozenlake8x8": "8x8"}
-
-flags.DEFINE_enum("env", "frozenlake", [*SIZES, "cartpole"], "The environment.")
+flags.DEFINE_enum("env", "frozenlake", [*frozen_lake.ENVIRONMENTS, "cartpole"], "The environment.")
 flags.DEFINE_integer("num_steps", 200_000, "Environment steps of each run.")
 flags.DEFINE_integer("vmapped_seeds", 16, "Seeds of the vmapped program.")
 FLAGS = flags.FLAGS
@@ -78,9 +76,10 @@ def main(argv):
     train = lambda key: dqn.train(settings, key)[0].params  # noqa: E731
     name = "DQN"
   else:
-    lake = frozen_lake.make(SIZES[FLAGS.env])
+    size = frozen_lake.ENVIRONMENTS[FLAGS.env]
+    lake = frozen_lake.make(size)
     settings = tabular.Settings(num_steps=FLAGS.num_steps)
-    reference = gymnasium_loop(SIZES[FLAGS.env], settings)
+    reference = gymnasium_loop(size, settings)
     train = lambda key: tabular.q_learning(settings, lake, key)[0]  # noqa: E731
     name = "Q-learning"
   one = compiled(train, 1, FLAGS.num_steps)

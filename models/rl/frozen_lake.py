@@ -25,6 +25,7 @@ MAPS = {
             "FFFHFFFG"),
 }
 TIME_LIMITS = {"4x4": 100, "8x8": 200}
+ENVIRONMENTS = {"frozenlake": "4x4", "frozenlake8x8": "8x8"}  # the commands' names of the maps
 MOVES = ((0, -1), (1, 0), (0, 1), (-1, 0))  # left, down, right, up as (row, col) steps
 NUM_ACTIONS = 4
 
