@@ -1,8 +1,11 @@
-r"""Reinforcement learning: Q-learning on FrozenLake, deep Q-learning on CartPole, seeds vmapped.
+r"""Reinforcement learning: Q-learning on FrozenLake, deep Q-learning on CartPole, seeds vmapped;
+Monte Carlo tree search on tic-tac-toe and connect four, games vmapped.
 
     python -m experiments.rl --algorithm=q_learning --env=frozenlake
     python -m experiments.rl --env=frozenlake8x8
     python -m experiments.rl --algorithm=dqn --env=cartpole
+    python -m experiments.rl --algorithm=mcts --env=tictactoe
+    python -m experiments.rl --algorithm=mcts --env=connect_four
 
 The agent, the environment and the updates run as one compiled ``lax.scan``
 over environment steps, every seed of ``--seeds`` in one vmapped program
@@ -12,7 +15,13 @@ the time limit) is computed exactly; writes ``greedy_success`` per seed and
 its ``_mean``, ``optimal_success``, policy.png and success.png. DQN: 100
 greedy episodes per seed after training; writes ``eval_mean_return`` per
 seed and its ``_mean`` and returns.png. Both write ``env_steps_per_second``
-(all seeds' steps over the training's wall time, compiling excluded).
+(all seeds' steps over the training's wall time, compiling excluded). MCTS
+(UCT, ``models/rl/mcts.py``) plays ``--games`` games per seed on each side
+against a random player and, on tic-tac-toe, the perfect (minimax) player;
+writes ``wins``, ``draws`` and ``losses`` (each a mapping from the opponent
+to a count of games), ``outcomes`` (the same by side),
+``simulations_per_second`` (the searching player's simulations over the
+matches' wall time, compiling excluded), matches.png and first_move.png.
 """
 
 import os
@@ -29,28 +38,41 @@ from experiments import cli
 from experiments import timing
 from models.rl import dqn
 from models.rl import frozen_lake
+from models.rl import in_a_row
+from models.rl import match
+from models.rl import mcts
+from models.rl import minimax
 from models.rl import tabular
 
 ALGORITHMS = errors.Registry("algorithm", {
     "q_learning": "tabular Q-learning, ε-greedy (frozenlake, frozenlake8x8)",
-    "dqn": "deep Q-learning with a replay buffer and a target network (cartpole)"})
+    "dqn": "deep Q-learning with a replay buffer and a target network (cartpole)",
+    "mcts": "Monte Carlo tree search, UCT (tictactoe, connect_four)"})
 ENVIRONMENTS = errors.Registry("env", {
-    "frozenlake": "q_learning", "frozenlake8x8": "q_learning", "cartpole": "dqn"})
+    "frozenlake": "q_learning", "frozenlake8x8": "q_learning", "cartpole": "dqn",
+    "tictactoe": "mcts", "connect_four": "mcts"})
 # Measured over seeds 0-15 (greedy success, mean; the optimum's 0.740 on 4x4, 0.863 on 8x8):
 # 4x4, 500k steps: α = 0.1 0.685 (one seed stuck at 0), 0.05 0.740 (every seed);
 # 8x8, 2M steps: α = 0.1 0.798, 0.02 0.855.
 DEFAULT_STEPS = {"frozenlake": 500_000, "frozenlake8x8": 2_000_000, "cartpole": 500_000}
 DEFAULT_ALPHA = {"frozenlake": 0.05, "frozenlake8x8": 0.02}
-SETTINGS = {  # each algorithm's own flags (the rest are shared)
-    "q_learning": ("alpha",),
+# Measured as the second player against the perfect one, 200 games a seed: 2 000 simulations
+# lose 1 (c = 1 or √2, seed 0); 4 000 with c = √2 lose none over seeds 0, 1, 2.
+# Connect four against a random player: 100 simulations win 199 of 200, 400 all.
+DEFAULT_SIMULATIONS = {"tictactoe": 4000, "connect_four": 400}
+LEARNING = ("num_steps", "gamma", "epsilon_start", "epsilon_end", "exploration_fraction")
+SETTINGS = {  # each algorithm's flags; --seeds and --workdir are everyone's
+    "q_learning": ("alpha",) + LEARNING,
     "dqn": ("learning_rate", "buffer_size", "batch_size", "learning_starts", "train_every",
-            "target_every", "double", "huber"),
+            "target_every", "double", "huber") + LEARNING,
+    "mcts": ("simulations", "exploration", "games"),
 }
 EVALUATION_EPISODES = 100
+MAX_TREE_BYTES = 4 * 2**30  # the node arrays of every game searching at once
 
 flags.DEFINE_string("algorithm", "q_learning", " | ".join(ALGORITHMS))
 flags.DEFINE_string("env", None, " | ".join(ENVIRONMENTS) + " (default: the algorithm's first)")
-flags.DEFINE_list("seeds", [str(s) for s in range(16)], "Seeds, trained together (vmapped).")
+flags.DEFINE_list("seeds", None, "Seeds, trained together (vmapped) (default: 0-15; mcts 0).")
 flags.DEFINE_integer("num_steps", None, "Environment steps per seed (default: frozenlake "
                      "500000, frozenlake8x8 2000000, cartpole 500000).")
 flags.DEFINE_float("gamma", 0.99, "Discount γ.")
@@ -68,11 +90,17 @@ flags.DEFINE_integer("target_every", 500, "dqn: steps between target-network cop
                      "(a multiple of --train_every).")
 flags.DEFINE_boolean("double", False, "dqn: double DQN's target.")
 flags.DEFINE_boolean("huber", False, "dqn: Huber's loss instead of the squared error.")
+flags.DEFINE_integer("simulations", None, "mcts: simulations per move (default: tictactoe "
+                     "4000, connect_four 400).")
+flags.DEFINE_float("exploration", mcts.Settings.exploration, "mcts: UCB1's c.")
+flags.DEFINE_integer("games", 100, "mcts: games per seed on each side against each opponent.")
 flags.DEFINE_string("workdir", "/tmp/perceptrax/rl", "Output directory.")
 FLAGS = flags.FLAGS
 
 
-def _seeds() -> list[int]:
+def _seeds(algorithm: str) -> list[int]:
+  if FLAGS.seeds is None:
+    return [0] if algorithm == "mcts" else list(range(16))
   try:
     seeds = [int(s) for s in FLAGS.seeds]
   except ValueError as e:
@@ -112,12 +140,24 @@ def check_flags():
   env = FLAGS.env or next(e for e, a in ENVIRONMENTS.items() if a == algorithm)
   if ENVIRONMENTS.get(env) != algorithm:
     raise errors.UserError(f"{algorithm} runs on {', '.join(e for e, a in ENVIRONMENTS.items() if a == algorithm)}, not {env}")
-  for other, names in SETTINGS.items():
-    for name in names:
-      if other != algorithm and FLAGS[name].present:
-        raise errors.UserError(f"--{name} is a setting of {other}, not of {algorithm}")
-  seeds = _seeds()
-  num_steps = FLAGS.num_steps or DEFAULT_STEPS[env]
+  for name in sorted({name for names in SETTINGS.values() for name in names}):
+    if FLAGS[name].present and name not in SETTINGS[algorithm]:
+      owners = " and ".join(a for a, names in SETTINGS.items() if name in names)
+      raise errors.UserError(f"--{name} is a setting of {owners}, not of {algorithm}")
+  seeds = _seeds(algorithm)
+  if algorithm == "mcts":
+    simulations = DEFAULT_SIMULATIONS[env] if FLAGS.simulations is None else FLAGS.simulations
+    errors.check_integer("--simulations", simulations, 1, errors.MAX_COUNT)
+    errors.check_integer("--games", FLAGS.games, 1, errors.MAX_COUNT)
+    errors.check_number("--exploration", FLAGS.exploration, 0.0)
+    trees = FLAGS.games * len(seeds) * mcts.tree_bytes(in_a_row.GAMES[env], simulations)
+    if trees > MAX_TREE_BYTES:
+      raise errors.UserError(
+          f"--games={FLAGS.games} x {len(seeds)} seeds searching at once with --simulations="
+          f"{simulations} need {trees / 2**30:.1f} GiB of trees (at most "
+          f"{MAX_TREE_BYTES // 2**30} GiB): fewer games, seeds or simulations")
+    return algorithm, env, seeds, mcts.Settings(simulations, FLAGS.exploration)
+  num_steps = DEFAULT_STEPS[env] if FLAGS.num_steps is None else FLAGS.num_steps
   errors.check_integer("--num_steps", num_steps, 1, errors.MAX_COUNT)
   errors.check_number("--gamma", FLAGS.gamma, 0.0, 1.0, high_open=False)
   for name in ("epsilon_start", "epsilon_end", "exploration_fraction"):
@@ -171,24 +211,82 @@ def _dqn(env, seeds, settings, keys):
           "episodes": [int(np.sum(~np.isnan(r))) for r in returns]}, run, drawn
 
 
+def _opponents(game: in_a_row.Game) -> dict:
+  opponents = {"random": match.random_player(game)}
+  if game == in_a_row.TICTACTOE:
+    opponents["minimax"] = minimax.perfect_player(game)
+  return opponents
+
+
+def _mcts(env, seeds, settings, keys):
+  """Matches of ``--games`` games per seed on each side against each opponent."""
+  from experiments.acting import figures  # matplotlib: not before a flag is refused
+  game = in_a_row.GAMES[env]
+  agent = mcts.uct_player(game, settings.simulations, settings.exploration)
+  outcomes, seconds, compile_seconds, searches = {}, 0.0, 0.0, 0
+  for o, (opponent, other) in enumerate(_opponents(game).items()):
+    outcomes[opponent] = {}
+    for side, (first, second, sign) in enumerate(((agent, other, 1), (other, agent, -1))):
+      game_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(key, 2 * o + side),
+                                                    FLAGS.games) for key in keys])
+      run = timing.compile_and_run(
+          lambda k, first=first, second=second: match.play_games(game, first, second, k),
+          game_keys)
+      winners, moves = (np.asarray(x) for x in run.out)
+      result = winners * sign
+      outcomes[opponent][("first", "second")[side]] = {
+          "wins": int(np.sum(result == 1)), "draws": int(np.sum(result == 0)),
+          "losses": int(np.sum(result == -1))}
+      searches += int(np.sum((moves + 1 - side) // 2))  # the searching player's moves
+      seconds, compile_seconds = seconds + run.seconds, compile_seconds + run.compile_seconds
+  totals = {kind: {opponent: sum(sides[side][kind] for side in sides)
+                   for opponent, sides in outcomes.items()}
+            for kind in ("wins", "draws", "losses")}
+  for opponent, sides in outcomes.items():
+    print(f"against {opponent}: " + "; ".join(
+        f"playing {side} {r['wins']} won, {r['draws']} drawn, {r['losses']} lost"
+        for side, r in sides.items()))
+  first_search = jax.jit(lambda key: mcts.search(
+      game, in_a_row.initial(game), key, mcts.rollout_evaluation(game),
+      mcts.ucb1(settings.exploration), settings.simulations).child_visits[mcts.ROOT])
+  drawn = [figures.match_outcomes(outcomes, os.path.join(FLAGS.workdir, "matches.png")),
+           figures.root_visits(game.rows, game.cols, first_search(keys[0]),
+                               f"UCT's first move, {settings.simulations} simulations",
+                               os.path.join(FLAGS.workdir, "first_move.png"))]
+  simulations = searches * settings.simulations
+  print(f"{simulations:,} simulations in {seconds:.2f} s ({simulations / seconds:,.0f} per "
+        f"second, compile {compile_seconds:.2f} s)")
+  return {**totals, "outcomes": outcomes, "games_per_side": FLAGS.games * len(seeds),
+          "simulations": simulations, "simulations_per_second": simulations / seconds,
+          "match_seconds": seconds, "compile_seconds": compile_seconds}, drawn
+
+
+def _learn(algorithm, env, seeds, settings, keys):
+  """Q-learning or DQN, then the common summary of a training run."""
+  run = _q_learning if algorithm == "q_learning" else _dqn
+  results, timed, drawn = run(env, seeds, settings, keys)
+  seconds, compile_seconds = timed.seconds, timed.compile_seconds
+  print(f"{algorithm} on {env}: {len(seeds)} seeds x {settings.num_steps} steps in "
+        f"{seconds:.2f} s ({len(seeds) * settings.num_steps / seconds:,.0f} steps/s, compile "
+        f"{compile_seconds:.2f} s)")
+  return {**results, "train_seconds": seconds, "compile_seconds": compile_seconds,
+          "env_steps_per_second": len(seeds) * settings.num_steps / seconds}, drawn
+
+
 def main(argv):
   del argv
   algorithm, env, seeds, settings = check_flags()
   keys = jnp.stack([jax.random.key(s) for s in seeds])
-  logging.info("training %d seeds for %d steps each", len(seeds), settings.num_steps)
   os.makedirs(FLAGS.workdir, exist_ok=True)
-  run = _q_learning if algorithm == "q_learning" else _dqn
-  results, timed, drawn = run(env, seeds, settings, keys)
-  seconds, compile_seconds = timed.seconds, timed.compile_seconds
-  summary = {
-      "algorithm": algorithm, "env": env, "seeds": seeds,
-      "settings": vars(settings),
-      **results, "train_seconds": seconds, "compile_seconds": compile_seconds,
-      "env_steps_per_second": len(seeds) * settings.num_steps / seconds,
-  }
-  print(f"{algorithm} on {env}: {len(seeds)} seeds x {settings.num_steps} steps in "
-        f"{seconds:.2f} s ({summary['env_steps_per_second']:,.0f} steps/s, compile "
-        f"{compile_seconds:.2f} s)")
+  if algorithm == "mcts":
+    logging.info("%d games per seed and side, %d simulations a move", FLAGS.games,
+                 settings.simulations)
+    results, drawn = _mcts(env, seeds, settings, keys)
+  else:
+    logging.info("training %d seeds for %d steps each", len(seeds), settings.num_steps)
+    results, drawn = _learn(algorithm, env, seeds, settings, keys)
+  summary = {"algorithm": algorithm, "env": env, "seeds": seeds, "settings": vars(settings),
+             **results}
   files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
   print(cli.written(FLAGS.workdir, drawn))
 

@@ -134,9 +134,10 @@ def test_the_rl_command_trains_seeds_together_and_refuses_bad_settings(run_modul
   assert summary["env_steps_per_second"] > 0 and min(summary["episodes"]) > 1000
   assert result.stdout.strip().splitlines()[-1] == (
       f"results in {tmp_path}: summary.json; figures: policy.png, success.png")
-  for flag, message in [("--algorithm=mcts", "unknown algorithm 'mcts'"),
+  for flag, message in [("--algorithm=ppo", "unknown algorithm 'ppo'"),
                         ("--gamma=1.5", "--gamma must be a finite number in [0, 1], got 1.5"),
-                        ("--seeds=1,1", "--seeds must be distinct integers")]:
+                        ("--seeds=1,1", "--seeds must be distinct integers"),
+                        ("--num_steps=0", "--num_steps must be an integer")]:
     refused = run_module("experiments.rl", flag, f"--workdir={tmp_path / 'refused'}")
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 1 and len(lines) == 1 and message in lines[0], flag

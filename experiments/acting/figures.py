@@ -1,4 +1,4 @@
-"""The lake's figures: the greedy policy as arrows over the state values, success over episodes."""
+"""The agents' figures: the lake's greedy policy and success, DQN's returns, the matches of tree search."""
 
 import os
 
@@ -74,5 +74,44 @@ def returns_over_steps(returns: np.ndarray, path: str, bins: int = 100) -> str:
   ax.set(xlabel="environment step", ylabel="episode return", title="DQN on CartPole-v1")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+  plots.save(fig, path)
+  return os.path.basename(path)
+
+
+def match_outcomes(outcomes: dict, path: str) -> str:
+  """Wins, draws and losses of the searching player, per opponent and side, as stacked bars.
+
+  ``outcomes[opponent][side]`` = {"wins": n, "draws": n, "losses": n}."""
+  import matplotlib.pyplot as plt
+  labels = [f"against {opponent}\nsearching {side}" for opponent, sides in outcomes.items()
+            for side in sides]
+  counts = [sides[side] for sides in outcomes.values() for side in sides]
+  fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(labels), 4))
+  bottom = np.zeros(len(labels))
+  for kind, color in (("wins", "tab:green"), ("draws", "tab:gray"), ("losses", "tab:red")):
+    heights = np.array([c[kind] for c in counts])
+    ax.bar(labels, heights, bottom=bottom, color=color, label=kind)
+    for x, (h, b) in enumerate(zip(heights, bottom)):
+      if h:
+        ax.text(x, b + h / 2, str(h), ha="center", va="center", color="white", fontsize=9)
+    bottom += heights
+  ax.set(ylabel="games", title="Monte Carlo tree search against each opponent")
+  ax.legend(fontsize=8, loc="lower right")
+  plots.save(fig, path)
+  return os.path.basename(path)
+
+
+def root_visits(rows: int, cols: int, visits: np.ndarray, title: str, path: str) -> str:
+  """The search's visits to each first move from the empty board, on the board: cells
+  (tic-tac-toe) or columns (connect four, drawn over the column's cells)."""
+  import matplotlib.pyplot as plt
+  visits = np.asarray(visits, float)
+  grid = visits.reshape(rows, cols) if visits.size == rows * cols else np.tile(visits, (rows, 1))
+  fig, ax = plt.subplots(figsize=(0.7 * cols + 1.5, 0.7 * rows + 1))
+  ax.imshow(grid, cmap="Greens", vmin=0)
+  for (r, c), v in np.ndenumerate(grid):
+    if visits.size == rows * cols or r == 0:
+      ax.text(c, r, f"{v / visits.sum():.0%}", ha="center", va="center", fontsize=9)
+  ax.set(title=title, xticks=[], yticks=[])
   plots.save(fig, path)
   return os.path.basename(path)

@@ -25,8 +25,10 @@ The search of one position is one ``fori_loop`` of simulations, each a
 ``while_loop`` down the tree, so ``vmap`` runs the positions of many games at once.
 """
 
+import dataclasses
 import math
-from typing import Callable, NamedTuple
+from typing import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +37,19 @@ from models.rl import in_a_row
 
 UNVISITED = -1
 ROOT = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  simulations: int = 400  # per move
+  exploration: float = math.sqrt(2)  # UCB1's c
+
+
+def tree_bytes(game: in_a_row.Game, simulations: int) -> int:
+  """The bytes of one search's node arrays (below): what each game searching at once holds."""
+  state = game.num_cells + 4 + 1 + 4  # board, player, terminated, winner
+  per_node = state + 4 * 4 + game.num_actions * (6 * 4 + 1)
+  return (simulations + 1) * per_node
 
 
 class Tree(NamedTuple):
@@ -240,6 +255,6 @@ def player(game: in_a_row.Game, evaluate: Evaluate, select: Select, num_simulati
   return policy
 
 
-def uct_player(game: in_a_row.Game, num_simulations: int, exploration: float = math.sqrt(2)):
+def uct_player(game: in_a_row.Game, simulations: int, exploration: float = math.sqrt(2)):
   """UCT: UCB1 selection and random rollouts."""
-  return player(game, rollout_evaluation(game), ucb1(exploration), num_simulations)
+  return player(game, rollout_evaluation(game), ucb1(exploration), simulations)
