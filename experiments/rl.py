@@ -56,10 +56,6 @@ ENVIRONMENTS = errors.Registry("env", {
 # 8x8, 2M steps: α = 0.1 0.798, 0.02 0.855.
 DEFAULT_STEPS = {"frozenlake": 500_000, "frozenlake8x8": 2_000_000, "cartpole": 500_000}
 DEFAULT_ALPHA = {"frozenlake": 0.05, "frozenlake8x8": 0.02}
-# Measured as the second player against the perfect one, 200 games a seed: 2 000 simulations
-# lose 1 (c = 1 or √2, seed 0); 4 000 with c = √2 lose none over seeds 0, 1, 2.
-# Connect four against a random player: 100 simulations win 199 of 200, 400 all.
-DEFAULT_SIMULATIONS = {"tictactoe": 4000, "connect_four": 400}
 LEARNING = ("num_steps", "gamma", "epsilon_start", "epsilon_end", "exploration_fraction")
 SETTINGS = {  # each algorithm's flags; --seeds and --workdir are everyone's
     "q_learning": ("alpha",) + LEARNING,
@@ -146,7 +142,7 @@ def check_flags():
       raise errors.UserError(f"--{name} is a setting of {owners}, not of {algorithm}")
   seeds = _seeds(algorithm)
   if algorithm == "mcts":
-    simulations = DEFAULT_SIMULATIONS[env] if FLAGS.simulations is None else FLAGS.simulations
+    simulations = mcts.SIMULATIONS[env] if FLAGS.simulations is None else FLAGS.simulations
     errors.check_integer("--simulations", simulations, 1, errors.MAX_COUNT)
     errors.check_integer("--games", FLAGS.games, 1, errors.MAX_COUNT)
     errors.check_number("--exploration", FLAGS.exploration, 0.0)

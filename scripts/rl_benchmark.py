@@ -1,7 +1,8 @@
-r"""Environment steps per second: one compiled program against a Python loop around gymnasium.
+r"""Steps or simulations per second: one compiled program against a Python loop.
 
     python -m scripts.rl_benchmark --env=frozenlake --num_steps=200000
     python -m scripts.rl_benchmark --env=cartpole --num_steps=50000 --vmapped_seeds=8
+    python -m scripts.rl_benchmark --env=tictactoe --vmapped_seeds=100
 
 FrozenLake, Q-learning:
 The same tabular Q-learning (ε-greedy, the same α, γ and ε schedule) run
@@ -12,8 +13,13 @@ one vmapped program. CartPole, DQN: CleanRL's PyTorch loop around gymnasium
 (``scripts/torch_dqn_reference.py``) against ``models/rl/dqn.py`` for one
 seed and vmapped seeds, the same hyperparameters (CleanRL's; the buffer and
 the first update at a fifth of the run when it is shorter than 50 000 steps).
-Prints steps per second (compiling excluded) and the ratios. Needs the
-``bench`` extra (torch, gymnasium).
+Tic-tac-toe and connect four, tree search: UCT from the empty board in plain
+Python (``scripts/python_uct_reference.py``) against ``models/rl/mcts.py``'s
+for one search and ``--vmapped_seeds`` searches at once; then PUCT on a fixed
+random prior and value, ``--vmapped_seeds`` searches, against mctx's
+``muzero_policy`` on the same batch. Prints steps or simulations per second
+(compiling excluded) and the ratios. Needs the ``bench`` extra (torch,
+gymnasium, mctx).
 """
 
 import time
@@ -27,11 +33,16 @@ from experiments import cli
 from experiments import timing
 from models.rl import dqn
 from models.rl import frozen_lake
+from models.rl import in_a_row
+from models.rl import mcts
 from models.rl import tabular
 
-flags.DEFINE_enum("env", "frozenlake", [*frozen_lake.ENVIRONMENTS, "cartpole"], "The environment.")
+flags.DEFINE_enum("env", "frozenlake", [*frozen_lake.ENVIRONMENTS, "cartpole", *in_a_row.GAMES],
+                  "The environment.")
 flags.DEFINE_integer("num_steps", 200_000, "Environment steps of each run.")
-flags.DEFINE_integer("vmapped_seeds", 16, "Seeds of the vmapped program.")
+flags.DEFINE_integer("simulations", None, "Simulations of each search (default: tictactoe 4000, "
+                     "connect_four 400, as experiments.rl).")
+flags.DEFINE_integer("vmapped_seeds", 16, "Seeds (or searches) of the vmapped program.")
 FLAGS = flags.FLAGS
 
 
@@ -58,15 +69,88 @@ def gymnasium_loop(size: str, settings: tabular.Settings, seed: int = 0) -> floa
 
 
 def compiled(train, seeds: int, num_steps: int) -> float:
-  """Steps per second, all seeds together, of ``train(key)`` vmapped (compiling excluded)."""
+  """Steps per second, all seeds together, of ``train(key)`` vmapped (compiling excluded);
+  ``num_steps`` the steps (or simulations) of each."""
   keys = jax.random.split(jax.random.key(0), seeds)
   return seeds * num_steps / timing.compile_and_run(jax.vmap(train), keys).seconds
+
+
+def _network(game: in_a_row.Game):
+  """A fixed random prior and value of the canonical board (illegal moves at the lowest logit)."""
+  import jax.numpy as jnp
+  k1, k2 = jax.random.split(jax.random.key(0))
+  w = 0.3 * jax.random.normal(k1, (game.num_cells, game.num_actions))
+  u = jax.random.normal(k2, (game.num_cells,)) / np.sqrt(game.num_cells)
+
+  def evaluate(state, key=None):
+    board = in_a_row.canonical(state).astype(jnp.float32)
+    logits = jnp.where(in_a_row.legal(game, state), board @ w, jnp.finfo(jnp.float32).min)
+    return logits, jnp.where(state.terminated, 0.0, jnp.tanh(board @ u))
+
+  return evaluate
+
+
+def _mctx_search(game, evaluate, simulations: int, batch: int):
+  """mctx.muzero_policy from the empty board, ``batch`` searches, the Dirichlet noise off."""
+  try:
+    import mctx
+  except ImportError:
+    raise errors.UserError("the PUCT comparison needs mctx: pip install -e '.[bench]'") from None
+  import jax.numpy as jnp
+
+  def recurrent_fn(params, key, action, states):
+    del params, key
+    child, reward = jax.vmap(lambda s, a: in_a_row.play(game, s, a))(states, action)
+    logits, value = jax.vmap(evaluate)(child)
+    return mctx.RecurrentFnOutput(reward=reward, discount=jnp.where(child.terminated, 0.0, -1.0),
+                                  prior_logits=logits, value=value), child
+
+  def search(key):
+    states = jax.tree.map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), in_a_row.initial(game))
+    logits, value = jax.vmap(evaluate)(states)
+    root = mctx.RootFnOutput(prior_logits=logits, value=value, embedding=states)
+    return mctx.muzero_policy(None, key, root, recurrent_fn, simulations,
+                              dirichlet_fraction=0.0).action_weights
+  return search
+
+
+def tree_search(name: str, simulations: int, batch: int) -> None:
+  """UCT: Python, compiled alone and vmapped; PUCT: compiled vmapped and mctx's (docstring)."""
+  from scripts import python_uct_reference
+  game = in_a_row.GAMES[name]
+  settings = mcts.Settings(simulations)
+  reference, _ = python_uct_reference.simulations_per_second(game, simulations,
+                                                             settings.exploration)
+  start = in_a_row.initial(game)
+
+  def searches(evaluate, select):
+    return lambda key: mcts.search(game, start, key, evaluate, select, simulations).child_visits[0]
+
+  uct = searches(mcts.rollout_evaluation(game), mcts.ucb1(settings.exploration))
+  one = compiled(uct, 1, simulations)
+  many = compiled(uct, batch, simulations)
+  evaluate = _network(game)
+  ours = compiled(searches(evaluate, mcts.puct()), batch, simulations)
+  theirs = batch * simulations / timing.compile_and_run(
+      _mctx_search(game, evaluate, simulations, batch), jax.random.key(0)).seconds
+  print(f"tree search on {name} from the empty board, {simulations} simulations per search "
+        "(simulations per second):")
+  print(f"  UCT, plain Python: {reference:,.0f}")
+  print(f"  UCT compiled, one search: {one:,.0f} ({one / reference:.1f}x)")
+  print(f"  UCT compiled, {batch} searches vmapped: {many:,.0f} ({many / reference:.1f}x)")
+  print(f"  PUCT compiled, {batch} searches vmapped: {ours:,.0f}; mctx.muzero_policy, the same "
+        f"batch: {theirs:,.0f} ({ours / theirs:.2f}x)")
 
 
 def main(argv):
   del argv
   errors.check_integer("--num_steps", FLAGS.num_steps, 1000, errors.MAX_COUNT)
   errors.check_integer("--vmapped_seeds", FLAGS.vmapped_seeds, 1, 4096)
+  if FLAGS.env in in_a_row.GAMES:
+    simulations = (mcts.SIMULATIONS[FLAGS.env] if FLAGS.simulations is None
+                   else FLAGS.simulations)
+    errors.check_integer("--simulations", simulations, 1, errors.MAX_COUNT)
+    return tree_search(FLAGS.env, simulations, FLAGS.vmapped_seeds)
   if FLAGS.env == "cartpole":
     from scripts import torch_dqn_reference
     warmup = min(10_000, FLAGS.num_steps // 5)

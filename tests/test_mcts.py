@@ -225,3 +225,27 @@ def test_the_rl_command_plays_matches_and_refuses_bad_settings(run_module, tmp_p
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 1 and len(lines) == 1 and message in lines[0], flags
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("name", ["tictactoe", "connect_four"])
+def test_the_python_reference_plays_by_the_same_rules(name):
+  """scripts.rl_benchmark's plain-Python UCT: its boards, wins and full boards are in_a_row's
+  on random games, and its search from the empty tic-tac-toe board prefers the centre, as ours."""
+  from scripts import python_uct_reference
+  game = in_a_row.GAMES[name]
+  rules = python_uct_reference._Rules(game)
+  rng = np.random.default_rng(0)
+  play = jax.jit(lambda state, a: in_a_row.play(game, state, a))
+  for _ in range(10):
+    state, board, stone = in_a_row.initial(game), [0] * game.num_cells, 1
+    while not bool(state.terminated):
+      a = int(rng.choice(rules.legal(board)))
+      assert rules.legal(board) == list(np.flatnonzero(in_a_row.legal(game, state)))
+      board, won, full = rules.play(board, stone, a)
+      state, reward = play(state, a)
+      assert board == list(np.asarray(state.board)) and won == (float(reward) == 1.0)
+      assert bool(state.terminated) == (won or full)
+      stone = -stone
+  if name == "tictactoe":
+    _, root = python_uct_reference.simulations_per_second(game, 2000, np.sqrt(2))
+    assert max(root.children, key=lambda c: c.visits).board[4] == 1

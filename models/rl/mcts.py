@@ -39,6 +39,13 @@ UNVISITED = -1
 ROOT = 0
 
 
+# Each game's default simulations per move. Measured as the second player against the perfect
+# one, 200 games a seed: 2 000 simulations lose 1 (c = 1 or √2, seed 0); 4 000 with c = √2
+# lose none over seeds 0, 1, 2. Connect four against a random player: 100 simulations win 199
+# games of 200, 400 all.
+SIMULATIONS = {"tictactoe": 4000, "connect_four": 400}
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
   simulations: int = 400  # per move
