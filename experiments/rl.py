@@ -15,7 +15,12 @@ the time limit) is computed exactly; writes ``greedy_success`` per seed and
 its ``_mean``, ``optimal_success``, policy.png and success.png. DQN: 100
 greedy episodes per seed after training; writes ``eval_mean_return`` per
 seed and its ``_mean`` and returns.png. Both write ``env_steps_per_second``
-(all seeds' steps over the training's wall time, compiling excluded). MCTS
+(all seeds' steps over the training's wall time, compiling excluded), and
+``metrics.jsonl``, a row per segment of ``--checkpoint_steps`` steps (each
+seed's episodes and success, or return and loss). After each segment a
+checkpoint: a killed run started again on its workdir resumes there and ends
+equal to the run never stopped (``experiments/acting/segments.py``); a DQN
+whose loss is not finite stops with one line, its last good checkpoint kept. MCTS
 (UCT, ``models/rl/mcts.py``) plays ``--games`` games per seed on each side
 against a random player and, on tic-tac-toe, the perfect (minimax) player;
 writes ``wins``, ``draws`` and ``losses`` (each a mapping from the opponent
@@ -36,6 +41,7 @@ from data import errors
 from data import files
 from experiments import cli
 from experiments import timing
+from experiments.acting import segments
 from models.rl import dqn
 from models.rl import frozen_lake
 from models.rl import in_a_row
@@ -53,10 +59,11 @@ ENVIRONMENTS = errors.Registry("env", {
     "tictactoe": "mcts", "connect_four": "mcts"})
 # Measured over seeds 0-15 (greedy success, mean; the optimum's 0.740 on 4x4, 0.863 on 8x8):
 # 4x4, 500k steps: α = 0.1 0.685 (one seed stuck at 0), 0.05 0.740 (every seed);
-# 8x8, 2M steps: α = 0.1 0.798, 0.02 0.855.
+# 8x8, 2M steps: α = 0.1 0.798, 0.02 0.851.
 DEFAULT_STEPS = {"frozenlake": 500_000, "frozenlake8x8": 2_000_000, "cartpole": 500_000}
 DEFAULT_ALPHA = {"frozenlake": 0.05, "frozenlake8x8": 0.02}
-LEARNING = ("num_steps", "gamma", "epsilon_start", "epsilon_end", "exploration_fraction")
+LEARNING = ("num_steps", "gamma", "epsilon_start", "epsilon_end", "exploration_fraction",
+            "checkpoint_steps")
 SETTINGS = {  # each algorithm's flags; --seeds and --workdir are everyone's
     "q_learning": ("alpha",) + LEARNING,
     "dqn": ("learning_rate", "buffer_size", "batch_size", "learning_starts", "train_every",
@@ -71,6 +78,8 @@ flags.DEFINE_string("env", None, " | ".join(ENVIRONMENTS) + " (default: the algo
 flags.DEFINE_list("seeds", None, "Seeds, trained together (vmapped) (default: 0-15; mcts 0).")
 flags.DEFINE_integer("num_steps", None, "Environment steps per seed (default: frozenlake "
                      "500000, frozenlake8x8 2000000, cartpole 500000).")
+flags.DEFINE_integer("checkpoint_steps", None, "Steps between checkpoints (default: a tenth of "
+                     "the run); a killed run resumes from its workdir's last one.")
 flags.DEFINE_float("gamma", 0.99, "Discount γ.")
 flags.DEFINE_float("epsilon_start", 1.0, "ε at the first step.")
 flags.DEFINE_float("epsilon_end", 0.05, "ε after the exploration steps.")
@@ -155,6 +164,8 @@ def check_flags():
     return algorithm, env, seeds, mcts.Settings(simulations, FLAGS.exploration)
   num_steps = DEFAULT_STEPS[env] if FLAGS.num_steps is None else FLAGS.num_steps
   errors.check_integer("--num_steps", num_steps, 1, errors.MAX_COUNT)
+  if FLAGS.checkpoint_steps is not None:
+    errors.check_integer("--checkpoint_steps", FLAGS.checkpoint_steps, 1, errors.MAX_COUNT)
   errors.check_number("--gamma", FLAGS.gamma, 0.0, 1.0, high_open=False)
   for name in ("epsilon_start", "epsilon_end", "exploration_fraction"):
     errors.check_number(f"--{name}", FLAGS[name].value, 0.0, 1.0, high_open=False)
@@ -168,16 +179,37 @@ def check_flags():
       num_steps=num_steps)
 
 
+def _segments(algorithm, env, seeds, settings, advance, carry, starts, unit_steps, metrics,
+              stop=lambda outputs, step: None) -> segments.Finished:
+  """The run in segments of about ``--checkpoint_steps`` steps, a checkpoint after each."""
+  steps = settings.num_steps // 10 if FLAGS.checkpoint_steps is None else FLAGS.checkpoint_steps
+  units = max(1, -(-steps // unit_steps))
+  run_settings = {"algorithm": algorithm, "env": env, "seeds": seeds, **vars(settings)}
+  return segments.run(advance, carry, starts, unit_steps, settings.num_steps, units,
+                      FLAGS.workdir, run_settings, metrics, stop)
+
+
+def _success_rates(outcomes) -> dict:
+  """metrics.jsonl's row of a Q-learning segment: each seed's episodes and their success."""
+  ended = [o[o > 0] for o in outcomes]
+  rates = [float(np.mean(e == 2)) if len(e) else None for e in ended]
+  return {"episodes": [len(e) for e in ended], "success_rate": rates}
+
+
 def _q_learning(env, seeds, settings, keys):
   from experiments.acting import figures  # matplotlib: not before a flag is refused
   lake = frozen_lake.make(frozen_lake.ENVIRONMENTS[env])
   optimal_q, sweeps = jax.jit(lambda: tabular.value_iteration(lake.table, settings.gamma))()
   optimum = float(tabular.success(lake, jnp.argmax(optimal_q, axis=1)))
-  run = timing.compile_and_run(jax.vmap(lambda key: tabular.q_learning(settings, lake, key)),
-                               keys)
-  q, outcomes = run.out
+  run = _segments(
+      "q_learning", env, seeds, settings,
+      lambda learners, starts: jax.vmap(
+          lambda learner: tabular.q_learning_chunks(settings, lake, learner, starts))(learners),
+      jax.vmap(lambda key: tabular.q_learning_init(lake, key))(keys),
+      tabular.chunk_starts(settings), tabular.CHUNK, _success_rates)
+  q, outcomes = run.carry.q, run.outputs[:, :settings.num_steps]
   greedy = [float(v) for v in jax.vmap(lambda q: tabular.success(lake, jnp.argmax(q, 1)))(q)]
-  successes = [tabular.episode_successes(o) for o in np.asarray(outcomes)]
+  successes = [tabular.episode_successes(o) for o in outcomes]
   print(f"greedy policy's success {np.mean(greedy):.3f} (seeds {min(greedy):.3f} to "
         f"{max(greedy):.3f}); the optimal policy's {optimum:.3f}")
   drawn = [figures.policy(lake, [(f"Q-learning, seed {seeds[0]}", q[0]),
@@ -190,15 +222,39 @@ def _q_learning(env, seeds, settings, keys):
           "episodes": [len(s) for s in successes]}, run, drawn
 
 
+def _returns_and_losses(outputs) -> dict:
+  """metrics.jsonl's row of a DQN segment: each seed's finished episodes, mean return, loss."""
+  returns, losses = outputs
+  ended = [r[~np.isnan(r)] for r in returns]
+  return {"episodes": [len(r) for r in ended],
+          "mean_return": [float(r.mean()) if len(r) else None for r in ended],
+          "loss": [float(np.mean(loss)) for loss in losses]}
+
+
+def _divergence(seeds, workdir):
+  """DQN's divergence rule: a NaN or infinite loss ends the run; the last checkpoint stays."""
+  def stop(outputs, step):
+    _, losses = outputs
+    bad = [seed for seed, loss in zip(seeds, losses) if not np.all(np.isfinite(loss))]
+    if bad:
+      raise errors.UserError(
+          f"DQN diverged: the loss of seed{'s' if len(bad) > 1 else ''} "
+          f"{', '.join(map(str, bad))} is not finite by step {step} (a smaller "
+          f"--learning_rate, or --huber); {workdir} keeps the last good checkpoint")
+  return stop
+
+
 def _dqn(env, seeds, settings, keys):
   from experiments.acting import figures  # matplotlib: not before a flag is refused
-  del env
-  run = timing.compile_and_run(jax.vmap(lambda key: dqn.train(settings, key)), keys)
-  carry, returns, _ = run.out
+  run = _segments(
+      "dqn", env, seeds, settings,
+      lambda carry, starts: jax.vmap(lambda c: dqn.advance(settings, c, starts))(carry),
+      jax.vmap(lambda key: dqn.init(settings, key))(keys), dqn.block_starts(settings),
+      settings.train_every, _returns_and_losses, _divergence(seeds, FLAGS.workdir))
+  returns, _ = run.outputs
   evaluation = jax.jit(jax.vmap(lambda params, key: dqn.evaluate(
-      settings, params, jax.random.fold_in(key, 1), EVALUATION_EPISODES)))(carry.params, keys)
+      settings, params, jax.random.fold_in(key, 1), EVALUATION_EPISODES)))(run.carry.params, keys)
   means = [float(m) for m in evaluation.mean(axis=1)]
-  returns = np.asarray(returns)
   print(f"greedy return over {EVALUATION_EPISODES} episodes {np.mean(means):.1f} (seeds "
         f"{min(means):.1f} to {max(means):.1f}); {sum(m >= 475 for m in means)} of "
         f"{len(means)} seeds at 475 or more (CartPole-v1 solved)")
@@ -261,19 +317,26 @@ def _learn(algorithm, env, seeds, settings, keys):
   """Q-learning or DQN, then the common summary of a training run."""
   run = _q_learning if algorithm == "q_learning" else _dqn
   results, timed, drawn = run(env, seeds, settings, keys)
-  seconds, compile_seconds = timed.seconds, timed.compile_seconds
-  print(f"{algorithm} on {env}: {len(seeds)} seeds x {settings.num_steps} steps in "
-        f"{seconds:.2f} s ({len(seeds) * settings.num_steps / seconds:,.0f} steps/s, compile "
-        f"{compile_seconds:.2f} s)")
-  return {**results, "train_seconds": seconds, "compile_seconds": compile_seconds,
-          "env_steps_per_second": len(seeds) * settings.num_steps / seconds}, drawn
+  unit_steps = tabular.CHUNK if algorithm == "q_learning" else settings.train_every
+  steps = min(timed.units_run * unit_steps, settings.num_steps)  # by this process
+  speed = len(seeds) * steps / timed.seconds if steps else None
+  print(f"{algorithm} on {env}: {len(seeds)} seeds x {steps} steps in {timed.seconds:.2f} s "
+        f"({speed or 0:,.0f} steps/s, compile {timed.compile_seconds:.2f} s)")
+  return {**results, "train_seconds": timed.seconds, "compile_seconds": timed.compile_seconds,
+          "env_steps_per_second": speed, "resumed_from_step": timed.resumed_from * unit_steps,
+          }, drawn
 
 
 def main(argv):
   del argv
   algorithm, env, seeds, settings = check_flags()
   keys = jnp.stack([jax.random.key(s) for s in seeds])
-  os.makedirs(FLAGS.workdir, exist_ok=True)
+  files.check_writable(FLAGS.workdir)
+  with files.workdir_lock(FLAGS.workdir):
+    _run(algorithm, env, seeds, settings, keys)
+
+
+def _run(algorithm, env, seeds, settings, keys):
   if algorithm == "mcts":
     logging.info("%d games per seed and side, %d simulations a move", FLAGS.games,
                  settings.simulations)
@@ -284,7 +347,10 @@ def main(argv):
   summary = {"algorithm": algorithm, "env": env, "seeds": seeds, "settings": vars(settings),
              **results}
   files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
-  print(cli.written(FLAGS.workdir, drawn))
+  if algorithm != "mcts":
+    segments.remove_checkpoint(FLAGS.workdir)
+  print(cli.written(FLAGS.workdir, drawn, ("summary.json",) if algorithm == "mcts"
+                    else ("summary.json", segments.METRICS)))
 
 
 if __name__ == "__main__":

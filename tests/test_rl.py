@@ -2,6 +2,7 @@
 Q-learning's update by hand, and Q-learning reaching the optimum."""
 
 import json
+import os
 
 import gymnasium
 import jax
@@ -133,7 +134,8 @@ def test_the_rl_command_trains_seeds_together_and_refuses_bad_settings(run_modul
   assert 0.55 < summary["greedy_success_mean"] <= summary["optimal_success"] + 1e-6
   assert summary["env_steps_per_second"] > 0 and min(summary["episodes"]) > 1000
   assert result.stdout.strip().splitlines()[-1] == (
-      f"results in {tmp_path}: summary.json; figures: policy.png, success.png")
+      f"results in {tmp_path}: summary.json, metrics.jsonl; figures: policy.png, success.png")
+  assert not (tmp_path / "checkpoint.npz").exists()  # a finished run's is removed
   for flag, message in [("--algorithm=ppo", "unknown algorithm 'ppo'"),
                         ("--gamma=1.5", "--gamma must be a finite number in [0, 1], got 1.5"),
                         ("--seeds=1,1", "--seeds must be distinct integers"),
@@ -243,3 +245,79 @@ def test_the_rl_command_trains_dqn_seeds_and_evaluates_them(run_module, tmp_path
                        f"--workdir={tmp_path / 'refused'}")
   assert refused.returncode == 1 and refused.stderr.strip() == (
       "error: --alpha is a setting of q_learning, not of dqn")
+
+
+def _segmented_q_learning(workdir, settings, lake, keys, units, stop=lambda o, s: None):
+  from experiments.acting import segments
+  return segments.run(
+      lambda learners, starts: jax.vmap(
+          lambda learner: tabular.q_learning_chunks(settings, lake, learner, starts))(learners),
+      jax.vmap(lambda key: tabular.q_learning_init(lake, key))(keys),
+      tabular.chunk_starts(settings), tabular.CHUNK, settings.num_steps, units, str(workdir),
+      {"num_steps": settings.num_steps, "alpha": settings.alpha},
+      lambda outcomes: {"episodes": [int(np.sum(o > 0)) for o in outcomes]}, stop)
+
+
+def test_a_run_stopped_between_segments_resumes_equal_to_one_never_stopped(tmp_path):
+  """Segments of 2 chunks, the run stopped after the second segment (as a kill after its
+  checkpoint), then started again on the same workdir: Q and every step's outcome equal
+  the one-program run's, and metrics.jsonl has one row per segment."""
+  from experiments.acting import segments
+  lake = frozen_lake.make("4x4")
+  settings = tabular.Settings(num_steps=5 * tabular.CHUNK + 100)
+  keys = jnp.stack([jax.random.key(s) for s in (3, 4)])
+  whole_q, whole_outcomes = jax.vmap(lambda k: tabular.q_learning(settings, lake, k))(keys)
+
+  def killed(outputs, step):
+    if step > 2 * 2 * tabular.CHUNK:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    _segmented_q_learning(tmp_path, settings, lake, keys, 2, killed)
+  assert os.path.exists(tmp_path / segments.CHECKPOINT)
+  resumed = _segmented_q_learning(tmp_path, settings, lake, keys, 2)
+  assert resumed.resumed_from == 4 and resumed.units_run == 2
+  np.testing.assert_array_equal(resumed.carry.q, whole_q)
+  np.testing.assert_array_equal(resumed.outputs[:, :settings.num_steps], whole_outcomes)
+  rows = [json.loads(line) for line in (tmp_path / segments.METRICS).read_text().splitlines()]
+  assert [r["step"] for r in rows] == [2 * 4096, 4 * 4096, settings.num_steps]
+  assert sum(sum(r["episodes"]) for r in rows) == int(np.sum(resumed.outputs > 0))
+
+
+def test_a_checkpoint_of_other_settings_or_damaged_is_refused_and_kept(tmp_path):
+  from data.errors import UserError
+  from experiments.acting import segments
+  lake = frozen_lake.make("4x4")
+  settings = tabular.Settings(num_steps=3 * tabular.CHUNK)
+  keys = jnp.stack([jax.random.key(0)])
+  with pytest.raises(KeyboardInterrupt):
+    _segmented_q_learning(tmp_path, settings, lake, keys, 1,
+                          lambda o, step: (_ for _ in ()).throw(KeyboardInterrupt))
+  path = tmp_path / segments.CHECKPOINT
+  assert not path.exists()  # stopped before its first save: nothing half-written
+  stop_second = lambda o, step: step > tabular.CHUNK and (_ for _ in ()).throw(  # noqa: E731
+      KeyboardInterrupt)
+  with pytest.raises(KeyboardInterrupt):
+    _segmented_q_learning(tmp_path, settings, lake, keys, 1, stop_second)
+  saved = path.read_bytes()
+  other = tabular.Settings(num_steps=3 * tabular.CHUNK, alpha=0.5)
+  with pytest.raises(UserError, match=r"holds a run with other settings \(alpha\)"):
+    _segmented_q_learning(tmp_path, other, lake, keys, 1)
+  path.write_bytes(saved[:-10] + b"0123456789")
+  with pytest.raises(UserError, match="is damaged .*SHA-256.*delete it to start over"):
+    _segmented_q_learning(tmp_path, settings, lake, keys, 1)
+  assert path.read_bytes()[:-10] == saved[:-10]  # kept as it was
+
+
+def test_dqns_divergence_rule_stops_before_saving_the_segment(tmp_path):
+  """A NaN loss in a segment: one line naming the seed and the step; the checkpoint before
+  it stays."""
+  from data.errors import UserError
+  from experiments import rl
+  from experiments.acting import segments
+  stop = rl._divergence([7, 8], str(tmp_path))
+  losses = np.array([[0.1, 0.2], [0.3, np.nan]])
+  stop((np.zeros((2, 20)), losses[:, :1]), 10)  # finite: goes on
+  with pytest.raises(UserError, match="the loss of seed 8 is not finite by step 20"):
+    stop((np.zeros((2, 20)), losses), 20)
+  assert not (tmp_path / segments.CHECKPOINT).exists()

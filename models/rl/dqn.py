@@ -22,6 +22,7 @@ from typing import NamedTuple
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from models import networks
@@ -146,8 +147,11 @@ def _learn(settings: Settings, carry: Carry, step) -> tuple[Carry, jax.Array]:
   return carry._replace(params=params, opt_state=opt_state, target=target, key=key), loss
 
 
-def train(settings: Settings, key) -> tuple[Carry, jax.Array, jax.Array]:
-  """(final carry, each step's finished-episode return or NaN, each update's loss)."""
+def advance(settings: Settings, carry: Carry, starts) -> tuple[Carry, tuple[jax.Array, jax.Array]]:
+  """The carry after the blocks beginning at ``starts`` (``train_every`` environment steps,
+  then an update), and (each step's finished-episode return or NaN, each update's loss).
+  Every random number comes from the carry's key, so any cut between blocks gives the same
+  run."""
 
   def block(carry, first):
     carry, returns = jax.lax.scan(lambda c, s: _act(settings, c, s), carry,
@@ -155,10 +159,20 @@ def train(settings: Settings, key) -> tuple[Carry, jax.Array, jax.Array]:
     carry, loss = _learn(settings, carry, first + settings.train_every)
     return carry, (returns, loss)
 
-  blocks = settings.num_steps // settings.train_every
-  carry, (returns, losses) = jax.lax.scan(block, init(settings, key),
-                                          jnp.arange(blocks) * settings.train_every)
-  return carry, returns.reshape(-1), losses
+  carry, (returns, losses) = jax.lax.scan(block, carry, starts)
+  return carry, (returns.reshape(-1), losses)
+
+
+def block_starts(settings: Settings) -> np.ndarray:
+  """The first step of each block of the run."""
+  return np.arange(settings.num_steps // settings.train_every, dtype=np.int32) * (
+      settings.train_every)
+
+
+def train(settings: Settings, key) -> tuple[Carry, jax.Array, jax.Array]:
+  """(final carry, each step's finished-episode return or NaN, each update's loss)."""
+  carry, (returns, losses) = advance(settings, init(settings, key), block_starts(settings))
+  return carry, returns, losses
 
 
 def evaluate(settings: Settings, params, key, episodes: int = 100) -> jax.Array:

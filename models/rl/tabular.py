@@ -17,6 +17,8 @@
   table ``time_limit`` times (no sampling).
 """
 
+from typing import NamedTuple
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -105,16 +107,26 @@ def epsilon_greedy(q_row, eps, u_explore, u_choice):
   return jnp.where(u_explore < eps, jnp.floor(u_choice * n).astype(jnp.int32), greedy)
 
 
-def q_learning(settings: Settings, lake: frozen_lake.Lake, key) -> tuple[jax.Array, jax.Array]:
-  """(Q, each step's outcome) after ``num_steps`` steps from Q = 0.
+class Learner(NamedTuple):
+  q: jax.Array  # (S, A)
+  state: frozen_lake.State
+  key: jax.Array
 
-  The outcome, int8: 0 the episode goes on, 1 it ended without reward
-  (a hole or the time limit), 2 it ended rewarded (the goal). The steps'
-  random numbers are drawn in bulk, ``CHUNK`` steps' at a time (a draw per
-  step would cost more than the step).
-  """
+
+def q_learning_init(lake: frozen_lake.Lake, key) -> Learner:
+  """Q = 0 at the start of the lake."""
   state, _ = frozen_lake.reset(lake)
-  q = jnp.zeros((lake.num_states, frozen_lake.NUM_ACTIONS))
+  return Learner(jnp.zeros((lake.num_states, frozen_lake.NUM_ACTIONS)), state, key)
+
+
+def q_learning_chunks(settings: Settings, lake: frozen_lake.Lake, learner: Learner,
+                      starts) -> tuple[Learner, jax.Array]:
+  """The learner after the chunks of ``CHUNK`` steps beginning at ``starts``, and each step's
+  outcome, int8: 0 the episode goes on, 1 it ended without reward (a hole or the time
+  limit), 2 it ended rewarded (the goal). A chunk's random numbers are drawn in bulk from
+  the key and its first step (a draw per step would cost more than the step), so any cut
+  between chunks gives the same run; steps from ``num_steps`` on change nothing.
+  """
 
   def one_step(carry, inputs):
     q, state = carry
@@ -122,7 +134,8 @@ def q_learning(settings: Settings, lake: frozen_lake.Lake, key) -> tuple[jax.Arr
     s = state.position
     a = epsilon_greedy(q[s], epsilon(settings, step), u[0], u[1])
     state, s_next, r, terminated, truncated = frozen_lake.step_by_uniform(lake, state, a, u[2])
-    q = q_update(q, s, a, r, s_next, terminated.astype(q.dtype), settings.alpha, settings.gamma)
+    alpha = jnp.where(step < settings.num_steps, settings.alpha, 0.0)  # past the run: no update
+    q = q_update(q, s, a, r, s_next, terminated.astype(q.dtype), alpha, settings.gamma)
     done = terminated | truncated
     state = jax.tree.map(lambda fresh, now: jnp.where(done, fresh, now),
                          frozen_lake.reset(lake)[0], state)
@@ -130,12 +143,23 @@ def q_learning(settings: Settings, lake: frozen_lake.Lake, key) -> tuple[jax.Arr
 
   def chunk(carry, first):
     steps = first + jnp.arange(CHUNK)
-    u = jax.random.uniform(jax.random.fold_in(key, first), (CHUNK, 3))
+    u = jax.random.uniform(jax.random.fold_in(learner.key, first), (CHUNK, 3))
     return jax.lax.scan(one_step, carry, (steps, u))
 
-  chunks = -(-settings.num_steps // CHUNK)
-  (q, _), outcomes = jax.lax.scan(chunk, (q, state), jnp.arange(chunks) * CHUNK)
-  return q, outcomes.reshape(-1)[:settings.num_steps]
+  (q, state), outcomes = jax.lax.scan(chunk, (learner.q, learner.state), starts)
+  return Learner(q, state, learner.key), outcomes.reshape(-1)
+
+
+def chunk_starts(settings: Settings) -> np.ndarray:
+  """The first step of each chunk of the run."""
+  return np.arange(-(-settings.num_steps // CHUNK), dtype=np.int32) * CHUNK
+
+
+def q_learning(settings: Settings, lake: frozen_lake.Lake, key) -> tuple[jax.Array, jax.Array]:
+  """(Q, each step's outcome) after ``num_steps`` steps from Q = 0, in one program."""
+  learner, outcomes = q_learning_chunks(settings, lake, q_learning_init(lake, key),
+                                        chunk_starts(settings))
+  return learner.q, outcomes[:settings.num_steps]
 
 
 def episode_successes(outcomes) -> np.ndarray:
