@@ -3,12 +3,14 @@ r"""The course's other learners, fitted on MNIST, Fashion-MNIST or diabetes, bes
     python -m experiments.learners --learner=knn --dataset=mnist --archive_dir=../shared/data
     python -m experiments.learners --learner=kernel_svm --compare=sklearn --archive_dir=../shared/data
     python -m experiments.learners --learner=linear_svm --dataset=diabetes --c=100 --max_iter=1000
+    python -m experiments.learners --learner=tree --max_depth=10 --compare=sklearn --archive_dir=../shared/data
 
 Learners: knn, gaussian_nb, bernoulli_nb, multinomial_nb, logistic, linear_svm,
-kernel_svm, kmeans (``models/learners/``). A setting's flag has its Settings
+kernel_svm, kmeans, tree (``models/learners/``). A setting's flag has its Settings
 field's name; defaults are scikit-learn's. Writes summary.json (the test
 accuracy or R², seconds to compile, fit and predict, the parameter count)
-and figures; ``--compare=sklearn`` fits scikit-learn's same learner in the
+and figures (the tree also tree.txt, as scikit-learn's export_text prints it);
+``--compare=sklearn`` fits scikit-learn's same learner in the
 same process and adds its accuracy, its seconds and the largest differences.
 """
 
@@ -26,6 +28,7 @@ from experiments.learning import catalogue
 from experiments.learning import fitting
 from experiments.learning import tabular
 from models.learners import kernel_svm
+from models.learners import tree
 
 DATASETS = errors.Registry("dataset", {
     "mnist": "handwritten digits", "fashion_mnist": "clothing images",
@@ -39,7 +42,7 @@ flags.DEFINE_integer("train_size", None, "Fit on the first N training examples (
 flags.DEFINE_integer("seed", 0, "Seeds k-means++, the linear SVM's visiting order and diabetes' split.")
 flags.DEFINE_string("workdir", "/tmp/perceptrax/learners", "Output directory.")
 flags.DEFINE_enum("compare", None, ["sklearn"], "Also fit scikit-learn's same learner.")
-flags.DEFINE_integer("chunk_mib", 256, "knn, kernel_svm: MiB of distances or kernel values held "
+flags.DEFINE_integer("chunk_mib", 256, "knn, kernel_svm, tree: MiB of distances, kernel values or histograms held "
                      "per chunk of queries.")
 flags.DEFINE_integer("kernel_matrix_mib", 2048, "kernel_svm: the most MiB the N x N training "
                      "kernel matrix may take (float32).")
@@ -62,6 +65,11 @@ flags.DEFINE_float("tol", None, "logistic, linear_svm, kernel_svm, kmeans: the s
                    "tolerance (defaults 1e-4, 1e-4, 1e-3, 1e-4).")
 flags.DEFINE_integer("max_iter", None, "logistic (default 100 steps), linear_svm (100 passes), "
                      "kernel_svm (1e6 SMO steps), kmeans (300): the most iterations.")
+flags.DEFINE_enum("criterion", None, ["gini", "entropy", "squared_error"], "tree: the impurity "
+                  "(default gini, squared_error for regression).")
+flags.DEFINE_integer("max_depth", None, "tree: the deepest level (default 10, at most 20).")
+flags.DEFINE_integer("min_samples_leaf", None, "tree: the fewest examples in a leaf (default 1).")
+flags.DEFINE_integer("max_features", None, "tree: features drawn at each node (default 0: all).")
 FLAGS = flags.FLAGS
 
 _CHECKS = {  # each setting's valid range: (low, high, low_open)
@@ -70,6 +78,8 @@ _CHECKS = {  # each setting's valid range: (low, high, low_open)
     "var_smoothing": (0.0, 1.0, False), "alpha": (0.0, 1e30, False), "binarize": (-1e30, 1e30, False),
     "c": (0.0, 1e30, True), "epsilon": (0.0, 1e30, False), "gamma": (0.0, 1e30, True),
     "coef0": (-1e30, 1e30, False), "tol": (0.0, 1e30, True),
+    "max_depth": (1, 20), "min_samples_leaf": (1, errors.MAX_COUNT),
+    "max_features": (0, errors.MAX_COUNT),
 }
 
 
@@ -110,13 +120,18 @@ def check_flags() -> tuple[str, str, dict]:
   return name, dataset, given
 
 
-def check_sizes(name: str, settings, num_train: int) -> None:
+def check_sizes(name: str, settings, num_train: int, num_features: int) -> None:
   """The limits that need the training set's size, before any fitting."""
   if name == "knn" and settings.k > num_train:
     raise UserError(f"--k={settings.k} is more than the {num_train} training examples")
   if name == "kmeans" and settings.num_clusters > num_train:
     raise UserError(f"--num_clusters={settings.num_clusters} is more than the {num_train} "
                     "training examples")
+  if name == "tree":
+    try:
+      tree.check(settings, num_features)
+    except ValueError as e:
+      raise UserError(f"tree: {e}") from None
   if name == "kernel_svm" and kernel_svm.kernel_bytes(num_train) > FLAGS.kernel_matrix_mib * MIB:
     raise UserError(
         f"the kernel matrix of {num_train} training examples takes "
@@ -152,7 +167,7 @@ def main(argv):
     train_size = catalogue.LEARNERS.get(name).image_train_size
   data = tabular.load(dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir, train_size, FLAGS.seed)
   settings = catalogue.settings_of(name, given, data.num_classes)
-  check_sizes(name, settings, len(data.y_train))
+  check_sizes(name, settings, len(data.y_train), data.x_train.shape[1])
   logging.info("fitting %s on %d examples", name, len(data.y_train))
   params, result, predictions = fitting.fit_and_score(
       name, settings, data, jax.random.key(FLAGS.seed), compare=FLAGS.compare == "sklearn")
@@ -163,8 +178,13 @@ def main(argv):
   from experiments.learning import figures  # matplotlib: not before a flag is refused
   os.makedirs(FLAGS.workdir, exist_ok=True)
   drawn = figures.draw(name, dataset, params, data, predictions, FLAGS.workdir)
+  results = ["summary.json"]
+  text = catalogue.LEARNERS.get(name).text
+  if text is not None:
+    files.write_text(os.path.join(FLAGS.workdir, f"{name}.txt"), text(params, data.image_shape))
+    results.append(f"{name}.txt")
   files.write_json(os.path.join(FLAGS.workdir, "summary.json"), summary)
-  print(cli.written(FLAGS.workdir, drawn))
+  print(cli.written(FLAGS.workdir, drawn, results))
 
 
 if __name__ == "__main__":

@@ -231,26 +231,14 @@ def _returns_and_losses(outputs) -> dict:
           "loss": [float(np.mean(loss)) for loss in losses]}
 
 
-def _divergence(seeds, workdir):
-  """DQN's divergence rule: a NaN or infinite loss ends the run; the last checkpoint stays."""
-  def stop(outputs, step):
-    _, losses = outputs
-    bad = [seed for seed, loss in zip(seeds, losses) if not np.all(np.isfinite(loss))]
-    if bad:
-      raise errors.UserError(
-          f"DQN diverged: the loss of seed{'s' if len(bad) > 1 else ''} "
-          f"{', '.join(map(str, bad))} is not finite by step {step} (a smaller "
-          f"--learning_rate, or --huber); {workdir} keeps the last good checkpoint")
-  return stop
-
-
 def _dqn(env, seeds, settings, keys):
   from experiments.acting import figures  # matplotlib: not before a flag is refused
   run = _segments(
       "dqn", env, seeds, settings,
       lambda carry, starts: jax.vmap(lambda c: dqn.advance(settings, c, starts))(carry),
       jax.vmap(lambda key: dqn.init(settings, key))(keys), dqn.block_starts(settings),
-      settings.train_every, _returns_and_losses, _divergence(seeds, FLAGS.workdir))
+      settings.train_every, _returns_and_losses,
+      segments.non_finite_stop("DQN", seeds, FLAGS.workdir, lambda outputs: outputs[1]))
   returns, _ = run.outputs
   evaluation = jax.jit(jax.vmap(lambda params, key: dqn.evaluate(
       settings, params, jax.random.fold_in(key, 1), EVALUATION_EPISODES)))(run.carry.params, keys)

@@ -80,7 +80,7 @@ def test_diabetes_regression_beside_scikit_learn(tmp_path):
 # 2-5 points below. The networks are the session's, trained on more images.
 FLOORS = {"perceptron": 0.80, "least_squares": 0.60, "knn": 0.86, "gaussian_nb": 0.55,
           "bernoulli_nb": 0.79, "multinomial_nb": 0.78, "logistic": 0.85, "linear_svm": 0.84,
-          "kernel_svm": 0.90, "kmeans": 0.50, "softmax": 0.15, "mlp": 0.85, "cnn": 0.85,
+          "kernel_svm": 0.90, "kmeans": 0.50, "tree": 0.60, "softmax": 0.15, "mlp": 0.85, "cnn": 0.85,
           "lstm": 0.60}
 
 

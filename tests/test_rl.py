@@ -313,9 +313,8 @@ def test_dqns_divergence_rule_stops_before_saving_the_segment(tmp_path):
   """A NaN loss in a segment: one line naming the seed and the step; the checkpoint before
   it stays."""
   from data.errors import UserError
-  from experiments import rl
   from experiments.acting import segments
-  stop = rl._divergence([7, 8], str(tmp_path))
+  stop = segments.non_finite_stop("DQN", [7, 8], str(tmp_path), lambda outputs: outputs[1])
   losses = np.array([[0.1, 0.2], [0.3, np.nan]])
   stop((np.zeros((2, 20)), losses[:, :1]), 10)  # finite: goes on
   with pytest.raises(UserError, match="the loss of seed 8 is not finite by step 20"):

@@ -136,3 +136,17 @@ def remove_checkpoint(workdir: str) -> None:
     path = os.path.join(workdir, name)
     if os.path.exists(path):
       os.unlink(path)
+
+
+def non_finite_stop(name: str, seeds, workdir: str, losses: Callable[[Any], np.ndarray]):
+  """The divergence rule as ``run``'s ``stop``: a loss that is not finite (NaN, ±inf) in a
+  segment ends the run in one line naming the seeds and the step, before the segment is
+  saved, so the workdir keeps the last good checkpoint. ``losses(outputs)``: (seeds, …)."""
+  def stop(outputs, step):
+    bad = [seed for seed, loss in zip(seeds, losses(outputs)) if not np.all(np.isfinite(loss))]
+    if bad:
+      raise UserError(
+          f"{name} diverged: the loss of seed{'s' if len(bad) > 1 else ''} "
+          f"{', '.join(map(str, bad))} is not finite by step {step} (a smaller "
+          f"--learning_rate, or --huber); {workdir} keeps the last good checkpoint")
+  return stop

@@ -21,6 +21,7 @@ from models.learners import knn
 from models.learners import linear_svm
 from models.learners import logistic
 from models.learners import naive_bayes
+from models.learners import tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Learner:
   compact: Callable | None = None  # params -> the same model without what predicts nothing
   twin_predict: Callable = lambda estimator, data: estimator.predict(data.x_test)
   image_train_size: int | None = None  # the first N training images it fits by default
+  text: Callable | None = None  # (params, image_shape) -> the model as text, or None
 
 
 def _relative(ours, theirs) -> float:
@@ -123,6 +125,32 @@ def _kmeans_twin(s, regression):
   return KMeans(s.num_clusters, n_init=s.n_init, max_iter=s.max_iter, tol=s.tol, random_state=0)
 
 
+def _tree_twin(s, regression):
+  from sklearn import tree as sklearn_tree
+  kind = sklearn_tree.DecisionTreeRegressor if regression else sklearn_tree.DecisionTreeClassifier
+  return kind(criterion=tree.criterion(s), max_depth=s.max_depth,
+              min_samples_leaf=int(s.min_samples_leaf), max_features=s.max_features or None,
+              random_state=0)
+
+
+def _tree_shape(params, estimator, data):
+  """The two trees' leaves and depths, and their feature importances' largest difference."""
+  del data
+  leaves = int(np.sum(~np.asarray(params.split) & (np.asarray(
+      params.value).sum(axis=1) > 0)))
+  return {"leaves": leaves, "sklearn_leaves": int(estimator.get_n_leaves()),
+          "sklearn_depth": int(estimator.get_depth()),
+          "importance_difference": float(np.max(np.abs(
+              np.asarray(params.importance) - estimator.feature_importances_)))}
+
+
+def _tree_text(params, image_shape):
+  names = None
+  if image_shape is not None:
+    names = [f"pixel_{r}_{c}" for r in range(image_shape[0]) for c in range(image_shape[1])]
+  return tree.describe(params, names)
+
+
 def _majority_of_clusters(estimator, data):
   """scikit-learn's clusters named by their majority training label, as ``kmeans.predict``."""
   names = kmeans.majority_labels(estimator.labels_, data.y_train, estimator.n_clusters,
@@ -164,6 +192,10 @@ LEARNERS = errors.Registry("learner", {
     "kmeans": Learner("k-means, k-means++ and Lloyd, restarts vmapped", kmeans,
                       ("num_clusters", "n_init", "tol", "max_iter"), _kmeans_twin,
                       learned=_inertia, twin_predict=_majority_of_clusters, images=lambda p: (p.centres, "cluster centres")),
+    "tree": Learner("decision tree (CART) on feature histograms, level by level", tree,
+                    ("criterion", "max_depth", "min_samples_leaf", "max_features"), _tree_twin,
+                    regression=True, learned=_tree_shape, text=_tree_text,
+                    images=lambda p: (p.importance[None], "feature importances")),
 })
 SETTINGS = sorted({name for _, learner in LEARNERS.items() for name in learner.settings})
 

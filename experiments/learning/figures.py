@@ -31,7 +31,31 @@ def draw(name: str, dataset: str, params, data: Tabular, predictions, workdir: s
     plots.image_grid(pixels.reshape(len(pixels), *data.image_shape, 1),
                      os.path.join(workdir, "learned.png"), f"{name}: {title}", columns=10)
     figures.append("learned.png")
+  if name in _OWN_FIGURES and data.image_shape is not None:
+    figures.append(_OWN_FIGURES[name](params, data.image_shape, workdir))
   return figures
+
+
+def _top_splits(params, image_shape, workdir: str, levels: int = 3) -> str:
+  """The pixels the tree's first ``levels`` levels test, on the image grid, each marked with
+  its node's depth (0 the root), over the feature importances."""
+  import matplotlib.pyplot as plt
+  split, feature = np.asarray(params.split), np.asarray(params.feature)
+  fig, ax = plt.subplots(figsize=(4.8, 4.8))
+  ax.imshow(np.asarray(params.importance).reshape(image_shape[:2]), cmap="Greens")
+  for node in range(min(2**levels - 1, len(split))):
+    if split[node]:
+      row, col = divmod(int(feature[node]), image_shape[1])
+      depth = int(np.log2(node + 1))
+      ax.text(col, row, str(depth), ha="center", va="center", fontsize=11 - 2 * depth,
+              color="white", bbox=dict(boxstyle="circle,pad=0.2", color=f"C{depth}"))
+  ax.set(title=f"pixels tested at depths 0-{levels - 1},\nover the feature importances",
+         xticks=[], yticks=[])
+  plots.save(fig, os.path.join(workdir, "tree_splits.png"))
+  return "tree_splits.png"
+
+
+_OWN_FIGURES = {"tree": _top_splits}  # figures only one learner has
 
 
 def _predicted_against_true(y, predictions, workdir: str) -> str:

@@ -1,0 +1,334 @@
+"""A decision tree (CART), grown level by level on histograms of binned features.
+
+Binning: each feature's distinct training values u₁ < u₂ < … give the bin
+edges (u_j + u_{j+1}) / 2; with more than ``bins`` distinct values, the
+midpoints at the ``bins`` quantiles of the sorted values instead (as
+scikit-learn's HistGradientBoosting and LightGBM bin). A value's bin is the
+number of edges below it: MNIST's pixels take at most 256 values, and 256
+bins are exact there (every split scikit-learn's exact search could make).
+A split chosen on the bins then takes scikit-learn's threshold: halfway
+between the node's largest value that goes left and smallest that goes right.
+
+Growth: the nodes are a complete binary tree in arrays (node i's children
+2i + 1 and 2i + 2; 2^(max_depth+1) − 1 nodes). At each level every node's
+statistics per (feature, bin) are summed in one histogram (class weights for
+classification; weight, Σwy and Σwy² for regression), their running sums over
+the bins give every split's left side, the node total minus it the right,
+and each node takes the split that minimises its children's impurity,
+    Gini:          Σ_children N_c (1 − Σ_k p_ck²),
+    entropy:       Σ_children −N_c Σ_k p_ck log p_ck,
+    squared error: Σ_children Σ_{i∈c} (y_i − ȳ_c)²,
+among the splits that leave each child ``min_samples_leaf`` or more (the
+lowest feature, then the lowest threshold, among equal scores). A pure node,
+or one no split can divide, is a leaf. ``max_features`` draws, at each node,
+the features it may split on (a forest's randomness).
+
+Memory: the level's histogram holds nodes × features × bins × K float32s
+(K the classes, or 3), built ``chunk`` features at a time so that a chunk,
+with the running sums and scores made from it (5 × nodes × chunk × bins × K
+× 4 bytes) or the (N, chunk) indices that fill it, holds at most
+``memory_bytes``; the node arrays 2^(max_depth+1) (3 + K) numbers.
+
+Prediction walks the node arrays from the root, one level per step: class
+weights (the most probable class; ties to the lowest) or the mean target.
+"""
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+EPSILON = 1e-7  # an impurity at or below it is pure
+FEATURES_AT_ONCE = 16  # binned together: each holds a few (N,) arrays while it is sorted
+
+
+@flax.struct.dataclass
+class Settings:
+  # gini or entropy (classification), squared_error (regression); "": gini or squared_error
+  criterion: str = flax.struct.field(pytree_node=False, default="")
+  max_depth: int = flax.struct.field(pytree_node=False, default=10)
+  min_samples_leaf: float = 1.0
+  max_features: int = flax.struct.field(pytree_node=False, default=0)  # 0: all
+  bins: int = flax.struct.field(pytree_node=False, default=256)
+  memory_bytes: int = flax.struct.field(pytree_node=False, default=256 * 2**20)  # per chunk
+  num_classes: int = flax.struct.field(pytree_node=False, default=0)  # 0: regression
+
+
+@flax.struct.dataclass
+class Params:
+  settings: Settings
+  feature: jax.Array  # (nodes,) int32 the feature a node tests
+  threshold: jax.Array  # (nodes,) float32: left when x[feature] ≤ threshold
+  split: jax.Array  # (nodes,) bool: whether the node splits (else a leaf, or no node)
+  value: jax.Array  # (nodes, K) class weights, or (weight, Σwy, Σwy²)
+  importance: jax.Array  # (D,) the impurity decrease of each feature's splits, weighted
+  offset: jax.Array  # regression: the weighted mean target the values are centred on
+
+
+def num_nodes(max_depth: int) -> int:
+  return 2 ** (max_depth + 1) - 1
+
+
+def thresholds(x, bins: int) -> jax.Array:
+  """(D, bins − 1) float32: each feature's split thresholds (module docstring), +inf where unused."""
+  n = x.shape[0]
+
+  def one(column):
+    column = jnp.sort(column)
+    new = jnp.concatenate([jnp.array([True]), column[1:] != column[:-1]])
+    rank = jnp.cumsum(new) - 1  # each value's rank among the distinct values
+    size = max(n, bins)
+    distinct = jnp.full(size, jnp.inf, column.dtype).at[jnp.where(new, rank, size)].set(
+        column, mode="drop")
+    count = rank[-1] + 1
+    exact = (distinct[:bins - 1] + distinct[1:bins]) / 2  # +inf past the last distinct value
+    at = jnp.clip((jnp.arange(1, bins) * n) // bins, 1, n - 1).astype(jnp.int32)
+    quantile = (column[at - 1] + column[at]) / 2
+    quantile = jnp.where(column[at - 1] == column[at], column[at], quantile)
+    return jnp.where(count <= bins, exact, quantile)
+
+  return jax.lax.map(one, jnp.asarray(x).T, batch_size=FEATURES_AT_ONCE)
+
+
+def binned(edges, x) -> jax.Array:
+  """(N, D) uint8: the number of each feature's thresholds below x (at most 255)."""
+  def one(args):
+    e, column = args
+    return jnp.searchsorted(e, column, side="left").astype(jnp.uint8)
+
+  return jax.lax.map(one, (edges, x.T), batch_size=FEATURES_AT_ONCE).T
+
+
+def _stats(settings: Settings, y, weight) -> jax.Array:
+  """(N, K): class weights (one-hot · w), or (w, wy, wy²) of y centred on its weighted mean."""
+  if settings.num_classes:
+    return jax.nn.one_hot(y, settings.num_classes) * weight[:, None]
+  return jnp.stack([weight, weight * y, weight * y * y], axis=1)
+
+
+def _count(settings: Settings, stats) -> jax.Array:
+  """The weight of each set of statistics (…, K)."""
+  return jnp.sum(stats, axis=-1) if settings.num_classes else stats[..., 0]
+
+
+def criterion(settings: Settings) -> str:
+  """The criterion, its default resolved: Gini for classification, squared error for regression."""
+  return settings.criterion or ("gini" if settings.num_classes else "squared_error")
+
+
+def impurity_sum(settings: Settings, stats) -> jax.Array:
+  """N · impurity of each set of statistics (…, K) (module docstring)."""
+  if not settings.num_classes:
+    n, s, s2 = stats[..., 0], stats[..., 1], stats[..., 2]
+    return s2 - jnp.where(n > 0, s * s / jnp.maximum(n, 1e-30), 0.0)
+  n = _count(settings, stats)
+  if criterion(settings) == "entropy":
+    plogp = jnp.where(stats > 0, stats * jnp.log(jnp.maximum(stats, 1e-30)), 0.0)
+    return n * jnp.log(jnp.maximum(n, 1e-30)) - jnp.sum(plogp, axis=-1)
+  return n - jnp.where(n > 0, jnp.sum(stats * stats, axis=-1) / jnp.maximum(n, 1e-30), 0.0)
+
+
+def chunk_size(settings: Settings, level_nodes: int, num_samples: int, num_features: int,
+               k: int) -> int:
+  """Features per histogram chunk, so that what a chunk holds stays within memory_bytes: its
+  histogram of (nodes, chunk, bins, K) float32s with the running sums, the right sides and
+  the scores made from it (5 such), or the (N, chunk) indices and weights that fill it."""
+  per_feature = max(5 * level_nodes * settings.bins * k, 4 * num_samples) * 4
+  return max(1, min(num_features, settings.memory_bytes // per_feature))
+
+
+def _best_splits(settings: Settings, codes, stats, local, totals, allowed, level_nodes):
+  """Each node's best (children's impurity, feature, bin) at one level (module docstring).
+
+  ``local`` (N,) each sample's node among the level's (level_nodes where none);
+  ``allowed`` (level_nodes, D) the features each node may split on.
+  """
+  n, d = codes.shape
+  k = stats.shape[1]
+  chunk = chunk_size(settings, level_nodes, n, d, k)
+  chunks = -(-d // chunk)
+  pad = chunks * chunk - d
+  codes = jnp.pad(codes, ((0, 0), (0, pad)))  # padded features: one bin, never a split
+  allowed = jnp.pad(allowed, ((0, 0), (0, pad)))
+  counts = _count(settings, totals)
+  segments = level_nodes * chunk * settings.bins
+
+  def one_chunk(first):
+    part = jax.lax.dynamic_slice_in_dim(codes, first, chunk, axis=1).astype(jnp.int32)
+    ids = (local[:, None] * chunk + jnp.arange(chunk)[None, :]) * settings.bins + part  # (N, chunk)
+    ids = jnp.where(local[:, None] < level_nodes, ids, segments)  # samples of no node: dropped
+    if settings.num_classes:  # one weight per sample: its class in the index
+      labels = jnp.argmax(stats, axis=1)
+      weight = jnp.sum(stats, axis=1)
+      flat = jax.ops.segment_sum(jnp.broadcast_to(weight[:, None], ids.shape).ravel(),
+                                 (ids * k + labels[:, None]).ravel(), segments * k)
+      histogram = flat.reshape(level_nodes, chunk, settings.bins, k)
+    else:
+      values = jnp.broadcast_to(stats[:, None, :], ids.shape + (k,)).reshape(-1, k)
+      histogram = jax.ops.segment_sum(values, ids.ravel(), segments).reshape(
+          level_nodes, chunk, settings.bins, k)
+    left = jnp.cumsum(histogram, axis=2)  # x ≤ threshold of bin b
+    right = totals[:, None, None, :] - left
+    left_n = _count(settings, left)
+    right_n = counts[:, None, None] - left_n
+    if settings.num_classes:
+      score = impurity_sum(settings, left) + impurity_sum(settings, right)
+    else:  # Σwy² is the node's whatever the split: only the means' terms, less rounding
+      means = lambda t: jnp.where(t[..., 0] > 0, t[..., 1] ** 2 / jnp.maximum(t[..., 0], 1e-30),  # noqa: E731
+                                  0.0)
+      score = totals[:, None, None, 2] - means(left) - means(right)
+    ok = (left_n >= settings.min_samples_leaf) & (right_n >= settings.min_samples_leaf)
+    ok = ok & jax.lax.dynamic_slice_in_dim(allowed, first, chunk, axis=1)[:, :, None]
+    score = jnp.where(ok, score, jnp.inf).reshape(level_nodes, -1)
+    best = jnp.argmin(score, axis=1)
+    return score[jnp.arange(level_nodes), best], first + best // settings.bins, (
+        best % settings.bins)
+
+  scores, features, bins = jax.lax.map(one_chunk, jnp.arange(chunks) * chunk)  # (chunks, L)
+  which = jnp.argmin(scores, axis=0)  # the first chunk among equals: the lowest feature
+  pick = lambda a: a[which, jnp.arange(level_nodes)]  # noqa: E731
+  return pick(scores), pick(features), pick(bins)
+
+
+def _midpoints(values, moves, right, local, level_nodes) -> jax.Array:
+  """Each split's threshold: halfway between the largest value of the node's samples that go
+  left and the smallest that goes right (scikit-learn's; the lower one where the halfway
+  point rounds up to the higher)."""
+  low = jax.ops.segment_max(jnp.where(moves & ~right, values, -jnp.inf), local, level_nodes + 1)
+  high = jax.ops.segment_min(jnp.where(moves & right, values, jnp.inf), local, level_nodes + 1)
+  low, high = low[:level_nodes], high[:level_nodes]
+  middle = low / 2 + high / 2
+  return jnp.where(middle >= high, low, middle)
+
+
+def fit(settings: Settings, x, y, key=None, weight=None) -> Params:
+  """The tree of ``settings`` on (x (N, D), y); ``weight`` (N,) the samples' counts (1)."""
+  x = jnp.asarray(x, jnp.float32)
+  n, d = x.shape
+  key = jax.random.key(0) if key is None else key
+  weight = jnp.ones(n, jnp.float32) if weight is None else weight.astype(jnp.float32)
+  edges = thresholds(x, settings.bins)
+  codes = binned(edges, x)
+  offset = jnp.float32(0.0)
+  if not settings.num_classes:  # centred: Σwy² − (Σwy)²/N then loses less to rounding
+    y = y.astype(jnp.float32)
+    offset = jnp.sum(weight * y) / jnp.sum(weight)
+    y = y - offset
+  stats = _stats(settings, y, weight)
+  k = stats.shape[1]
+  nodes = num_nodes(settings.max_depth)
+  feature = jnp.zeros(nodes, jnp.int32)
+  threshold = jnp.full(nodes, jnp.inf, jnp.float32)
+  split = jnp.zeros(nodes, bool)
+  value = jnp.zeros((nodes, k), jnp.float32)
+  importance = jnp.zeros(d, jnp.float32)
+  node = jnp.zeros(n, jnp.int32)  # each sample's node
+  for level in range(settings.max_depth + 1):
+    first, level_nodes = 2**level - 1, 2**level
+    local = node - first  # in [0, level_nodes) for the samples still descending
+    inside = (local >= 0) & (local < level_nodes)
+    local = jnp.where(inside, local, level_nodes)
+    totals = jax.ops.segment_sum(stats, local, level_nodes + 1)[:level_nodes]
+    value = value.at[first:first + level_nodes].set(totals)
+    if level == settings.max_depth:
+      break
+    parent = impurity_sum(settings, totals)
+    counts = _count(settings, totals)
+    if settings.num_classes:
+      pure = jnp.max(totals, axis=1) >= counts
+    else:
+      pure = parent <= EPSILON * jnp.maximum(totals[:, 2], 1e-30)
+    allowed = jnp.ones((level_nodes, d), bool)
+    if settings.max_features and settings.max_features < d:
+      draws = jax.random.uniform(jax.random.fold_in(key, level), (level_nodes, d))
+      kth = jnp.sort(draws, axis=1)[:, settings.max_features - 1:settings.max_features]
+      allowed = draws <= kth
+    score, best_feature, best_bin = _best_splits(settings, codes, stats, local, totals,
+                                                 allowed, level_nodes)
+    grows = ~pure & (counts > 0) & jnp.isfinite(score)
+    ids = first + jnp.arange(level_nodes)
+    feature = feature.at[ids].set(jnp.where(grows, best_feature, 0))
+    split = split.at[ids].set(grows)
+    importance = importance.at[best_feature].add(jnp.where(grows, parent - score, 0.0))
+    right = codes[jnp.arange(n), feature[node]].astype(jnp.int32) > best_bin[
+        jnp.minimum(local, level_nodes - 1)]
+    moves = inside & split[node]
+    threshold = threshold.at[ids].set(jnp.where(grows, _midpoints(
+        x[jnp.arange(n), feature[node]], moves, right, local, level_nodes), jnp.inf))
+    node = jnp.where(moves, 2 * node + 1 + right, node)
+  total = jnp.sum(importance)
+  return Params(settings, feature, threshold, split, value,
+                jnp.where(total > 0, importance / jnp.maximum(total, 1e-30), importance), offset)
+
+
+def leaves(params: Params, x) -> jax.Array:
+  """(N,) the node each row of x ends in."""
+  x = jnp.asarray(x, jnp.float32)
+  node = jnp.zeros(x.shape[0], jnp.int32)
+  for _ in range(params.settings.max_depth):
+    go_right = x[jnp.arange(x.shape[0]), params.feature[node]] > params.threshold[node]
+    node = jnp.where(params.split[node], 2 * node + 1 + go_right, node)
+  return node
+
+
+def predict_values(params: Params, x) -> jax.Array:
+  """(N, C) class probabilities, or (N,) the mean target of each row's leaf."""
+  value = params.value[leaves(params, x)]
+  if params.settings.num_classes:
+    return value / jnp.maximum(jnp.sum(value, axis=1, keepdims=True), 1e-30)
+  return value[:, 1] / jnp.maximum(value[:, 0], 1e-30) + params.offset
+
+
+def predict(params: Params, x) -> jax.Array:
+  """The most probable class (ties to the lowest), or the mean target."""
+  values = predict_values(params, x)
+  if params.settings.num_classes:
+    return jnp.argmax(values, axis=1).astype(jnp.int32)
+  return values
+
+
+def depth_of(node) -> jax.Array:
+  """The depth of heap node ``node`` (the root 0)."""
+  return jnp.floor(jnp.log2(node + 1.0)).astype(jnp.int32)
+
+
+def describe(params: Params, feature_names=None, decimals: int = 4) -> str:
+  """The tree as text, as scikit-learn's export_text prints it."""
+  import numpy as np
+  feature, threshold = np.asarray(params.feature), np.asarray(params.threshold)
+  split, value = np.asarray(params.split), np.asarray(params.value)
+  names = feature_names or [f"feature_{i}" for i in range(int(feature.max()) + 1)]
+  lines = []
+
+  def leaf(i):
+    v = value[i]
+    if params.settings.num_classes:
+      return f"class: {int(np.argmax(v))}"
+    return f"value: [{v[1] / max(v[0], 1e-30) + float(params.offset):.{decimals}f}]"
+
+  def walk(i, depth):
+    indent = "|   " * depth + "|--- "
+    if not split[i]:
+      lines.append(indent + leaf(i))
+      return
+    name, t = names[feature[i]], threshold[i]
+    lines.append(f"{indent}{name} <= {t:.{decimals}f}")
+    walk(2 * i + 1, depth + 1)
+    lines.append(f"{indent}{name} >  {t:.{decimals}f}")
+    walk(2 * i + 2, depth + 1)
+
+  walk(0, 0)
+  return "\n".join(lines) + "\n"
+
+
+def check(settings: Settings, num_features: int) -> None:
+  """ValueError (one line) for settings no tree can take."""
+  if criterion(settings) not in (("gini", "entropy") if settings.num_classes else
+                                 ("squared_error",)):
+    raise ValueError(f"criterion {settings.criterion!r} does not fit "
+                     f"{'classification' if settings.num_classes else 'regression'}")
+  if not 1 <= settings.max_depth <= 20:
+    raise ValueError(f"max_depth must be in [1, 20], got {settings.max_depth}")
+  if not 0 <= settings.max_features <= num_features:
+    raise ValueError(f"max_features must be in [0, {num_features}], got {settings.max_features}")
+  if not 2 <= settings.bins <= 256:
+    raise ValueError(f"bins must be in [2, 256], got {settings.bins}")
