@@ -75,21 +75,6 @@ def compiled(train, seeds: int, num_steps: int) -> float:
   return seeds * num_steps / timing.compile_and_run(jax.vmap(train), keys).seconds
 
 
-def _network(game: in_a_row.Game):
-  """A fixed random prior and value of the canonical board (illegal moves at the lowest logit)."""
-  import jax.numpy as jnp
-  k1, k2 = jax.random.split(jax.random.key(0))
-  w = 0.3 * jax.random.normal(k1, (game.num_cells, game.num_actions))
-  u = jax.random.normal(k2, (game.num_cells,)) / np.sqrt(game.num_cells)
-
-  def evaluate(state, key=None):
-    board = in_a_row.canonical(state).astype(jnp.float32)
-    logits = jnp.where(in_a_row.legal(game, state), board @ w, jnp.finfo(jnp.float32).min)
-    return logits, jnp.where(state.terminated, 0.0, jnp.tanh(board @ u))
-
-  return evaluate
-
-
 def _mctx_search(game, evaluate, simulations: int, batch: int):
   """mctx.muzero_policy from the empty board, ``batch`` searches, the Dirichlet noise off."""
   try:
@@ -129,7 +114,7 @@ def tree_search(name: str, simulations: int, batch: int) -> None:
   uct = searches(mcts.rollout_evaluation(game), mcts.ucb1(settings.exploration))
   one = compiled(uct, 1, simulations)
   many = compiled(uct, batch, simulations)
-  evaluate = _network(game)
+  evaluate = mcts.fixed_random_evaluation(game)
   ours = compiled(searches(evaluate, mcts.puct()), batch, simulations)
   theirs = batch * simulations / timing.compile_and_run(
       _mctx_search(game, evaluate, simulations, batch), jax.random.key(0)).seconds

@@ -132,21 +132,6 @@ def test_the_backup_keeps_each_mean_equal_to_its_childrens(name, moves):
     assert first in (pytest.approx(v, abs=1e-4) for v in (-1.0, 0.0, 1.0)), n  # a rollout's
 
 
-def _network(game, seed=0):
-  """A fixed prior and value from the canonical board (illegal moves at the lowest logit)."""
-  k1, k2 = jax.random.split(jax.random.key(seed))
-  w = 0.3 * jax.random.normal(k1, (game.num_cells, game.num_actions))
-  u = jax.random.normal(k2, (game.num_cells,)) / np.sqrt(game.num_cells)
-
-  def evaluate(state, key=None):
-    board = in_a_row.canonical(state).astype(jnp.float32)
-    logits = board @ w + 0.01 * jnp.arange(game.num_actions)
-    logits = jnp.where(in_a_row.legal(game, state), logits, jnp.finfo(jnp.float32).min)
-    return logits, jnp.tanh(board @ u + 0.1)
-
-  return evaluate
-
-
 @pytest.mark.parametrize("name, moves, simulations", [
     ("tictactoe", (), 100), ("tictactoe", (4, 0, 8), 300), ("connect_four", (3, 3, 2), 300)])
 def test_puct_visits_each_move_as_often_as_mctx(name, moves, simulations):
@@ -154,7 +139,7 @@ def test_puct_visits_each_move_as_often_as_mctx(name, moves, simulations):
   same visit counts at the root and the same root value (mctx's 1e-7 tie-breaking noise
   cannot matter: no two scores of this network are that close)."""
   game = in_a_row.GAMES[name]
-  evaluate = _network(game)
+  evaluate = mcts.fixed_random_evaluation(game)
   state = _position(game, moves)
   ours = jax.jit(lambda s: mcts.search(game, s, jax.random.key(0), evaluate, mcts.puct(),
                                        simulations))(state)
@@ -162,10 +147,10 @@ def test_puct_visits_each_move_as_often_as_mctx(name, moves, simulations):
   def recurrent_fn(params, key, action, states):
     del params, key
     child, reward = jax.vmap(lambda s, a: in_a_row.play(game, s, a))(states, action)
-    logits, value = jax.vmap(evaluate)(child)
+    logits, value = jax.vmap(evaluate)(child)  # a finished game's value is 0
     return mctx.RecurrentFnOutput(
         reward=reward, discount=jnp.where(child.terminated, 0.0, -1.0), prior_logits=logits,
-        value=jnp.where(child.terminated, 0.0, value)), child
+        value=value), child
 
   logits, value = evaluate(state)
   root = mctx.RootFnOutput(prior_logits=logits[None], value=value[None],

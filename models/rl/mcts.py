@@ -106,6 +106,24 @@ def rollout_evaluation(game: in_a_row.Game) -> Evaluate:
   return evaluate
 
 
+def fixed_random_evaluation(game: in_a_row.Game, seed: int = 0) -> Evaluate:
+  """A prior and a value from fixed random weights of the canonical board b (no training):
+  logits = b W + 0.01 · a (no two moves tie), illegal moves at float32's lowest logit;
+  value = tanh(b · u + 0.1), 0 at the end. What PUCT is checked and timed with."""
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  w = 0.3 * jax.random.normal(k1, (game.num_cells, game.num_actions))
+  u = jax.random.normal(k2, (game.num_cells,)) / math.sqrt(game.num_cells)
+
+  def evaluate(state, key=None):
+    del key
+    board = in_a_row.canonical(state).astype(jnp.float32)
+    logits = board @ w + 0.01 * jnp.arange(game.num_actions)
+    logits = jnp.where(in_a_row.legal(game, state), logits, jnp.finfo(jnp.float32).min)
+    return logits, jnp.where(state.terminated, 0.0, jnp.tanh(board @ u + 0.1))
+
+  return evaluate
+
+
 def ucb1(exploration: float = math.sqrt(2)) -> Select:
   """UCT's rule (module docstring): the unvisited legal moves first, at random, then UCB1."""
   def select(tree: Tree, node, key):
