@@ -54,7 +54,7 @@ flags.DEFINE_integer("epochs", 2, "Epochs of each network's short budget.")
 flags.DEFINE_integer("perceptron_passes", 10, "Passes of the perceptron over the training set.")
 flags.DEFINE_enum("compare", "sklearn", ["sklearn", "none"], "Fit scikit-learn's twins too.")
 flags.DEFINE_list("from_workdirs", [], "name=WORKDIR of networks already trained: read, not trained.")
-flags.DEFINE_string("workdir", "/tmp/perceptrax/model_table", "Where the networks train.")
+flags.DEFINE_string("workdir", "/tmp/perceptrax/model_table", "Where the networks train (in DATASET/NETWORK).")
 flags.DEFINE_string("output", "docs/model_choice.md", "The Markdown table; .json and .png beside.")
 FLAGS = flags.FLAGS
 
@@ -92,7 +92,7 @@ def _learner(name: str, data: tabular.Tabular) -> dict:
 def _network(name: str, workdir: str | None) -> dict:
   """A network's figures from its workdir, trained there first unless given."""
   if workdir is None:
-    workdir = os.path.join(FLAGS.workdir, name)
+    workdir = os.path.join(FLAGS.workdir, FLAGS.dataset, name)  # a dataset's own checkpoints
     command = [sys.executable, "-m", "experiments.mnist", *NETWORKS[name],
                f"--dataset={FLAGS.dataset}", f"--num_epochs={FLAGS.epochs}",
                f"--workdir={workdir}", "--validation_size=0", "--plots=false"]
