@@ -10,6 +10,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree import DecisionTreeRegressor
 
+from models.learners import binning
 from models.learners import tree
 
 
@@ -29,12 +30,12 @@ def test_gini_and_entropy_by_hand():
 def test_bins_are_exact_up_to_the_bin_count_and_quantiles_beyond():
   rng = np.random.default_rng(0)
   few = rng.integers(0, 5, size=(100, 1)).astype(np.float32) * 0.5
-  edges = np.asarray(tree.thresholds(few, 8))[0]
+  edges = np.asarray(binning.thresholds(few, 8))[0]
   np.testing.assert_array_equal(edges[:4], [0.25, 0.75, 1.25, 1.75])
   assert np.all(np.isinf(edges[4:]))
   many = rng.normal(size=(1000, 2)).astype(np.float32)
-  edges = np.asarray(tree.thresholds(many, 16))
-  codes = np.asarray(tree.binned(edges, many))
+  edges = np.asarray(binning.thresholds(many, 16))
+  codes = np.asarray(binning.binned(edges, many))
   for f in range(2):
     counts = np.bincount(codes[:, f], minlength=16)
     assert counts.min() >= 55 and counts.max() <= 70  # quantiles: about 1000 / 16 each

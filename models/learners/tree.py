@@ -1,12 +1,9 @@
 """A decision tree (CART), grown level by level on histograms of binned features.
 
-Binning: each feature's distinct training values u₁ < u₂ < … give the bin
-edges (u_j + u_{j+1}) / 2; with more than ``bins`` distinct values, the
-midpoints at the ``bins`` quantiles of the sorted values instead (as
-scikit-learn's HistGradientBoosting and LightGBM bin). A value's bin is the
-number of edges below it: MNIST's pixels take at most 256 values, and 256
-bins are exact there (every split scikit-learn's exact search could make).
-A split chosen on the bins then takes scikit-learn's threshold: halfway
+Binning (``binning.py``): each feature's bin edges are the midpoints of its
+distinct training values (of its quantiles beyond ``bins`` of them), so on
+MNIST's pixels 256 bins hold every split scikit-learn's exact search could
+make. A split chosen on the bins then takes scikit-learn's threshold: halfway
 between the node's largest value that goes left and smallest that goes right.
 
 Growth: the nodes are a complete binary tree in arrays (node i's children
@@ -37,8 +34,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from models.learners import binning
+
 EPSILON = 1e-7  # an impurity at or below it is pure
-FEATURES_AT_ONCE = 16  # binned together: each holds a few (N,) arrays while it is sorted
 
 
 @flax.struct.dataclass
@@ -66,36 +64,6 @@ class Params:
 
 def num_nodes(max_depth: int) -> int:
   return 2 ** (max_depth + 1) - 1
-
-
-def thresholds(x, bins: int) -> jax.Array:
-  """(D, bins − 1) float32: each feature's split thresholds (module docstring), +inf where unused."""
-  n = x.shape[0]
-
-  def one(column):
-    column = jnp.sort(column)
-    new = jnp.concatenate([jnp.array([True]), column[1:] != column[:-1]])
-    rank = jnp.cumsum(new) - 1  # each value's rank among the distinct values
-    size = max(n, bins)
-    distinct = jnp.full(size, jnp.inf, column.dtype).at[jnp.where(new, rank, size)].set(
-        column, mode="drop")
-    count = rank[-1] + 1
-    exact = (distinct[:bins - 1] + distinct[1:bins]) / 2  # +inf past the last distinct value
-    at = jnp.clip((jnp.arange(1, bins) * n) // bins, 1, n - 1).astype(jnp.int32)
-    quantile = (column[at - 1] + column[at]) / 2
-    quantile = jnp.where(column[at - 1] == column[at], column[at], quantile)
-    return jnp.where(count <= bins, exact, quantile)
-
-  return jax.lax.map(one, jnp.asarray(x).T, batch_size=FEATURES_AT_ONCE)
-
-
-def binned(edges, x) -> jax.Array:
-  """(N, D) uint8: the number of each feature's thresholds below x (at most 255)."""
-  def one(args):
-    e, column = args
-    return jnp.searchsorted(e, column, side="left").astype(jnp.uint8)
-
-  return jax.lax.map(one, (edges, x.T), batch_size=FEATURES_AT_ONCE).T
 
 
 def _stats(settings: Settings, y, weight) -> jax.Array:
@@ -206,8 +174,8 @@ def fit(settings: Settings, x, y, key=None, weight=None) -> Params:
   n, d = x.shape
   key = jax.random.key(0) if key is None else key
   weight = jnp.ones(n, jnp.float32) if weight is None else weight.astype(jnp.float32)
-  edges = thresholds(x, settings.bins)
-  codes = binned(edges, x)
+  edges = binning.thresholds(x, settings.bins)
+  codes = binning.binned(edges, x)
   offset = jnp.float32(0.0)
   if not settings.num_classes:  # centred: Σwy² − (Σwy)²/N then loses less to rounding
     y = y.astype(jnp.float32)
@@ -284,11 +252,6 @@ def predict(params: Params, x) -> jax.Array:
   if params.settings.num_classes:
     return jnp.argmax(values, axis=1).astype(jnp.int32)
   return values
-
-
-def depth_of(node) -> jax.Array:
-  """The depth of heap node ``node`` (the root 0)."""
-  return jnp.floor(jnp.log2(node + 1.0)).astype(jnp.int32)
 
 
 def describe(params: Params, feature_names=None, decimals: int = 4) -> str:
