@@ -5,10 +5,14 @@ r"""The table that helps choose a model: every learner of the course on one spli
 Fits, on the same training split of the dataset, the course's learners in
 course order: the perceptron and least squares (one node per class,
 ``models/classic.py``), k-NN, the three naive Bayes, logistic regression,
-the linear and kernel SVMs, k-means (``models/learners/``, each beside
-scikit-learn's same learner unless ``--compare=none``), then softmax
+the linear and kernel SVMs, k-means, the decision tree, the random forest
+and gradient boosting (``models/learners/``, each beside
+scikit-learn's same learner unless ``--compare=none``; boosting beside
+LightGBM's too with ``--compare=lightgbm``), then softmax
 regression, the MLP, the CNN and the LSTM, trained by ``experiments.mnist``
-for ``--epochs`` (or read from ``--from_workdirs=mlp=DIR,...``). Writes the
+for ``--epochs`` (or read from ``--from_workdirs=mlp=DIR,...``); with
+``--keep_rows``, the rows of learners not in ``--learners`` are kept from the
+dataset's JSON. Writes the
 dataset's section of ``--output`` (Markdown: test accuracy, seconds to fit,
 seconds to predict 10 000 images, parameters, and scikit-learn's figures
 beside; the other datasets' sections are kept) with ``model_choice_DATASET.json``
@@ -52,10 +56,14 @@ flags.DEFINE_integer("train_size", None, "Fit on the first N training images (de
                      f"kernel_svm at most {catalogue.LEARNERS.get('kernel_svm').image_train_size}).")
 flags.DEFINE_integer("epochs", 2, "Epochs of each network's short budget.")
 flags.DEFINE_integer("perceptron_passes", 10, "Passes of the perceptron over the training set.")
-flags.DEFINE_enum("compare", "sklearn", ["sklearn", "none"], "Fit scikit-learn's twins too.")
+flags.DEFINE_multi_enum("compare", ["sklearn"], [*fitting.LIBRARIES, "none"],
+                        "Fit scikit-learn's twins too (and LightGBM's, for boosting: repeat "
+                        "the flag), or none.")
 flags.DEFINE_list("from_workdirs", [], "name=WORKDIR of networks already trained: read, not trained.")
 flags.DEFINE_string("workdir", "/tmp/perceptrax/model_table", "Where the networks train (in DATASET/NETWORK).")
 flags.DEFINE_string("output", "docs/model_choice.md", "The Markdown table; .json and .png beside.")
+flags.DEFINE_bool("keep_rows", False, "Keep the rows of the learners not in --learners from the "
+                  "dataset's JSON already beside --output (to refit some rows only).")
 FLAGS = flags.FLAGS
 
 
@@ -80,12 +88,14 @@ def _single_layer(name: str, data: tabular.Tabular) -> dict:
 
 
 def _learner(name: str, data: tabular.Tabular) -> dict:
-  most = catalogue.LEARNERS.get(name).image_train_size
+  learner = catalogue.LEARNERS.get(name)
+  most = learner.image_train_size
   if most is not None and len(data.y_train) > most:
     data = data._replace(x_train=data.x_train[:most], y_train=data.y_train[:most])
   settings = catalogue.settings_of(name, {}, data.num_classes)
-  _, result, _ = fitting.fit_and_score(name, settings, data, jax.random.key(0),
-                                       compare=FLAGS.compare == "sklearn")
+  compare = tuple(library for library in FLAGS.compare
+                  if library == "sklearn" or (library == "lightgbm" and learner.lightgbm))
+  _, result, _ = fitting.fit_and_score(name, settings, data, jax.random.key(0), compare=compare)
   return {**result, "num_train": len(data.y_train)}
 
 
@@ -179,9 +189,32 @@ def _check_flags() -> dict[str, str]:
   return given
 
 
+def _saved_rows(path: str) -> list[dict]:
+  """The rows of the table's JSON at ``path`` (none if it does not exist); UserError if it
+  is damaged or holds no rows of known learners."""
+  if not os.path.exists(path):
+    return []
+  saved = files.read_json(path)
+  order = list(SINGLE_LAYER) + list(catalogue.LEARNERS) + list(NETWORKS)
+  if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or not all(
+      isinstance(row, dict) and row.get("learner") in order for row in saved["rows"]):
+    raise UserError(f"{path} holds no table rows; delete it or run without --keep_rows")
+  return saved["rows"]
+
+
+def _merged(kept: list[dict], rows: list[dict]) -> list[dict]:
+  """The kept rows with this run's in place of theirs, in course order."""
+  by_name = {row["learner"]: row for row in kept}
+  by_name.update({row["learner"]: row for row in rows})
+  order = list(SINGLE_LAYER) + list(catalogue.LEARNERS) + list(NETWORKS)
+  return sorted(by_name.values(), key=lambda row: order.index(row["learner"]))
+
+
 def main(argv):
   del argv
   given = _check_flags()
+  stem = f"{os.path.splitext(FLAGS.output)[0]}_{FLAGS.dataset}"
+  kept = _saved_rows(f"{stem}.json") if FLAGS.keep_rows else []  # before any fitting
   data = tabular.load(FLAGS.dataset, FLAGS.archive_dir, FLAGS.tfds_data_dir, FLAGS.train_size)
   rows = []
   for name in FLAGS.learners:
@@ -196,7 +229,7 @@ def main(argv):
     rows.append({"learner": name, **row})
     logging.info("%s: test accuracy %.2f%%, fit %.2f s", name, 100 * row["test_accuracy"],
                  row["fit_seconds"])
-  stem = f"{os.path.splitext(FLAGS.output)[0]}_{FLAGS.dataset}"
+  rows = _merged(kept, rows)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   _write_section(FLAGS.output, FLAGS.dataset, _markdown(rows))
   files.write_json(f"{stem}.json", {"dataset": FLAGS.dataset, "rows": rows})

@@ -23,6 +23,11 @@ REFUSALS = [  # (flags, the one line's words): each before any data is loaded, o
     (["--learner=knn", "--epsilon=0.1", "--dataset=diabetes"], "--epsilon is a setting of linear_svm"),
     (["--learner=linear_svm", "--epsilon=0.1"], "--epsilon is linear_svm's regression setting"),
     (["--learner=svm"], "unknown learner 'svm'; choose one of knn, gaussian_nb"),
+    (["--learner=knn", "--compare=lightgbm"], "--compare=lightgbm compares boosting, not knn"),
+    (["--learner=forest", "--dataset=diabetes", "--num_trees=100000", "--max_depth=64"],
+     "forest: 100000 trees of depth 64 hold 300"),
+    (["--learner=boosting", "--dataset=diabetes", "--train_size=30"],
+     "boosting: 30 rows leave too few to split with min_samples_leaf=20"),
 ]
 
 
@@ -60,6 +65,30 @@ def test_the_kernel_matrix_limit_is_checked_before_fitting(mnist_data_dir, tmp_p
 
 
 @pytest.mark.slow
+def test_forest_and_boosting_regress_beside_scikit_learn_and_lightgbm(tmp_path):
+  """Diabetes: boosting's R² within 0.02 of HistGradientBoosting's (the issue's bound;
+  measured 0.3730 against 0.3587, and LightGBM's 0.3966), every round trained (353 rows: no
+  early stopping, so no validation figure); the forest's within 0.03 of
+  RandomForestRegressor's (a forest's R² on 89 patients moves by about 0.01 between seeds)."""
+  runs = {name: _run([f"--learner={name}", "--dataset=diabetes", *flags,
+                      f"--workdir={tmp_path / name}"], tmp_path)
+          for name, flags in (("boosting", ["--compare=sklearn", "--compare=lightgbm"]),
+                              ("forest", ["--compare=sklearn", "--num_trees=30"]))}
+  for name, run in runs.items():
+    stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, (name, stderr[-2000:])
+  boosting = json.loads((tmp_path / "boosting" / "summary.json").read_text())
+  assert abs(boosting["test_r2"] - boosting["sklearn_test_r2"]) < 0.02
+  assert boosting["rounds"] == boosting["their_rounds"] == 100
+  assert boosting["lightgbm_rounds"] == 100 and "lightgbm_test_r2" in boosting
+  assert not (tmp_path / "boosting" / "validation.png").exists()
+  forest = json.loads((tmp_path / "forest" / "summary.json").read_text())
+  assert abs(forest["test_r2"] - forest["sklearn_test_r2"]) < 0.03
+  assert abs(forest["oob_score"] - forest["sklearn_oob_score"]) < 0.05
+  assert forest["unsplit"] == 0 and forest["settings"]["bins"] == 32
+
+
+@pytest.mark.slow
 def test_diabetes_regression_beside_scikit_learn(tmp_path):
   run = _run(["--learner=knn", "--dataset=diabetes", "--compare=sklearn",
               f"--workdir={tmp_path}"], tmp_path)
@@ -90,8 +119,9 @@ def test_the_model_table_on_real_mnist(mnist_data_dir, trained, tmp_path):
   from the session's workdirs (softmax regression trained here, one epoch)."""
   output = tmp_path / "docs" / "model_choice.md"
   given = ",".join(f"{m}={trained(m)}" for m in ("mlp", "cnn", "lstm"))
-  result = subprocess.run(
+  result = subprocess.run(  # the forest and boosting: their own tests (their fits are long)
       [sys.executable, "-m", "scripts.model_table", "--train_size=1000", "--epochs=1",
+       f"--learners={','.join(FLOORS)}",
        f"--from_workdirs={given}", f"--tfds_data_dir={mnist_data_dir}", f"--output={output}",
        f"--workdir={tmp_path / 'networks'}"], cwd=ROOT, capture_output=True, text=True,
       timeout=600, env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
@@ -112,3 +142,23 @@ def test_the_model_table_on_real_mnist(mnist_data_dir, trained, tmp_path):
   assert len(re.findall(r"^\| (\w+) \|", table, re.M)) == len(FLOORS) + 1  # + the header
   assert (tmp_path / "docs" / "model_choice_mnist.png").stat().st_size > 0
   assert table.startswith("# Choosing a model\n\n## mnist\n")
+  # Refitting one row keeps the others; a damaged table is refused before any fitting.
+  def table(*flags):
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.model_table", "--train_size=1000", "--keep_rows",
+         f"--tfds_data_dir={mnist_data_dir}", f"--output={output}", *flags], cwd=ROOT,
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE})
+
+  result = table("--learners=multinomial_nb", "--compare=none")
+  assert result.returncode == 0, result.stderr[-3000:]
+  again = {row["learner"]: row for row in json.loads(
+      (tmp_path / "docs" / "model_choice_mnist.json").read_text())["rows"]}
+  assert list(again) == list(FLOORS) and "sklearn_test_accuracy" not in again["multinomial_nb"]
+  assert again["knn"] == rows["knn"]
+  (tmp_path / "docs" / "model_choice_mnist.json").write_text('{"rows": [{"learner": "kn')
+  result = table("--learners=multinomial_nb")
+  assert result.returncode == 1 and "fitting" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].endswith(
+      "model_choice_mnist.json is damaged (Unterminated string starting at: line 1 column 23 "
+      "(char 22)); delete it to start over")

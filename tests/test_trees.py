@@ -104,13 +104,24 @@ def test_every_split_is_the_brute_force_searchs(criterion, min_leaf, depth):
   settings = tree.Settings(criterion=criterion, max_depth=depth, min_samples_leaf=min_leaf,
                            num_classes=num_classes)
   params = jax.jit(lambda x, y: tree.fit(settings, x, y))(x, y)
-  ours = {int(i): (int(params.feature[i]), float(params.threshold[i]))
-          for i in np.flatnonzero(params.split)}
+  ours = {heap: (int(params.feature[i]), float(params.threshold[i]))
+          for heap, i in _heap_order(params).items() if params.split[i]}
   theirs = _brute_force_tree(x.astype(np.float64), y, criterion, num_classes, min_leaf, depth)
   assert sorted(ours) == sorted(theirs) and len(ours) > 10
   for node, (feature, threshold) in theirs.items():
     assert ours[node][0] == feature, node
     assert ours[node][1] == pytest.approx(threshold, rel=1e-6, abs=1e-6), node
+
+
+def _heap_order(params):
+  """{heap number (children 2i + 1, 2i + 2): slot} of every node reached from the root."""
+  order, todo = {}, [(0, 0)]
+  while todo:
+    heap, slot = todo.pop()
+    order[heap] = slot
+    if params.split[slot]:
+      todo += [(2 * heap + 1, int(params.child[slot])), (2 * heap + 2, int(params.child[slot]) + 1)]
+  return order
 
 
 def _leaf_sets(leaf_of_row):
@@ -172,8 +183,10 @@ def test_the_tree_prints_as_export_text():
     (tree.Settings(criterion="gini"), "criterion 'gini' does not fit regression"),
     (tree.Settings(criterion="squared_error", num_classes=3),
      "criterion 'squared_error' does not fit classification"),
-    (tree.Settings(max_depth=21, num_classes=2), r"max_depth must be in \[1, 20\]"),
+    (tree.Settings(max_depth=65, num_classes=2), r"max_depth must be in \[1, 64\]"),
     (tree.Settings(max_features=7, num_classes=2), r"max_features must be in \[0, 6\]"),
+    (tree.Settings(max_depth=21, num_classes=2), "makes 4194303 node slots, more than 2097152"),
+    (tree.Settings(max_depth=64, width=2**16, num_classes=2), "more than 2097152"),
 ])
 def test_impossible_settings_are_refused(settings, message):
   with pytest.raises(ValueError, match=message):

@@ -15,6 +15,8 @@ import jax
 import numpy as np
 
 from data import errors
+from models.learners import boosting
+from models.learners import forest
 from models.learners import kernel_svm
 from models.learners import kmeans
 from models.learners import knn
@@ -38,6 +40,7 @@ class Learner:
   twin_predict: Callable = lambda estimator, data: estimator.predict(data.x_test)
   image_train_size: int | None = None  # the first N training images it fits by default
   text: Callable | None = None  # (params, image_shape) -> the model as text, or None
+  lightgbm: Callable | None = None  # (settings, regression) -> LightGBM's same learner, unfitted
 
 
 def _relative(ours, theirs) -> float:
@@ -144,6 +147,59 @@ def _tree_shape(params, estimator, data):
               np.asarray(params.importance) - estimator.feature_importances_)))}
 
 
+def _forest_twin(s, regression):
+  from sklearn import ensemble
+  kind = ensemble.RandomForestRegressor if regression else ensemble.RandomForestClassifier
+  return kind(n_estimators=s.num_trees, criterion=tree.criterion(forest.tree_settings(s, 1)),
+              max_depth=s.max_depth, min_samples_leaf=int(s.min_samples_leaf),
+              max_features=s.max_features or "sqrt", bootstrap=s.bootstrap, oob_score=s.bootstrap,
+              n_jobs=-1, random_state=0)
+
+
+def _forest_shape(params, estimator, data):
+  """The out-of-bag scores, the trees' mean leaves and depth, the importances' largest difference."""
+  del data
+  trees = params.trees
+  leaves = np.sum(~np.asarray(trees.split) & (np.asarray(trees.value).sum(axis=2) > 0), axis=1)
+  out = {"leaves_per_tree": float(np.mean(leaves)),
+         "sklearn_leaves_per_tree": float(np.mean([e.get_n_leaves() for e in estimator.estimators_])),
+         "sklearn_depth": int(max(e.get_depth() for e in estimator.estimators_)),
+         "importance_difference": float(np.max(np.abs(
+             np.asarray(params.importance) - estimator.feature_importances_)))}
+  if params.settings.bootstrap:
+    out["sklearn_oob_score"] = float(estimator.oob_score_)
+  return out
+
+
+def _boosting_twin(s, regression):
+  from sklearn import ensemble
+  kind = (ensemble.HistGradientBoostingRegressor if regression else
+          ensemble.HistGradientBoostingClassifier)
+  return kind(max_iter=s.num_rounds, learning_rate=s.learning_rate, max_leaf_nodes=s.max_leaves,
+              max_depth=s.max_depth, min_samples_leaf=int(s.min_samples_leaf),
+              l2_regularization=s.l2, max_bins=min(s.bins, 255), early_stopping="auto" if s.patience else False,
+              validation_fraction=s.validation_fraction or None, n_iter_no_change=s.patience or 10,
+              tol=s.tol, scoring="neg_mean_squared_error" if regression else "accuracy",
+              random_state=0)
+
+
+def _boosting_lightgbm(s, regression):
+  """LightGBM's same model, trained for every round on every training row (no early stopping)."""
+  import lightgbm
+  kind = lightgbm.LGBMRegressor if regression else lightgbm.LGBMClassifier
+  return kind(n_estimators=s.num_rounds, learning_rate=s.learning_rate, num_leaves=s.max_leaves,
+              max_depth=s.max_depth, min_child_samples=int(s.min_samples_leaf),
+              reg_lambda=s.l2, min_child_weight=s.min_hessian, max_bin=min(s.bins, 255),
+              random_state=0, verbose=-1)
+
+
+def _rounds(params, estimator, data):
+  """The rounds each trained (LightGBM: all of them)."""
+  del data
+  theirs = getattr(estimator, "n_iter_", None) or estimator.n_estimators
+  return {"rounds": int(params.rounds), "their_rounds": int(theirs)}
+
+
 def _tree_text(params, image_shape):
   names = None
   if image_shape is not None:
@@ -193,9 +249,19 @@ LEARNERS = errors.Registry("learner", {
                       ("num_clusters", "n_init", "tol", "max_iter"), _kmeans_twin,
                       learned=_inertia, twin_predict=_majority_of_clusters, images=lambda p: (p.centres, "cluster centres")),
     "tree": Learner("decision tree (CART) on feature histograms, level by level", tree,
-                    ("criterion", "max_depth", "min_samples_leaf", "max_features"), _tree_twin,
+                    ("criterion", "max_depth", "width", "min_samples_leaf", "max_features",
+                     "bins"), _tree_twin,
                     regression=True, learned=_tree_shape, text=_tree_text,
                     images=lambda p: (p.importance[None], "feature importances")),
+    "forest": Learner("random forest: bootstrap trees, √D features a split, vmapped", forest,
+                      ("num_trees", "criterion", "max_depth", "width", "min_samples_leaf",
+                       "max_features", "bins"), _forest_twin, regression=True, learned=_forest_shape,
+                      images=lambda p: (p.importance[None], "feature importances")),
+    "boosting": Learner("gradient boosting: Newton trees on histograms, early stopping", boosting,
+                        ("num_rounds", "learning_rate", "max_leaves", "max_depth",
+                         "min_samples_leaf", "l2", "validation_fraction", "patience", "bins"),
+                        _boosting_twin, regression=True, learned=_rounds,
+                        lightgbm=_boosting_lightgbm),
 })
 SETTINGS = sorted({name for _, learner in LEARNERS.items() for name in learner.settings})
 

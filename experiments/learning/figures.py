@@ -31,15 +31,18 @@ def draw(name: str, dataset: str, params, data: Tabular, predictions, workdir: s
     plots.image_grid(pixels.reshape(len(pixels), *data.image_shape, 1),
                      os.path.join(workdir, "learned.png"), f"{name}: {title}", columns=10)
     figures.append("learned.png")
-  if name in _OWN_FIGURES and data.image_shape is not None:
-    figures.append(_OWN_FIGURES[name](params, data.image_shape, workdir))
+  if name in _OWN_FIGURES:
+    figures += _OWN_FIGURES[name](params, data, workdir)
   return figures
 
 
-def _top_splits(params, image_shape, workdir: str, levels: int = 3) -> str:
+def _top_splits(params, data: Tabular, workdir: str, levels: int = 3) -> list[str]:
   """The pixels the tree's first ``levels`` levels test, on the image grid, each marked with
   its node's depth (0 the root), over the feature importances."""
   import matplotlib.pyplot as plt
+  image_shape = data.image_shape
+  if image_shape is None:
+    return []
   split, feature = np.asarray(params.split), np.asarray(params.feature)
   fig, ax = plt.subplots(figsize=(4.8, 4.8))
   ax.imshow(np.asarray(params.importance).reshape(image_shape[:2]), cmap="Greens")
@@ -52,10 +55,29 @@ def _top_splits(params, image_shape, workdir: str, levels: int = 3) -> str:
   ax.set(title=f"pixels tested at depths 0-{levels - 1},\nover the feature importances",
          xticks=[], yticks=[])
   plots.save(fig, os.path.join(workdir, "tree_splits.png"))
-  return "tree_splits.png"
+  return ["tree_splits.png"]
 
 
-_OWN_FIGURES = {"tree": _top_splits}  # figures only one learner has
+def _validation_curve(params, data: Tabular, workdir: str) -> list[str]:
+  """Boosting's validation score before and after each round, and where it stopped."""
+  import matplotlib.pyplot as plt
+  scores = np.asarray(params.validation_scores, np.float64)
+  if not np.isfinite(scores).any():  # nothing held out
+    return []
+  rounds = np.arange(len(scores))
+  shown = scores * 100 if data.num_classes else -scores
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  ax.plot(rounds, shown, marker=".", markersize=3)
+  ax.axvline(int(params.rounds), color="gray", linewidth=1, linestyle="--",
+             label=f"stopped after round {int(params.rounds)}")
+  ax.set(xlabel="round", ylabel="validation accuracy %" if data.num_classes else
+         "validation mean squared error", title="boosting: the held-out rows after each round")
+  ax.legend(fontsize=8)
+  plots.save(fig, os.path.join(workdir, "validation.png"))
+  return ["validation.png"]
+
+
+_OWN_FIGURES = {"tree": _top_splits, "boosting": _validation_curve}  # one learner's figures
 
 
 def _predicted_against_true(y, predictions, workdir: str) -> str:

@@ -40,15 +40,19 @@ def num_parameters(params) -> int:
 
 def solver_figures(params) -> dict:
   """The fitted model's scalar facts (L-BFGS steps, passes, the gradient reached, inertia)."""
-  return {field.name: getattr(params, field.name).item()
-          for field in dataclasses.fields(params)
-          if field.name != "settings" and np.size(getattr(params, field.name)) == 1}
+  values = {field.name: getattr(params, field.name) for field in dataclasses.fields(params)}
+  return {name: value.item() for name, value in values.items()
+          if isinstance(value, jax.Array) and value.size == 1}
+
+
+LIBRARIES = ("sklearn", "lightgbm")  # what a learner compares with
 
 
 def fit_and_score(name: str, settings, data: Tabular, key,
-                  compare: bool = False) -> tuple[object, dict, np.ndarray]:
+                  compare: tuple[str, ...] = ()) -> tuple[object, dict, np.ndarray]:
   """(params, figures of the run, test predictions) of ``name``'s learner with ``settings``
-  on ``data``; with ``compare``, scikit-learn's twin's figures and the differences too."""
+  on ``data``; for each library of ``compare`` (LIBRARIES), its twin's figures, its keys
+  prefixed with the library's name, and the differences."""
   learner = catalogue.LEARNERS.get(name)
   module = learner.module
   x, y, x_test = (jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_test))
@@ -63,16 +67,17 @@ def fit_and_score(name: str, settings, data: Tabular, key,
       "fit_temp_bytes": fit.temp_bytes, "predict_temp_bytes": predict.temp_bytes,
       "num_parameters": num_parameters(params), **solver_figures(params),
   }
-  if compare:
-    logging.info("fitting scikit-learn's %s", name)
-    result.update(_compare_with_sklearn(name, settings, params, data, predictions))
+  for library in compare:
+    logging.info("fitting %s's %s", library, name)
+    result.update(_compare(name, library, settings, params, data, predictions))
   return params, result, predictions
 
 
-def _compare_with_sklearn(name: str, settings, params, data: Tabular, predictions) -> dict:
-  """scikit-learn's same learner fitted and timed on the same data, and the differences."""
+def _compare(name: str, library: str, settings, params, data: Tabular, predictions) -> dict:
+  """The library's same learner fitted and timed on the same data, and the differences."""
   learner = catalogue.LEARNERS.get(name)
-  estimator = learner.twin(settings, data.num_classes == 0)
+  twin = learner.twin if library == "sklearn" else learner.lightgbm
+  estimator = twin(settings, data.num_classes == 0)
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     start = time.perf_counter()
@@ -82,14 +87,18 @@ def _compare_with_sklearn(name: str, settings, params, data: Tabular, prediction
     theirs = learner.twin_predict(estimator, data)
     predict_seconds = time.perf_counter() - start
   out = {
-      f"sklearn_{score_name(data.num_classes)}": score(data.y_test, theirs, data.num_classes),
-      "sklearn_fit_seconds": fit_seconds, "sklearn_predict_seconds": predict_seconds,
-      "sklearn_warnings": sorted({str(w.message).split("\n")[0] for w in caught}),
+      f"{library}_{score_name(data.num_classes)}": score(data.y_test, theirs, data.num_classes),
+      f"{library}_fit_seconds": fit_seconds, f"{library}_predict_seconds": predict_seconds,
+      f"{library}_warnings": sorted({str(w.message).split("\n")[0] for w in caught}),
   }
+  differences = {}
   if data.num_classes:
-    out["prediction_agreement"] = float(np.mean(np.asarray(predictions) == theirs))
+    differences["prediction_agreement"] = float(np.mean(np.asarray(predictions) == theirs))
   else:
-    out["largest_prediction_difference"] = float(np.max(np.abs(np.asarray(predictions) - theirs)))
+    differences["largest_prediction_difference"] = float(np.max(np.abs(
+        np.asarray(predictions) - theirs)))
   if learner.learned is not None:
-    out.update(learner.learned(params, estimator, data))
-  return out
+    differences.update(learner.learned(params, estimator, data))
+  # scikit-learn's differences unprefixed (the usual comparison), another library's prefixed
+  return {**out, **{key if library == "sklearn" else f"{library}_{key}": value
+                    for key, value in differences.items()}}

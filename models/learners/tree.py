@@ -6,8 +6,11 @@ MNIST's pixels 256 bins hold every split scikit-learn's exact search could
 make. A split chosen on the bins then takes scikit-learn's threshold: halfway
 between the node's largest value that goes left and smallest that goes right.
 
-Growth: the nodes are a complete binary tree in arrays (node i's children
-2i + 1 and 2i + 2; 2^(max_depth+1) − 1 nodes). At each level every node's
+Growth: the nodes are arrays, a level's after the previous level's: level l
+has W_l = min(2^l, width, N) slots (``width`` 0: 2^max_depth, a complete tree), and
+a node that splits takes the next two free slots of the level below (its
+``child`` and child + 1), in order; where a level's slots run out, the nodes
+that would split past them stay leaves (``unsplit`` counts them). At each level every node's
 statistics per (feature, bin) are summed in one histogram (class weights for
 classification; weight, Σwy and Σwy² for regression), their running sums over
 the bins give every split's left side, the node total minus it the right,
@@ -24,7 +27,7 @@ Memory: the level's histogram holds nodes × features × bins × K float32s
 (K the classes, or 3), built ``chunk`` features at a time so that a chunk,
 with the running sums and scores made from it (5 × nodes × chunk × bins × K
 × 4 bytes) or the (N, chunk) indices that fill it, holds at most
-``memory_bytes``; the node arrays 2^(max_depth+1) (3 + K) numbers.
+``memory_bytes``; the node arrays Σ_l W_l (4 + K) numbers.
 
 Prediction walks the node arrays from the root, one level per step: class
 weights (the most probable class; ties to the lowest) or the mean target.
@@ -37,6 +40,8 @@ import jax.numpy as jnp
 from models.learners import binning
 
 EPSILON = 1e-7  # an impurity at or below it is pure
+MAX_DEPTH = 64
+MAX_NODES = 2**21  # node slots: a complete tree of depth 20
 
 
 @flax.struct.dataclass
@@ -46,6 +51,7 @@ class Settings:
   max_depth: int = flax.struct.field(pytree_node=False, default=10)
   min_samples_leaf: float = 1.0
   max_features: int = flax.struct.field(pytree_node=False, default=0)  # 0: all
+  width: int = flax.struct.field(pytree_node=False, default=0)  # a level's most nodes; 0: 2^max_depth
   bins: int = flax.struct.field(pytree_node=False, default=256)
   memory_bytes: int = flax.struct.field(pytree_node=False, default=256 * 2**20)  # per chunk
   num_classes: int = flax.struct.field(pytree_node=False, default=0)  # 0: regression
@@ -57,13 +63,35 @@ class Params:
   feature: jax.Array  # (nodes,) int32 the feature a node tests
   threshold: jax.Array  # (nodes,) float32: left when x[feature] ≤ threshold
   split: jax.Array  # (nodes,) bool: whether the node splits (else a leaf, or no node)
+  child: jax.Array  # (nodes,) int32 the left child's slot; the right child's is the next
   value: jax.Array  # (nodes, K) class weights, or (weight, Σwy, Σwy²)
   importance: jax.Array  # (D,) the impurity decrease of each feature's splits, weighted
   offset: jax.Array  # regression: the weighted mean target the values are centred on
+  unsplit: jax.Array  # the nodes left leaves because their level had no free slots
 
 
-def num_nodes(max_depth: int) -> int:
-  return 2 ** (max_depth + 1) - 1
+def level_widths(settings: Settings, num_samples: int = 2**62) -> list[int]:
+  """W_l, the slots of each level l = 0 … max_depth (module docstring); no level holds more
+  nodes than there are samples."""
+  width = min(settings.width or 2**settings.max_depth, num_samples)
+  return [min(2**level, width) for level in range(settings.max_depth + 1)]
+
+
+def num_nodes(settings: Settings, num_samples: int = 2**62) -> int:
+  return sum(level_widths(settings, num_samples))
+
+
+@flax.struct.dataclass
+class _Grown:
+  """The node arrays while a tree grows (``Params``'s), and each sample's node."""
+  feature: jax.Array
+  threshold: jax.Array
+  split: jax.Array
+  child: jax.Array
+  value: jax.Array
+  importance: jax.Array
+  unsplit: jax.Array
+  node: jax.Array
 
 
 def _stats(settings: Settings, y, weight) -> jax.Array:
@@ -104,24 +132,38 @@ def chunk_size(settings: Settings, level_nodes: int, num_samples: int, num_featu
   return max(1, min(num_features, settings.memory_bytes // per_feature))
 
 
-def _best_splits(settings: Settings, codes, stats, local, totals, allowed, level_nodes):
+def _best_splits(settings: Settings, codes, stats, local, totals, chosen, level_nodes):
   """Each node's best (children's impurity, feature, bin) at one level (module docstring).
 
   ``local`` (N,) each sample's node among the level's (level_nodes where none);
-  ``allowed`` (level_nodes, D) the features each node may split on.
+  ``chosen`` (level_nodes, m) the features each node may split on, lowest first, or None: all.
   """
   n, d = codes.shape
+  m = d if chosen is None else chosen.shape[1]
   k = stats.shape[1]
-  chunk = chunk_size(settings, level_nodes, n, d, k)
-  chunks = -(-d // chunk)
-  pad = chunks * chunk - d
-  codes = jnp.pad(codes, ((0, 0), (0, pad)))  # padded features: one bin, never a split
-  allowed = jnp.pad(allowed, ((0, 0), (0, pad)))
+  chunk = chunk_size(settings, level_nodes, n, m, k)
+  chunks = -(-m // chunk)
+  pad = chunks * chunk - m
+  if chosen is None:
+    codes = jnp.pad(codes, ((0, 0), (0, pad)))  # padded features: one bin, never a split
+  else:
+    chosen = jnp.pad(chosen, ((0, 0), (0, pad)), constant_values=-1)
+    rows = chosen[jnp.minimum(local, level_nodes - 1)]  # (N, m + pad) each sample's node's
   counts = _count(settings, totals)
   segments = level_nodes * chunk * settings.bins
 
   def one_chunk(first):
-    part = jax.lax.dynamic_slice_in_dim(codes, first, chunk, axis=1).astype(jnp.int32)
+    if chosen is None:
+      part = jax.lax.dynamic_slice_in_dim(codes, first, chunk, axis=1).astype(jnp.int32)
+      valid = first + jnp.arange(chunk) < d
+      feature_of = lambda j: first + j  # noqa: E731
+    else:
+      which = jax.lax.dynamic_slice_in_dim(rows, first, chunk, axis=1)
+      part = jnp.take_along_axis(codes, jnp.maximum(which, 0), axis=1).astype(jnp.int32)
+      part = jnp.where(which >= 0, part, 0)
+      columns = jax.lax.dynamic_slice_in_dim(chosen, first, chunk, axis=1)  # (L, chunk)
+      valid = columns >= 0
+      feature_of = lambda j: columns[jnp.arange(level_nodes), j]  # noqa: E731
     ids = (local[:, None] * chunk + jnp.arange(chunk)[None, :]) * settings.bins + part  # (N, chunk)
     ids = jnp.where(local[:, None] < level_nodes, ids, segments)  # samples of no node: dropped
     if settings.num_classes:  # one weight per sample: its class in the index
@@ -145,11 +187,11 @@ def _best_splits(settings: Settings, codes, stats, local, totals, allowed, level
                                   0.0)
       score = totals[:, None, None, 2] - means(left) - means(right)
     ok = (left_n >= settings.min_samples_leaf) & (right_n >= settings.min_samples_leaf)
-    ok = ok & jax.lax.dynamic_slice_in_dim(allowed, first, chunk, axis=1)[:, :, None]
+    ok = ok & jnp.broadcast_to(valid, (level_nodes, chunk))[:, :, None]
     score = jnp.where(ok, score, jnp.inf).reshape(level_nodes, -1)
     best = jnp.argmin(score, axis=1)
-    return score[jnp.arange(level_nodes), best], first + best // settings.bins, (
-        best % settings.bins)
+    return (score[jnp.arange(level_nodes), best], feature_of(best // settings.bins),
+            best % settings.bins)
 
   scores, features, bins = jax.lax.map(one_chunk, jnp.arange(chunks) * chunk)  # (chunks, L)
   which = jnp.argmin(scores, axis=0)  # the first chunk among equals: the lowest feature
@@ -171,11 +213,18 @@ def _midpoints(values, moves, right, local, level_nodes) -> jax.Array:
 def fit(settings: Settings, x, y, key=None, weight=None) -> Params:
   """The tree of ``settings`` on (x (N, D), y); ``weight`` (N,) the samples' counts (1)."""
   x = jnp.asarray(x, jnp.float32)
+  edges = binning.thresholds(x, settings.bins)
+  return grow(settings, x, binning.binned(edges, x), y, key, weight)
+
+
+def grow(settings: Settings, x, codes, y, key=None, weight=None) -> Params:
+  """``fit`` on features already binned: ``codes`` (N, D) their bins (a forest bins once).
+
+  The levels of equal width past the first full one are one ``fori_loop``: compiled once.
+  """
   n, d = x.shape
   key = jax.random.key(0) if key is None else key
   weight = jnp.ones(n, jnp.float32) if weight is None else weight.astype(jnp.float32)
-  edges = binning.thresholds(x, settings.bins)
-  codes = binning.binned(edges, x)
   offset = jnp.float32(0.0)
   if not settings.num_classes:  # centred: Σwy² − (Σwy)²/N then loses less to rounding
     y = y.astype(jnp.float32)
@@ -183,49 +232,66 @@ def fit(settings: Settings, x, y, key=None, weight=None) -> Params:
     y = y - offset
   stats = _stats(settings, y, weight)
   k = stats.shape[1]
-  nodes = num_nodes(settings.max_depth)
-  feature = jnp.zeros(nodes, jnp.int32)
-  threshold = jnp.full(nodes, jnp.inf, jnp.float32)
-  split = jnp.zeros(nodes, bool)
-  value = jnp.zeros((nodes, k), jnp.float32)
-  importance = jnp.zeros(d, jnp.float32)
-  node = jnp.zeros(n, jnp.int32)  # each sample's node
-  for level in range(settings.max_depth + 1):
-    first, level_nodes = 2**level - 1, 2**level
-    local = node - first  # in [0, level_nodes) for the samples still descending
+  widths = level_widths(settings, n)
+  starts = [sum(widths[:level]) for level in range(len(widths))]
+  nodes = sum(widths)
+  grown = _Grown(feature=jnp.zeros(nodes, jnp.int32),
+                 threshold=jnp.full(nodes, jnp.inf, jnp.float32), split=jnp.zeros(nodes, bool),
+                 child=jnp.zeros(nodes, jnp.int32), value=jnp.zeros((nodes, k), jnp.float32),
+                 importance=jnp.zeros(d, jnp.float32), unsplit=jnp.int32(0),
+                 node=jnp.zeros(n, jnp.int32))
+
+  def level_step(level, first, level_nodes, next_width, grown):
+    """Splits level ``level``'s nodes (slots first … first + level_nodes − 1)."""
+    local = grown.node - first  # in [0, level_nodes) for the samples still descending
     inside = (local >= 0) & (local < level_nodes)
     local = jnp.where(inside, local, level_nodes)
     totals = jax.ops.segment_sum(stats, local, level_nodes + 1)[:level_nodes]
-    value = value.at[first:first + level_nodes].set(totals)
-    if level == settings.max_depth:
-      break
+    value = jax.lax.dynamic_update_slice_in_dim(grown.value, totals, first, axis=0)
+    if not next_width:
+      return grown.replace(value=value)
     parent = impurity_sum(settings, totals)
     counts = _count(settings, totals)
     if settings.num_classes:
       pure = jnp.max(totals, axis=1) >= counts
     else:
       pure = parent <= EPSILON * jnp.maximum(totals[:, 2], 1e-30)
-    allowed = jnp.ones((level_nodes, d), bool)
-    if settings.max_features and settings.max_features < d:
+    chosen = None
+    if settings.max_features and settings.max_features < d:  # a draw without replacement
       draws = jax.random.uniform(jax.random.fold_in(key, level), (level_nodes, d))
-      kth = jnp.sort(draws, axis=1)[:, settings.max_features - 1:settings.max_features]
-      allowed = draws <= kth
+      chosen = jnp.sort(jax.lax.top_k(draws, settings.max_features)[1], axis=1)
     score, best_feature, best_bin = _best_splits(settings, codes, stats, local, totals,
-                                                 allowed, level_nodes)
+                                                 chosen, level_nodes)
     grows = ~pure & (counts > 0) & jnp.isfinite(score)
+    rank = jnp.cumsum(grows) - 1  # the splitting nodes' order: their children's slots
+    fits = grows & (2 * rank + 1 < next_width)
     ids = first + jnp.arange(level_nodes)
-    feature = feature.at[ids].set(jnp.where(grows, best_feature, 0))
-    split = split.at[ids].set(grows)
-    importance = importance.at[best_feature].add(jnp.where(grows, parent - score, 0.0))
+    feature = grown.feature.at[ids].set(jnp.where(fits, best_feature, 0))
+    split = grown.split.at[ids].set(fits)
+    child = grown.child.at[ids].set(jnp.where(fits, first + level_nodes + 2 * rank, 0))
+    node = grown.node
     right = codes[jnp.arange(n), feature[node]].astype(jnp.int32) > best_bin[
         jnp.minimum(local, level_nodes - 1)]
     moves = inside & split[node]
-    threshold = threshold.at[ids].set(jnp.where(grows, _midpoints(
+    threshold = grown.threshold.at[ids].set(jnp.where(fits, _midpoints(
         x[jnp.arange(n), feature[node]], moves, right, local, level_nodes), jnp.inf))
-    node = jnp.where(moves, 2 * node + 1 + right, node)
-  total = jnp.sum(importance)
-  return Params(settings, feature, threshold, split, value,
-                jnp.where(total > 0, importance / jnp.maximum(total, 1e-30), importance), offset)
+    return _Grown(feature, threshold, split, child, value,
+                  grown.importance.at[best_feature].add(jnp.where(fits, parent - score, 0.0)),
+                  grown.unsplit + jnp.sum(grows & ~fits),
+                  jnp.where(moves, child[node] + right, node))
+
+  last = settings.max_depth
+  steady = next((level for level in range(last) if widths[level] == widths[last]), last)
+  for level in range(steady):
+    grown = level_step(level, starts[level], widths[level], widths[level + 1], grown)
+  width = widths[last]
+  grown = jax.lax.fori_loop(steady, last, lambda level, grown: level_step(
+      level, starts[steady] + (level - steady) * width, width, width, grown), grown)
+  grown = level_step(last, starts[last], width, 0, grown)
+  total = jnp.sum(grown.importance)
+  importance = jnp.where(total > 0, grown.importance / jnp.maximum(total, 1e-30), grown.importance)
+  return Params(settings, grown.feature, grown.threshold, grown.split, grown.child, grown.value,
+                importance, offset, grown.unsplit)
 
 
 def leaves(params: Params, x) -> jax.Array:
@@ -234,7 +300,7 @@ def leaves(params: Params, x) -> jax.Array:
   node = jnp.zeros(x.shape[0], jnp.int32)
   for _ in range(params.settings.max_depth):
     go_right = x[jnp.arange(x.shape[0]), params.feature[node]] > params.threshold[node]
-    node = jnp.where(params.split[node], 2 * node + 1 + go_right, node)
+    node = jnp.where(params.split[node], params.child[node] + go_right, node)
   return node
 
 
@@ -258,7 +324,7 @@ def describe(params: Params, feature_names=None, decimals: int = 4) -> str:
   """The tree as text, as scikit-learn's export_text prints it."""
   import numpy as np
   feature, threshold = np.asarray(params.feature), np.asarray(params.threshold)
-  split, value = np.asarray(params.split), np.asarray(params.value)
+  split, value, child = np.asarray(params.split), np.asarray(params.value), np.asarray(params.child)
   names = feature_names or [f"feature_{i}" for i in range(int(feature.max()) + 1)]
   lines = []
 
@@ -275,9 +341,9 @@ def describe(params: Params, feature_names=None, decimals: int = 4) -> str:
       return
     name, t = names[feature[i]], threshold[i]
     lines.append(f"{indent}{name} <= {t:.{decimals}f}")
-    walk(2 * i + 1, depth + 1)
+    walk(child[i], depth + 1)
     lines.append(f"{indent}{name} >  {t:.{decimals}f}")
-    walk(2 * i + 2, depth + 1)
+    walk(child[i] + 1, depth + 1)
 
   walk(0, 0)
   return "\n".join(lines) + "\n"
@@ -289,8 +355,13 @@ def check(settings: Settings, num_features: int) -> None:
                                  ("squared_error",)):
     raise ValueError(f"criterion {settings.criterion!r} does not fit "
                      f"{'classification' if settings.num_classes else 'regression'}")
-  if not 1 <= settings.max_depth <= 20:
-    raise ValueError(f"max_depth must be in [1, 20], got {settings.max_depth}")
+  if not 1 <= settings.max_depth <= MAX_DEPTH:
+    raise ValueError(f"max_depth must be in [1, {MAX_DEPTH}], got {settings.max_depth}")
+  if settings.width < 0:
+    raise ValueError(f"width must be 0 (a complete tree) or more, got {settings.width}")
+  if num_nodes(settings) > MAX_NODES:
+    raise ValueError(f"max_depth={settings.max_depth} with width={settings.width} makes "
+                     f"{num_nodes(settings)} node slots, more than {MAX_NODES}: lower either")
   if not 0 <= settings.max_features <= num_features:
     raise ValueError(f"max_features must be in [0, {num_features}], got {settings.max_features}")
   if not 2 <= settings.bins <= 256:
