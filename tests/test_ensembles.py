@@ -91,37 +91,35 @@ def test_a_forest_scores_as_scikit_learns():
 
 
 def test_the_first_boosting_rounds_are_scikit_learns_in_regression():
-  """Diabetes, 5 rounds: while no leaf budget binds, growing level by level makes the same
-  trees as leaf by leaf, so the predictions agree to float32 rounding (targets ~150)."""
+  """Diabetes, 5 rounds: the predictions agree to float32 rounding (targets ~150)."""
   x, y = load_diabetes(return_X_y=True)
   x, y = x.astype(np.float32), y.astype(np.float32)
   settings = boosting.Settings(num_rounds=5, patience=0)
   params = jax.jit(lambda x, y, k: boosting.fit(settings, x, y, k))(x, y, jax.random.key(0))
-  theirs = HistGradientBoostingRegressor(max_iter=5, early_stopping=False, max_depth=12).fit(x, y)
+  theirs = HistGradientBoostingRegressor(max_iter=5, early_stopping=False).fit(x, y)
   np.testing.assert_allclose(np.asarray(boosting.predict(params, x)), theirs.predict(x),
                              atol=1e-6 * np.abs(y).max() * 10)
   assert int(params.rounds) == 5
 
 
 def test_the_first_boosting_rounds_are_scikit_learns_in_classification():
-  """Three classes, 3 rounds of depth 4, the leaf budget wide enough not to bind: the same class
-  probabilities to 1e-5 (scikit-learn's raw scores start from log p − mean log p, ours from
-  log p: a shift softmax is blind to). The
-  features rounded to fewer than 255 values, so both bin them exactly (past that, each
-  takes its own quantiles)."""
-  x, y = _classes(600, seed=3)
+  """Three classes, 5 rounds of 31-leaf trees grown best leaf first (the budget binds: 30
+  splits in every tree): the same class probabilities to 1e-5 (scikit-learn's raw scores
+  start from log p − mean log p, ours from log p: a shift softmax is blind to). The features
+  rounded to fewer than 255 values, so both bin them exactly (past that, each takes its own
+  quantiles)."""
+  x, y = _classes(3000, seed=3)
   x = np.round(x, 1)
-  settings = boosting.Settings(num_rounds=3, max_leaves=64, max_depth=4, patience=0,
-                               num_classes=3)
+  settings = boosting.Settings(num_rounds=5, patience=0, num_classes=3)
   params = jax.jit(lambda x, y, k: boosting.fit(settings, x, y, k))(x, y, jax.random.key(0))
-  theirs = HistGradientBoostingClassifier(max_iter=3, max_leaf_nodes=64, max_depth=4,
-                                          early_stopping=False).fit(x, y)
+  theirs = HistGradientBoostingClassifier(max_iter=5, early_stopping=False).fit(x, y)
   ours = np.asarray(jax.nn.softmax(boosting.raw_scores(params, x), axis=1))
   np.testing.assert_allclose(ours, theirs.predict_proba(x), atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(params.split).sum(axis=2), 30)
 
 
 def test_each_tree_keeps_to_the_leaf_budget():
-  """Budget 6: every tree of every class has 6 leaves, its 5 splits the level's best gains."""
+  """Budget 6: every tree of every class makes 5 splits, and no more."""
   x, y = _classes(2000, seed=4)
   settings = boosting.Settings(num_rounds=4, max_leaves=6, patience=0, num_classes=3)
   params = jax.jit(lambda x, y, k: boosting.fit(settings, x, y, k))(x, y, jax.random.key(0))

@@ -191,3 +191,10 @@ def test_the_tree_prints_as_export_text():
 def test_impossible_settings_are_refused(settings, message):
   with pytest.raises(ValueError, match=message):
     tree.check(settings, 6)
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 256, 2), 1), ((5, 32), 1), ((7, 3), 0)])
+def test_cumulative_sums_are_cumsums(shape, axis):
+  """Blocks of 16 (256, 32 bins) or one block (7): integers, so exactly."""
+  x = np.random.default_rng(0).integers(0, 100, size=shape).astype(np.float32)
+  np.testing.assert_array_equal(binning.cumulative(x, axis), np.cumsum(x, axis=axis))

@@ -4,7 +4,8 @@ Each feature's distinct training values u₁ < u₂ < … give the bin edges
 (u_j + u_{j+1}) / 2; with more than ``bins`` distinct values, the midpoints
 at the ``bins`` quantiles of the sorted values instead. A value's bin is the
 number of edges below it, so "bin ≤ b" is "x ≤ edge_b": MNIST's pixels take
-at most 256 values, and 256 bins are exact there.
+at most 256 values, and 256 bins are exact there. ``cumulative`` sums a
+histogram over its bins: every split's left side.
 """
 
 import jax
@@ -41,3 +42,16 @@ def binned(edges, x) -> jax.Array:
     return jnp.searchsorted(e, column, side="left").astype(jnp.uint8)
 
   return jax.lax.map(one, (edges, x.T), batch_size=FEATURES_AT_ONCE).T
+
+
+def cumulative(x, axis: int) -> jax.Array:
+  """Running sums of x along ``axis`` (B long), as two small matmuls with triangles of ones:
+  within blocks of 16, then each block's total carried to the blocks after it. (XLA:CPU's
+  cumsum makes log₂ B passes: on a (784, 2, 256, 3) histogram 7.0 ms against 2.5 ms.)"""
+  x = jnp.moveaxis(x, axis, -1)
+  b = x.shape[-1]
+  inner_size = 16 if b % 16 == 0 else b
+  blocks = x.reshape(x.shape[:-1] + (b // inner_size, inner_size))
+  inner = blocks @ jnp.triu(jnp.ones((inner_size, inner_size), x.dtype))
+  before = inner[..., -1] @ jnp.triu(jnp.ones((b // inner_size,) * 2, x.dtype), 1)
+  return jnp.moveaxis((inner + before[..., None]).reshape(x.shape), -1, axis)

@@ -12,16 +12,16 @@ loss: a node's rows are best moved by w = −G / (H + λ) (G, H their sums, λ
 Then F_k += η w_leaf(x) (η ``learning_rate``). Prediction: argmax_k F_k(x),
 or F(x) for regression.
 
-A tree grows level by level: at each level the nodes whose best split gains
-more than 0, each child keeping ``min_samples_leaf`` rows and a Hessian of
-``min_hessian``, split in order of gain while the tree has fewer than
-``max_leaves`` leaves, ``max_depth`` levels at most. (scikit-learn's
-HistGradientBoosting and LightGBM grow leaf by leaf, best gain first, to
-the same leaf budget.) A level's histograms: the smaller child of each
-split summed from its own rows (at most N/2 rows over the level, gathered
-into N/2 slots), its sibling as the parent's histogram minus it. Each
-feature's histogram is summed on its own (``lax.map``), so that the sums
-stay in cache.
+A tree grows leaf by leaf, as scikit-learn's HistGradientBoosting and
+LightGBM grow theirs: the leaf whose best split gains most is split next,
+while some split gains more than 0 (each child keeping ``min_samples_leaf``
+rows and a Hessian of ``min_hessian``) and the tree has fewer than
+``max_leaves`` leaves; no leaf deeper than ``max_depth`` (0: no limit). Each
+leaf keeps its histogram of (g, h, 1) per feature and bin; a split sums the
+smaller child's from its own rows, gathered into the smallest of the row
+counts N/2, N/4, … that holds them (``lax.switch``: a program per count),
+and takes its sibling's as the parent's minus it. Each feature's histogram
+is summed on its own (``lax.map``), so that the sums stay in cache.
 
 Early stopping, on more than 10 000 rows (scikit-learn's "auto"): a
 ``validation_fraction`` of the rows, drawn at random, is held out and scored
@@ -29,9 +29,8 @@ after every round (accuracy, or −mean squared error);
 training stops when none of the last ``patience`` rounds beats the score
 ``patience`` rounds before by more than ``tol`` (scikit-learn's rule).
 
-Memory: a level's histograms, D · max_leaves · bins · 3 float32s, twice
-(the parents' and the children's; 77 MB each on MNIST); the trees,
-num_rounds · K · Σ_l min(2^l, max_leaves) nodes of 5 numbers.
+Memory: the leaves' histograms, max_leaves · D · bins · 3 float32s (75 MB
+on MNIST); the trees, num_rounds · K · (2 max_leaves − 1) nodes of 5 numbers.
 """
 
 import math
@@ -43,6 +42,7 @@ import jax.numpy as jnp
 from models.learners import binning
 
 COPIES = 8  # partial histograms per feature (``_histograms``)
+MIN_BUCKET = 512  # the fewest rows a smaller child's histogram is summed over
 EARLY_STOPPING_ROWS = 10_000  # early stopping on more rows than this (scikit-learn's "auto")
 
 
@@ -51,7 +51,7 @@ class Settings:
   num_rounds: int = flax.struct.field(pytree_node=False, default=100)
   learning_rate: float = 0.1
   max_leaves: int = flax.struct.field(pytree_node=False, default=31)
-  max_depth: int = flax.struct.field(pytree_node=False, default=12)
+  max_depth: int = flax.struct.field(pytree_node=False, default=0)  # 0: no limit
   min_samples_leaf: float = 20.0
   l2: float = 0.0
   min_hessian: float = 1e-3
@@ -104,7 +104,7 @@ def _histograms(codes, stats, slot, slots: int, bins: int) -> jax.Array:
 def _best_splits(settings: Settings, histogram, totals):
   """Each node's (gain, feature, bin) of its best split (module docstring); gain −inf where
   none is allowed. ``histogram`` (D, W, B, 3) of (g, h, count); ``totals`` (W, 3)."""
-  left = jnp.cumsum(histogram, axis=2)
+  left = binning.cumulative(histogram, axis=2)
   right = totals[None, :, None, :] - left
   score = lambda s: s[..., 0] ** 2 / jnp.maximum(s[..., 1] + settings.l2, 1e-30)  # noqa: E731
   gain = score(left) + score(right) - score(totals)[None, :, None]
@@ -117,111 +117,104 @@ def _best_splits(settings: Settings, histogram, totals):
   return flat[jnp.arange(w), best], best // b, best % b
 
 
-def level_widths(settings: Settings) -> list[int]:
-  """W_l = min(2^l, max_leaves): the node slots of each level l = 0 … max_depth."""
-  return [min(2**level, settings.max_leaves) for level in range(settings.max_depth + 1)]
+def depth_limit(settings: Settings) -> int:
+  """The deepest a leaf may be: ``max_depth``, or with 0 the deepest max_leaves allow."""
+  return settings.max_depth or settings.max_leaves - 1
 
 
 def num_nodes(settings: Settings) -> int:
-  return sum(level_widths(settings))
+  return 2 * settings.max_leaves - 1
+
+
+def _bucket_sizes(n: int) -> list[int]:
+  """The row counts a smaller child is gathered into: N/2, N/4, … down to MIN_BUCKET."""
+  sizes = [max(n // 2, 1)]
+  while sizes[-1] // 2 >= MIN_BUCKET:
+    sizes.append(sizes[-1] // 2)
+  return sizes
 
 
 def _grow(settings: Settings, codes, edges, g, h, root):
-  """One Newton tree on (g, h): its node arrays and each training row's leaf value. ``root``
-  (D, 1, bins, 3): the root's histogram (one sum over the rows serves every class's tree).
-
-  The levels narrower than max_leaves are unrolled, each at its own width; the rest are one
-  ``while_loop`` at width max_leaves, until a level splits no node.
+  """One Newton tree on (g, h), leaf by leaf: its node arrays and each training row's leaf
+  value. ``root`` (D, bins, 3): the root's histogram (one sum over the rows serves every
+  class's tree). Nodes are numbered as they are made: the i-th split makes 2i + 1 and 2i + 2.
   """
   n, d = codes.shape
-  widths = level_widths(settings)
-  starts = [sum(widths[:level]) for level in range(len(widths))]
-  nodes = sum(widths)
+  leaves, nodes = settings.max_leaves, num_nodes(settings)
   stats = jnp.stack([g, h, jnp.ones_like(g)], axis=1)
-  half = n // 2
+  sizes = _bucket_sizes(n)
+  deepest = depth_limit(settings)
 
   def weight(totals):
     return -settings.learning_rate * totals[..., 0] / jnp.maximum(totals[..., 1] + settings.l2,
                                                                   1e-30)
 
-  def level_step(level, first, width: int, next_width: int, s):
-    """Splits the level's nodes (slots first … first + width − 1); the children's histograms."""
-    totals = jnp.sum(s["histogram"][0], axis=1)  # (width, 3): each row is in one bin of feature 0
-    value = jax.lax.dynamic_update_slice_in_dim(s["value"], weight(totals), first, axis=0)
-    gain, best_feature, best_bin = _best_splits(settings, s["histogram"], totals)
-    candidate = (gain > 0) & (totals[:, 2] > 0) & (next_width > 0)
-    order = jnp.argsort(jnp.where(candidate, -gain, jnp.inf))  # best gain first (stable)
-    by_gain = jnp.zeros(width, jnp.int32).at[order].set(jnp.arange(width))
-    splits = candidate & (by_gain < settings.max_leaves - s["leaves"])
-    rank = jnp.cumsum(splits) - 1  # children 2·rank, 2·rank + 1 of the next level
-    ids = first + jnp.arange(width)
-    out = dict(s, value=value, grows=jnp.any(splits), leaves=s["leaves"] + jnp.sum(splits),
-               feature=s["feature"].at[ids].set(jnp.where(splits, best_feature, 0)),
-               threshold=s["threshold"].at[ids].set(jnp.where(
-                   splits, edges[best_feature, jnp.minimum(best_bin, edges.shape[1] - 1)],
-                   jnp.inf)),
-               split=s["split"].at[ids].set(splits),
-               child=s["child"].at[ids].set(jnp.where(splits, first + width + 2 * rank, 0)))
-    if not next_width:
-      return out
-    local = s["local"]  # the rows move
-    row_slot = jnp.minimum(local, width - 1)
-    moving = (local < width) & splits[row_slot]
-    right = codes[jnp.arange(n), best_feature[row_slot]] > best_bin[row_slot]
-    out["local"] = jnp.where(moving, 2 * rank[row_slot] + right, next_width)
-    out["node"] = jnp.where(moving, first + width + out["local"], s["node"])
-    # the children's histograms: the smaller from its rows, the other by subtraction
-    parents = next_width // 2
-    left_count = jnp.cumsum(s["histogram"][best_feature, jnp.arange(width), :, 2], axis=1)[
-        jnp.arange(width), best_bin]
-    small_right = left_count > totals[:, 2] - left_count  # (width,) the smaller child's side
-    rows = jnp.nonzero(moving & (right == small_right[row_slot]), size=half, fill_value=n)[0]
-    small_slot = jnp.where(rows < n, rank[row_slot][jnp.minimum(rows, n - 1)], parents)
+  def best(histograms, depth):
+    """(gain, feature, bin) of the best split of each of the (D, W, bins, 3) histograms' nodes,
+    and their totals; gain −inf at the depth limit."""
+    totals = jnp.sum(histograms[0], axis=1)  # every row is in one bin of feature 0
+    gain, feature, bin_ = _best_splits(settings, histograms, totals)
+    return jnp.where(depth < deepest, gain, -jnp.inf), feature, bin_, totals
+
+  def gathered(size, rows_mask):
+    """The histogram of the rows of ``rows_mask``, gathered into ``size`` slots."""
+    rows = jnp.nonzero(rows_mask, size=size, fill_value=n)[0]
+    slot = (rows == n).astype(jnp.int32)  # the padding: slot 1, dropped
     rows = jnp.minimum(rows, n - 1)
-    small = _histograms(codes[rows], stats[rows], small_slot, parents, settings.bins)
-    parent_of_rank = jnp.zeros(parents, jnp.int32).at[jnp.where(splits, rank, parents)].set(
-        jnp.arange(width), mode="drop")
-    slot = jnp.arange(next_width)
-    r = jnp.minimum(slot // 2, parents - 1)
-    is_small = (slot % 2 == 1) == small_right[parent_of_rank[r]]
-    sibling = s["histogram"][:, parent_of_rank[r]] - small[:, r]
-    used = slot < 2 * jnp.sum(splits)
-    out["histogram"] = jnp.where(used[None, :, None, None], jnp.where(
-        is_small[None, :, None, None], small[:, r], sibling), 0.0)
-    return out
+    return _histograms(codes[rows], stats[rows], slot, 1, settings.bins)[:, 0]
 
-  s = dict(grows=jnp.bool_(True), leaves=jnp.int32(1),
-           histogram=root,
-           local=jnp.zeros(n, jnp.int32),  # each row's slot in its level; the level's width: none
-           node=jnp.zeros(n, jnp.int32),  # each row's node
-           feature=jnp.zeros(nodes, jnp.int32), threshold=jnp.full(nodes, jnp.inf, jnp.float32),
-           split=jnp.zeros(nodes, bool), child=jnp.zeros(nodes, jnp.int32),
-           value=jnp.zeros(nodes, jnp.float32))
-  last = settings.max_depth
-  steady = next((level for level in range(last + 1) if widths[level] == widths[last]), last)
-  for level in range(steady):
-    next_width = widths[level + 1]
+  gain, feature, bin_, totals = best(root[:, None], 0)
+  s = dict(
+      leaves=jnp.int32(1),
+      histogram=jnp.zeros((leaves, d, settings.bins, 3)).at[0].set(root),  # one per leaf slot
+      gain=jnp.full(leaves, -jnp.inf).at[0].set(gain[0]),
+      best_feature=jnp.zeros(leaves, jnp.int32).at[0].set(feature[0]),
+      best_bin=jnp.zeros(leaves, jnp.int32).at[0].set(bin_[0]),
+      leaf_node=jnp.zeros(leaves, jnp.int32),  # the node in each leaf slot
+      depth=jnp.zeros(nodes, jnp.int32), row_node=jnp.zeros(n, jnp.int32),
+      feature=jnp.zeros(nodes, jnp.int32), threshold=jnp.full(nodes, jnp.inf, jnp.float32),
+      split=jnp.zeros(nodes, bool), child=jnp.zeros(nodes, jnp.int32),
+      value=jnp.zeros(nodes, jnp.float32).at[0].set(weight(totals[0])))
 
-    def step(s, level=level, next_width=next_width):
-      return level_step(level, starts[level], widths[level], next_width, s)
+  def split_best(s):
+    """Splits the leaf of the highest gain; its children's histograms and best splits."""
+    i = s["leaves"] - 1  # the split's number
+    slot = jnp.argmax(s["gain"])
+    parent, f, b = s["leaf_node"][slot], s["best_feature"][slot], s["best_bin"][slot]
+    left = 2 * i + 1
+    in_parent = s["row_node"] == parent
+    right_side = codes[:, f] > b
+    parent_histogram = s["histogram"][slot]
+    left_count = jnp.sum(jnp.where(jnp.arange(settings.bins) <= b, parent_histogram[f, :, 2], 0))
+    total = jnp.sum(parent_histogram[0, :, 2])
+    small_right = left_count > total - left_count
+    small_count = jnp.minimum(left_count, total - left_count)
+    which = jnp.sum(jnp.asarray(sizes) >= small_count) - 1  # the smallest bucket it fits
+    small = jax.lax.switch(which, [lambda mask, size=size: gathered(size, mask) for size in sizes],
+                           in_parent & (right_side == small_right))
+    big = parent_histogram - small
+    children = jnp.stack([jnp.where(small_right, big, small), jnp.where(small_right, small, big)])
+    depth = s["depth"][parent] + 1
+    gain, feature, bin_, totals = best(jnp.moveaxis(children, 0, 1), depth)
+    new = s["leaves"]  # the right child's slot
+    return dict(
+        leaves=s["leaves"] + 1,
+        histogram=s["histogram"].at[slot].set(children[0]).at[new].set(children[1]),
+        gain=s["gain"].at[slot].set(gain[0]).at[new].set(gain[1]),
+        best_feature=s["best_feature"].at[slot].set(feature[0]).at[new].set(feature[1]),
+        best_bin=s["best_bin"].at[slot].set(bin_[0]).at[new].set(bin_[1]),
+        leaf_node=s["leaf_node"].at[slot].set(left).at[new].set(left + 1),
+        depth=s["depth"].at[left].set(depth).at[left + 1].set(depth),
+        row_node=jnp.where(in_parent, left + right_side, s["row_node"]),
+        feature=s["feature"].at[parent].set(f),
+        threshold=s["threshold"].at[parent].set(edges[f, jnp.minimum(b, edges.shape[1] - 1)]),
+        split=s["split"].at[parent].set(True), child=s["child"].at[parent].set(left),
+        value=s["value"].at[left].set(weight(totals[0])).at[left + 1].set(weight(totals[1])))
 
-    def skip(s, next_width=next_width):
-      return dict(s, local=jnp.full(n, next_width, jnp.int32),
-                  histogram=jnp.zeros((d, next_width) + s["histogram"].shape[2:]))
-
-    s = jax.lax.cond(s["grows"], step, skip, s)
-  width = widths[last]
-
-  def loop_step(carry):
-    level, s = carry
-    return level + 1, level_step(level, starts[steady] + (level - steady) * width, width, width, s)
-
-  level, s = jax.lax.while_loop(lambda c: c[1]["grows"] & (c[0] < last), loop_step,
-                                (jnp.int32(steady), s))
-  s = jax.lax.cond(s["grows"], lambda s: level_step(last, starts[last], width, 0, s),
-                   lambda s: s, s)
+  s = jax.lax.while_loop(lambda s: (s["leaves"] < leaves) & (jnp.max(s["gain"]) > 0),
+                         split_best, s)
   tree = {name: s[name] for name in ("feature", "threshold", "split", "child", "value")}
-  return tree, s["value"][s["node"]]
+  return tree, s["value"][s["row_node"]]
 
 
 def _leaf_values(tree, x, depth: int):
@@ -287,13 +280,13 @@ def fit(settings: Settings, x, y, key) -> Params:
     g, h = _gradients(settings, raw, y)
     both = _histograms(codes, jnp.concatenate([g, h, jnp.ones_like(g[:, :1])], axis=1),
                        jnp.zeros(len(g), jnp.int32), 1, settings.bins)
-    roots = jnp.stack([both[..., :k], both[..., k:2 * k],
-                       jnp.broadcast_to(both[..., -1:], both.shape[:3] + (k,))], axis=-1)
+    roots = jnp.stack([both[:, 0, :, :k], both[:, 0, :, k:2 * k],
+                       jnp.broadcast_to(both[:, 0, :, -1:], both.shape[::2] + (k,))], axis=-1)
     grown, fitted = jax.lax.map(lambda args: _grow(settings, codes, edges, *args),
-                                (g.T, h.T, jnp.moveaxis(roots, 3, 0)))
+                                (g.T, h.T, jnp.moveaxis(roots, 2, 0)))
     trees = {name: trees[name].at[m].set(grown[name]) for name in trees}
     raw = raw + fitted.T
-    depth = settings.max_depth
+    depth = depth_limit(settings)
     raw_val = raw_val + jax.vmap(lambda t: _leaf_values(t, x_val, depth), out_axes=1)(grown)
     scores = scores.at[m + 1].set(_score(settings, raw_val, y_val))
     return m + 1, raw, raw_val, scores, trees
@@ -317,7 +310,8 @@ def raw_scores(params: Params, x) -> jax.Array:
 
   def one_round(raw, round_trees_and_index):
     round_trees, m = round_trees_and_index
-    values = jax.vmap(lambda t: _leaf_values(t, x, settings.max_depth), out_axes=1)(round_trees)
+    values = jax.vmap(lambda t: _leaf_values(t, x, depth_limit(settings)), out_axes=1)(
+        round_trees)
     return raw + jnp.where(m < params.rounds, values, 0.0), None
 
   start = jnp.broadcast_to(params.baseline, (x.shape[0], trees_per_round(settings)))
@@ -339,8 +333,8 @@ def check(settings: Settings, num_samples: int) -> None:
     raise ValueError(f"num_rounds must be 1 or more, got {settings.num_rounds}")
   if not 2 <= settings.max_leaves <= 4096:
     raise ValueError(f"max_leaves must be in [2, 4096], got {settings.max_leaves}")
-  if not 1 <= settings.max_depth <= 64:
-    raise ValueError(f"max_depth must be in [1, 64], got {settings.max_depth}")
+  if not 0 <= settings.max_depth <= 64:
+    raise ValueError(f"max_depth must be in [0, 64] (0: no limit), got {settings.max_depth}")
   if not 0 <= settings.validation_fraction < 1:
     raise ValueError(f"validation_fraction must be in [0, 1), got {settings.validation_fraction}")
   if (settings.patience and num_samples > EARLY_STOPPING_ROWS

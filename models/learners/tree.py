@@ -176,7 +176,7 @@ def _best_splits(settings: Settings, codes, stats, local, totals, chosen, level_
       values = jnp.broadcast_to(stats[:, None, :], ids.shape + (k,)).reshape(-1, k)
       histogram = jax.ops.segment_sum(values, ids.ravel(), segments).reshape(
           level_nodes, chunk, settings.bins, k)
-    left = jnp.cumsum(histogram, axis=2)  # x ≤ threshold of bin b
+    left = binning.cumulative(histogram, axis=2)  # x ≤ threshold of bin b
     right = totals[:, None, None, :] - left
     left_n = _count(settings, left)
     right_n = counts[:, None, None] - left_n
