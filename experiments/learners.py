@@ -74,7 +74,7 @@ flags.DEFINE_integer("max_iter", None, "logistic (default 100 steps), linear_svm
                      "kernel_svm (1e6 SMO steps), kmeans (300): the most iterations.")
 flags.DEFINE_enum("criterion", None, ["gini", "entropy", "squared_error"], "tree: the impurity "
                   "(default gini, squared_error for regression).")
-flags.DEFINE_integer("max_depth", None, "tree (default 10), forest (20), boosting (12): the "
+flags.DEFINE_integer("max_depth", None, "tree (default 10), forest (20), boosting (0: none): the "
                      "deepest level; at most 64, and 2^21 node slots.")
 flags.DEFINE_integer("width", None, "tree (default 0: 2^max_depth, complete), forest (2048): the "
                      "most nodes a level holds; nodes that would split past it stay leaves.")
@@ -101,7 +101,7 @@ _CHECKS = {  # each setting's valid range: (low, high, low_open)
     "var_smoothing": (0.0, 1.0, False), "alpha": (0.0, 1e30, False), "binarize": (-1e30, 1e30, False),
     "c": (0.0, 1e30, True), "epsilon": (0.0, 1e30, False), "gamma": (0.0, 1e30, True),
     "coef0": (-1e30, 1e30, False), "tol": (0.0, 1e30, True),
-    "max_depth": (1, tree.MAX_DEPTH), "min_samples_leaf": (1, errors.MAX_COUNT),
+    "max_depth": (0, tree.MAX_DEPTH), "min_samples_leaf": (1, errors.MAX_COUNT),
     "max_features": (0, errors.MAX_COUNT), "width": (0, tree.MAX_NODES),
     "num_trees": (1, 100_000), "bins": (2, 256), "num_rounds": (1, 100_000),
     "learning_rate": (0.0, 1e30, True), "max_leaves": (2, 4096), "l2": (0.0, 1e30, False),

@@ -176,7 +176,7 @@ def _boosting_twin(s, regression):
   kind = (ensemble.HistGradientBoostingRegressor if regression else
           ensemble.HistGradientBoostingClassifier)
   return kind(max_iter=s.num_rounds, learning_rate=s.learning_rate, max_leaf_nodes=s.max_leaves,
-              max_depth=s.max_depth, min_samples_leaf=int(s.min_samples_leaf),
+              max_depth=s.max_depth or None, min_samples_leaf=int(s.min_samples_leaf),
               l2_regularization=s.l2, max_bins=min(s.bins, 255), early_stopping="auto" if s.patience else False,
               validation_fraction=s.validation_fraction or None, n_iter_no_change=s.patience or 10,
               tol=s.tol, scoring="neg_mean_squared_error" if regression else "accuracy",
@@ -188,7 +188,7 @@ def _boosting_lightgbm(s, regression):
   import lightgbm
   kind = lightgbm.LGBMRegressor if regression else lightgbm.LGBMClassifier
   return kind(n_estimators=s.num_rounds, learning_rate=s.learning_rate, num_leaves=s.max_leaves,
-              max_depth=s.max_depth, min_child_samples=int(s.min_samples_leaf),
+              max_depth=s.max_depth or -1, min_child_samples=int(s.min_samples_leaf),
               reg_lambda=s.l2, min_child_weight=s.min_hessian, max_bin=min(s.bins, 255),
               random_state=0, verbose=-1)
 

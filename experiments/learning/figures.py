@@ -68,8 +68,11 @@ def _validation_curve(params, data: Tabular, workdir: str) -> list[str]:
   shown = scores * 100 if data.num_classes else -scores
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   ax.plot(rounds, shown, marker=".", markersize=3)
-  ax.axvline(int(params.rounds), color="gray", linewidth=1, linestyle="--",
-             label=f"stopped after round {int(params.rounds)}")
+  rounds_trained = int(params.rounds)
+  ax.axvline(rounds_trained, color="gray", linewidth=1, linestyle="--",
+             label=f"stopped early after round {rounds_trained}"
+             if rounds_trained < params.settings.num_rounds else f"all {rounds_trained} rounds")
+  ax.xaxis.get_major_locator().set_params(integer=True)
   ax.set(xlabel="round", ylabel="validation accuracy %" if data.num_classes else
          "validation mean squared error", title="boosting: the held-out rows after each round")
   ax.legend(fontsize=8)
