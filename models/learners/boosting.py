@@ -17,7 +17,7 @@ LightGBM grow theirs: the leaf whose best split gains most is split next,
 while some split gains more than 0 (each child keeping ``min_samples_leaf``
 rows and a Hessian of ``min_hessian``) and the tree has fewer than
 ``max_leaves`` leaves; no leaf deeper than ``max_depth`` (0: no limit). Each
-leaf keeps its histogram of (g, h, 1) per feature and bin; a split sums the
+node keeps its histogram of (g, h, 1) per feature and bin; a split sums the
 smaller child's from its own rows, gathered into the smallest of the row
 counts N/2, N/4, … that holds them (``lax.switch``: a program per count),
 and takes its sibling's as the parent's minus it. Each feature's histogram
@@ -29,8 +29,10 @@ after every round (accuracy, or −mean squared error);
 training stops when none of the last ``patience`` rounds beats the score
 ``patience`` rounds before by more than ``tol`` (scikit-learn's rule).
 
-Memory: the leaves' histograms, max_leaves · D · bins · 3 float32s (75 MB
-on MNIST); the trees, num_rounds · K · (2 max_leaves − 1) nodes of 5 numbers.
+Memory: the nodes' histograms, (2 max_leaves − 1) · D · bins · 3 float32s
+(147 MB on MNIST: one slot per node, so that a split writes its two children
+in one slice, in place); the trees, num_rounds · K · (2 max_leaves − 1)
+nodes of 5 numbers.
 """
 
 import math
