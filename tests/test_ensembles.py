@@ -11,6 +11,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.ensemble import RandomForestClassifier
 
+from models.learners import binning
 from models.learners import boosting
 from models.learners import forest
 from models.learners import tree
@@ -45,6 +46,24 @@ def test_one_tree_on_every_row_and_feature_is_the_decision_tree():
   alone = tree.fit(forest.tree_settings(settings, 12), x, y)
   for name in ("feature", "threshold", "split", "child", "value"):
     np.testing.assert_array_equal(getattr(ours.trees, name)[0], getattr(alone, name), name)
+
+
+def test_the_vmapped_trees_are_the_trees_grown_one_by_one():
+  """Five trees, two at a time (three groups, the last padded): each equals ``tree.grow`` run
+  alone on its own draws and key."""
+  x, y = _classes(300, seed=6)
+  settings = forest.Settings(num_trees=5, trees_at_once=2, max_depth=7, width=64, bins=32,
+                             num_classes=3)
+  key = jax.random.key(11)
+  params = jax.jit(lambda x, y, k: forest.fit(settings, x, y, k))(x, y, key)
+  codes = binning.binned(binning.thresholds(x, 32), x)
+  for t, tree_key in enumerate(jax.random.split(key, 6)[:5]):
+    draw_key, grow_key = jax.random.split(tree_key)
+    alone = tree.grow(forest.tree_settings(settings, 12), jnp.asarray(x), codes, y, grow_key,
+                      forest._draws(draw_key, 300))
+    for name in ("feature", "threshold", "split", "child", "value"):
+      np.testing.assert_array_equal(getattr(params.trees, name)[t], getattr(alone, name),
+                                    (t, name))
 
 
 def test_the_bootstrap_draws_n_rows_and_leaves_about_a_third_out():
@@ -116,6 +135,38 @@ def test_the_first_boosting_rounds_are_scikit_learns_in_classification():
   ours = np.asarray(jax.nn.softmax(boosting.raw_scores(params, x), axis=1))
   np.testing.assert_allclose(ours, theirs.predict_proba(x), atol=1e-5)
   np.testing.assert_array_equal(np.asarray(params.split).sum(axis=2), 30)
+
+
+def test_a_first_round_stump_is_the_newton_step_written_out():
+  """One round of two-leaf trees on 200 rows, in float64 by hand: F₀ = log p_k, g = p − y,
+  h = p(1 − p); for each class the split of largest G_L²/H_L + G_R²/H_R − G²/H over every
+  midpoint (each side 20 rows or more); each side's raw score moves by −η G/H."""
+  rng = np.random.default_rng(7)
+  x = np.round(rng.normal(size=(200, 3)), 1).astype(np.float32)
+  y = ((x[:, 0] > 0.3).astype(int) + (x[:, 1] > 0.5)).astype(np.int32)
+  settings = boosting.Settings(num_rounds=1, max_leaves=2, patience=0, num_classes=3)
+  params = jax.jit(lambda x, y, k: boosting.fit(settings, x, y, k))(x, y, jax.random.key(0))
+  ours = np.asarray(boosting.raw_scores(params, x), np.float64)
+  x64, onehot = x.astype(np.float64), np.eye(3)[y]
+  prior = onehot.mean(axis=0)
+  p = np.broadcast_to(prior, (200, 3))
+  g, h = p - onehot, p * (1 - p)
+  for k in range(3):
+    best = (-np.inf, None)
+    for f in range(3):
+      values = np.unique(x64[:, f])
+      for low, high in zip(values[:-1], values[1:]):
+        left = x64[:, f] <= (low + high) / 2
+        if min(left.sum(), (~left).sum()) < 20:
+          continue
+        gain = (g[left, k].sum() ** 2 / h[left, k].sum() + g[~left, k].sum() ** 2
+                / h[~left, k].sum() - g[:, k].sum() ** 2 / h[:, k].sum())
+        if gain > best[0]:
+          best = (gain, left)
+    left = best[1]
+    expected = np.log(prior[k]) + np.where(left, -0.1 * g[left, k].sum() / h[left, k].sum(),
+                                           -0.1 * g[~left, k].sum() / h[~left, k].sum())
+    np.testing.assert_allclose(ours[:, k], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_each_tree_keeps_to_the_leaf_budget():
