@@ -43,7 +43,7 @@ def test_one_tree_on_every_row_and_feature_is_the_decision_tree():
   settings = forest.Settings(num_trees=1, bootstrap=False, max_features=12, max_depth=6,
                              width=64, bins=256, num_classes=3)
   ours = jax.jit(lambda x, y, k: forest.fit(settings, x, y, k))(x, y, jax.random.key(0))
-  alone = tree.fit(forest.tree_settings(settings, 12), x, y)
+  alone = jax.jit(lambda x, y: tree.fit(forest.tree_settings(settings, 12), x, y))(x, y)
   for name in ("feature", "threshold", "split", "child", "value"):
     np.testing.assert_array_equal(getattr(ours.trees, name)[0], getattr(alone, name), name)
 
@@ -52,15 +52,16 @@ def test_the_vmapped_trees_are_the_trees_grown_one_by_one():
   """Five trees, two at a time (three groups, the last padded): each equals ``tree.grow`` run
   alone on its own draws and key."""
   x, y = _classes(300, seed=6)
-  settings = forest.Settings(num_trees=5, trees_at_once=2, max_depth=7, width=64, bins=32,
+  settings = forest.Settings(num_trees=5, trees_at_once=2, max_depth=5, width=16, bins=32,
                              num_classes=3)
   key = jax.random.key(11)
   params = jax.jit(lambda x, y, k: forest.fit(settings, x, y, k))(x, y, key)
   codes = binning.binned(binning.thresholds(x, 32), x)
+  grow = jax.jit(lambda k, w: tree.grow(forest.tree_settings(settings, 12), jnp.asarray(x),
+                                        codes, y, k, w))
   for t, tree_key in enumerate(jax.random.split(key, 6)[:5]):
     draw_key, grow_key = jax.random.split(tree_key)
-    alone = tree.grow(forest.tree_settings(settings, 12), jnp.asarray(x), codes, y, grow_key,
-                      forest._draws(draw_key, 300))
+    alone = grow(grow_key, forest._draws(draw_key, 300))
     for name in ("feature", "threshold", "split", "child", "value"):
       np.testing.assert_array_equal(getattr(params.trees, name)[t], getattr(alone, name),
                                     (t, name))
@@ -78,15 +79,16 @@ def test_out_of_bag_votes_are_the_trees_that_left_each_row_out():
   """The out-of-bag accuracy recomputed from the trees themselves: each tree's draws
   recreated from its key, its class frequencies summed over the rows it never drew."""
   x, y = _classes(300, seed=1)
-  settings = forest.Settings(num_trees=6, trees_at_once=4, max_depth=8, width=64, num_classes=3)
+  settings = forest.Settings(num_trees=6, trees_at_once=4, max_depth=5, width=16, num_classes=3)
   key = jax.random.key(7)
   params = jax.jit(lambda x, y, k: forest.fit(settings, x, y, k))(x, y, key)
   keys = jax.random.split(key, 8)[:6]  # 2 groups of 4: the last 2 trees are dropped
   votes = np.zeros((300, 3))
+  predict = jax.jit(tree.predict_values)
   for t in range(6):
     out = np.asarray(forest._draws(jax.random.split(keys[t])[0], 300)) == 0
     one = jax.tree.map(lambda a, t=t: a[t], params.trees)
-    votes[out] += np.asarray(tree.predict_values(one, x))[out]
+    votes[out] += np.asarray(predict(one, x))[out]
   seen = votes.sum(axis=1) > 0
   expected = np.mean(np.argmax(votes[seen], axis=1) == y[seen])
   assert float(params.oob_score) == pytest.approx(expected, abs=1e-6)

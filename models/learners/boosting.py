@@ -35,6 +35,7 @@ in one slice, in place); the trees, num_rounds · K · (2 max_leaves − 1)
 nodes of 5 numbers.
 """
 
+import functools
 import math
 
 import flax.struct
@@ -145,85 +146,90 @@ def _bucket_sizes(n: int) -> list[int]:
   return sizes
 
 
+def _weight(settings: Settings, totals) -> jax.Array:
+  """η w = −η G / (H + λ) of each node's (G, H, count)."""
+  return -settings.learning_rate * totals[..., 0] / jnp.maximum(totals[..., 1] + settings.l2,
+                                                                1e-30)
+
+
+def _best(settings: Settings, histograms, depth):
+  """(gain, feature, bin, totals) of each of the (D, W, bins, 3) histograms' nodes; gain −inf
+  at the depth limit."""
+  totals = jnp.sum(histograms[0], axis=1)  # every row is in one bin of feature 0
+  gain, feature, bin_ = _best_splits(settings, histograms, totals)
+  return jnp.where(depth < depth_limit(settings), gain, -jnp.inf), feature, bin_, totals
+
+
+def _gathered(settings: Settings, codes, stats, size: int, rows_mask) -> jax.Array:
+  """(D, bins, 3): the histogram of the rows of ``rows_mask``, gathered into ``size`` slots."""
+  n = codes.shape[0]
+  rows = jnp.nonzero(rows_mask, size=size, fill_value=n)[0]
+  slot = (rows == n).astype(jnp.int32)  # the padding: slot 1, dropped
+  rows = jnp.minimum(rows, n - 1)
+  return _histograms(codes[rows], stats[rows], slot, 1, settings.bins)[:, 0]
+
+
+def _split(settings: Settings, codes, edges, stats, s: dict) -> dict:
+  """``_grow``'s state after splitting the leaf of the highest gain: its children's nodes,
+  rows, histograms (the smaller's summed, the other's subtracted) and best splits."""
+  sizes = _bucket_sizes(codes.shape[0])
+  i = s["leaves"] - 1  # the split's number
+  slot = jnp.argmax(s["gain"])
+  parent, f, b = s["leaf_node"][slot], s["best_feature"][slot], s["best_bin"][slot]
+  left = 2 * i + 1
+  in_parent = s["row_node"] == parent
+  right_side = codes[:, f] > b
+  parent_histogram = s["histogram"][parent]
+  left_count = jnp.sum(jnp.where(jnp.arange(settings.bins) <= b, parent_histogram[f, :, 2], 0))
+  total = jnp.sum(parent_histogram[0, :, 2])
+  small_right = left_count > total - left_count
+  which = jnp.sum(jnp.asarray(sizes) >= jnp.minimum(left_count, total - left_count)) - 1
+  small = jax.lax.switch(  # in the smallest bucket that holds the smaller child's rows
+      which, [functools.partial(_gathered, settings, codes, stats, size) for size in sizes],
+      in_parent & (right_side == small_right))
+  big = parent_histogram - small
+  children = jnp.stack([jnp.where(small_right, big, small), jnp.where(small_right, small, big)])
+  depth = s["depth"][parent] + 1
+  gain, feature, bin_, totals = _best(settings, jnp.moveaxis(children, 0, 1), depth)
+  new = s["leaves"]  # the right child's leaf slot
+  pair = lambda a, values: a.at[slot].set(values[0]).at[new].set(values[1])  # noqa: E731
+  return dict(
+      leaves=s["leaves"] + 1,
+      histogram=jax.lax.dynamic_update_slice_in_dim(s["histogram"], children, left, axis=0),
+      gain=pair(s["gain"], gain), best_feature=pair(s["best_feature"], feature),
+      best_bin=pair(s["best_bin"], bin_), leaf_node=pair(s["leaf_node"], (left, left + 1)),
+      depth=s["depth"].at[left].set(depth).at[left + 1].set(depth),
+      row_node=jnp.where(in_parent, left + right_side, s["row_node"]),
+      feature=s["feature"].at[parent].set(f),
+      threshold=s["threshold"].at[parent].set(edges[f, jnp.minimum(b, edges.shape[1] - 1)]),
+      split=s["split"].at[parent].set(True), child=s["child"].at[parent].set(left),
+      value=s["value"].at[left].set(_weight(settings, totals[0])).at[left + 1].set(
+          _weight(settings, totals[1])))
+
+
 def _grow(settings: Settings, codes, edges, g, h, root):
   """One Newton tree on (g, h), leaf by leaf: its node arrays and each training row's leaf
   value. ``root`` (D, bins, 3): the root's histogram (one sum over the rows serves every
-  class's tree). Nodes are numbered as they are made: the i-th split makes 2i + 1 and 2i + 2.
+  class's tree). Nodes are numbered as they are made: the i-th split makes 2i + 1 and 2i + 2;
+  each node's histogram has its own slot, so that a split writes its children's in one slice.
   """
   n, d = codes.shape
   leaves, nodes = settings.max_leaves, num_nodes(settings)
   stats = jnp.stack([g, h, jnp.ones_like(g)], axis=1)
-  sizes = _bucket_sizes(n)
-  deepest = depth_limit(settings)
-
-  def weight(totals):
-    return -settings.learning_rate * totals[..., 0] / jnp.maximum(totals[..., 1] + settings.l2,
-                                                                  1e-30)
-
-  def best(histograms, depth):
-    """(gain, feature, bin) of the best split of each of the (D, W, bins, 3) histograms' nodes,
-    and their totals; gain −inf at the depth limit."""
-    totals = jnp.sum(histograms[0], axis=1)  # every row is in one bin of feature 0
-    gain, feature, bin_ = _best_splits(settings, histograms, totals)
-    return jnp.where(depth < deepest, gain, -jnp.inf), feature, bin_, totals
-
-  def gathered(size, rows_mask):
-    """The histogram of the rows of ``rows_mask``, gathered into ``size`` slots."""
-    rows = jnp.nonzero(rows_mask, size=size, fill_value=n)[0]
-    slot = (rows == n).astype(jnp.int32)  # the padding: slot 1, dropped
-    rows = jnp.minimum(rows, n - 1)
-    return _histograms(codes[rows], stats[rows], slot, 1, settings.bins)[:, 0]
-
-  gain, feature, bin_, totals = best(root[:, None], 0)
+  gain, feature, bin_, totals = _best(settings, root[:, None], 0)
   s = dict(
       leaves=jnp.int32(1),
-      histogram=jnp.zeros((nodes, d, settings.bins, 3)).at[0].set(root),  # one per node
-      gain=jnp.full(leaves, -jnp.inf).at[0].set(gain[0]),
+      histogram=jnp.zeros((nodes, d, settings.bins, 3)).at[0].set(root),
+      gain=jnp.full(leaves, -jnp.inf).at[0].set(gain[0]),  # of each leaf slot's best split
       best_feature=jnp.zeros(leaves, jnp.int32).at[0].set(feature[0]),
       best_bin=jnp.zeros(leaves, jnp.int32).at[0].set(bin_[0]),
       leaf_node=jnp.zeros(leaves, jnp.int32),  # the node in each leaf slot
       depth=jnp.zeros(nodes, jnp.int32), row_node=jnp.zeros(n, jnp.int32),
       feature=jnp.zeros(nodes, jnp.int32), threshold=jnp.full(nodes, jnp.inf, jnp.float32),
       split=jnp.zeros(nodes, bool), child=jnp.zeros(nodes, jnp.int32),
-      value=jnp.zeros(nodes, jnp.float32).at[0].set(weight(totals[0])))
-
-  def split_best(s):
-    """Splits the leaf of the highest gain; its children's histograms and best splits."""
-    i = s["leaves"] - 1  # the split's number
-    slot = jnp.argmax(s["gain"])
-    parent, f, b = s["leaf_node"][slot], s["best_feature"][slot], s["best_bin"][slot]
-    left = 2 * i + 1
-    in_parent = s["row_node"] == parent
-    right_side = codes[:, f] > b
-    parent_histogram = s["histogram"][parent]
-    left_count = jnp.sum(jnp.where(jnp.arange(settings.bins) <= b, parent_histogram[f, :, 2], 0))
-    total = jnp.sum(parent_histogram[0, :, 2])
-    small_right = left_count > total - left_count
-    small_count = jnp.minimum(left_count, total - left_count)
-    which = jnp.sum(jnp.asarray(sizes) >= small_count) - 1  # the smallest bucket it fits
-    small = jax.lax.switch(which, [lambda mask, size=size: gathered(size, mask) for size in sizes],
-                           in_parent & (right_side == small_right))
-    big = parent_histogram - small
-    children = jnp.stack([jnp.where(small_right, big, small), jnp.where(small_right, small, big)])
-    depth = s["depth"][parent] + 1
-    gain, feature, bin_, totals = best(jnp.moveaxis(children, 0, 1), depth)
-    new = s["leaves"]  # the right child's slot
-    return dict(
-        leaves=s["leaves"] + 1,
-        histogram=jax.lax.dynamic_update_slice_in_dim(s["histogram"], children, left, axis=0),
-        gain=s["gain"].at[slot].set(gain[0]).at[new].set(gain[1]),
-        best_feature=s["best_feature"].at[slot].set(feature[0]).at[new].set(feature[1]),
-        best_bin=s["best_bin"].at[slot].set(bin_[0]).at[new].set(bin_[1]),
-        leaf_node=s["leaf_node"].at[slot].set(left).at[new].set(left + 1),
-        depth=s["depth"].at[left].set(depth).at[left + 1].set(depth),
-        row_node=jnp.where(in_parent, left + right_side, s["row_node"]),
-        feature=s["feature"].at[parent].set(f),
-        threshold=s["threshold"].at[parent].set(edges[f, jnp.minimum(b, edges.shape[1] - 1)]),
-        split=s["split"].at[parent].set(True), child=s["child"].at[parent].set(left),
-        value=s["value"].at[left].set(weight(totals[0])).at[left + 1].set(weight(totals[1])))
-
+      value=jnp.zeros(nodes, jnp.float32).at[0].set(_weight(settings, totals[0])))
   s = jax.lax.while_loop(lambda s: (s["leaves"] < leaves) & (jnp.max(s["gain"]) > 0),
-                         split_best, s)
+                         functools.partial(_split, settings, codes, edges, stats), s)
   tree = {name: s[name] for name in ("feature", "threshold", "split", "child", "value")}
   return tree, s["value"][s["row_node"]]
 

@@ -33,6 +33,8 @@ Prediction walks the node arrays from the root, one level per step: class
 weights (the most probable class; ties to the lowest) or the mean target.
 """
 
+import functools
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -132,6 +134,42 @@ def chunk_size(settings: Settings, level_nodes: int, num_samples: int, num_featu
   return max(1, min(num_features, settings.memory_bytes // per_feature))
 
 
+def _histogram(settings: Settings, part, stats, local, level_nodes: int) -> jax.Array:
+  """(level_nodes, chunk, bins, K): the samples' statistics summed per (node, feature, bin);
+  ``part`` (N, chunk) the samples' bins of a chunk of features, ``local`` their nodes (samples
+  of no node: level_nodes, dropped)."""
+  chunk, k = part.shape[1], stats.shape[1]
+  segments = level_nodes * chunk * settings.bins
+  ids = (local[:, None] * chunk + jnp.arange(chunk)[None, :]) * settings.bins + part
+  ids = jnp.where(local[:, None] < level_nodes, ids, segments)
+  if settings.num_classes:  # one weight per sample: its class in the index
+    labels = jnp.argmax(stats, axis=1)
+    weight = jnp.sum(stats, axis=1)
+    flat = jax.ops.segment_sum(jnp.broadcast_to(weight[:, None], ids.shape).ravel(),
+                               (ids * k + labels[:, None]).ravel(), segments * k)
+    return flat.reshape(level_nodes, chunk, settings.bins, k)
+  values = jnp.broadcast_to(stats[:, None, :], ids.shape + (k,)).reshape(-1, k)
+  return jax.ops.segment_sum(values, ids.ravel(), segments).reshape(
+      level_nodes, chunk, settings.bins, k)
+
+
+def _split_scores(settings: Settings, histogram, totals) -> jax.Array:
+  """(nodes, chunk, bins): the children's impurity of each split "bin ≤ b" (module
+  docstring); +inf where a child would hold fewer than min_samples_leaf."""
+  left = binning.cumulative(histogram, axis=2)  # x ≤ threshold of bin b
+  right = totals[:, None, None, :] - left
+  left_n = _count(settings, left)
+  right_n = _count(settings, totals)[:, None, None] - left_n
+  if settings.num_classes:
+    score = impurity_sum(settings, left) + impurity_sum(settings, right)
+  else:  # Σwy² is the node's whatever the split: only the means' terms, less rounding
+    means = lambda t: jnp.where(t[..., 0] > 0, t[..., 1] ** 2 / jnp.maximum(t[..., 0], 1e-30),  # noqa: E731
+                                0.0)
+    score = totals[:, None, None, 2] - means(left) - means(right)
+  ok = (left_n >= settings.min_samples_leaf) & (right_n >= settings.min_samples_leaf)
+  return jnp.where(ok, score, jnp.inf)
+
+
 def _best_splits(settings: Settings, codes, stats, local, totals, chosen, level_nodes):
   """Each node's best (children's impurity, feature, bin) at one level (module docstring).
 
@@ -149,8 +187,6 @@ def _best_splits(settings: Settings, codes, stats, local, totals, chosen, level_
   else:
     chosen = jnp.pad(chosen, ((0, 0), (0, pad)), constant_values=-1)
     rows = chosen[jnp.minimum(local, level_nodes - 1)]  # (N, m + pad) each sample's node's
-  counts = _count(settings, totals)
-  segments = level_nodes * chunk * settings.bins
 
   def one_chunk(first):
     if chosen is None:
@@ -164,30 +200,9 @@ def _best_splits(settings: Settings, codes, stats, local, totals, chosen, level_
       columns = jax.lax.dynamic_slice_in_dim(chosen, first, chunk, axis=1)  # (L, chunk)
       valid = columns >= 0
       feature_of = lambda j: columns[jnp.arange(level_nodes), j]  # noqa: E731
-    ids = (local[:, None] * chunk + jnp.arange(chunk)[None, :]) * settings.bins + part  # (N, chunk)
-    ids = jnp.where(local[:, None] < level_nodes, ids, segments)  # samples of no node: dropped
-    if settings.num_classes:  # one weight per sample: its class in the index
-      labels = jnp.argmax(stats, axis=1)
-      weight = jnp.sum(stats, axis=1)
-      flat = jax.ops.segment_sum(jnp.broadcast_to(weight[:, None], ids.shape).ravel(),
-                                 (ids * k + labels[:, None]).ravel(), segments * k)
-      histogram = flat.reshape(level_nodes, chunk, settings.bins, k)
-    else:
-      values = jnp.broadcast_to(stats[:, None, :], ids.shape + (k,)).reshape(-1, k)
-      histogram = jax.ops.segment_sum(values, ids.ravel(), segments).reshape(
-          level_nodes, chunk, settings.bins, k)
-    left = binning.cumulative(histogram, axis=2)  # x ≤ threshold of bin b
-    right = totals[:, None, None, :] - left
-    left_n = _count(settings, left)
-    right_n = counts[:, None, None] - left_n
-    if settings.num_classes:
-      score = impurity_sum(settings, left) + impurity_sum(settings, right)
-    else:  # Σwy² is the node's whatever the split: only the means' terms, less rounding
-      means = lambda t: jnp.where(t[..., 0] > 0, t[..., 1] ** 2 / jnp.maximum(t[..., 0], 1e-30),  # noqa: E731
-                                  0.0)
-      score = totals[:, None, None, 2] - means(left) - means(right)
-    ok = (left_n >= settings.min_samples_leaf) & (right_n >= settings.min_samples_leaf)
-    ok = ok & jnp.broadcast_to(valid, (level_nodes, chunk))[:, :, None]
+    histogram = _histogram(settings, part, stats, local, level_nodes)
+    score = _split_scores(settings, histogram, totals)
+    ok = jnp.broadcast_to(valid, (level_nodes, chunk))[:, :, None]
     score = jnp.where(ok, score, jnp.inf).reshape(level_nodes, -1)
     best = jnp.argmin(score, axis=1)
     return (score[jnp.arange(level_nodes), best], feature_of(best // settings.bins),
@@ -217,6 +232,49 @@ def fit(settings: Settings, x, y, key=None, weight=None) -> Params:
   return grow(settings, x, binning.binned(edges, x), y, key, weight)
 
 
+def _level(settings: Settings, x, codes, stats, key, level, first, level_nodes: int,
+           next_width: int, grown: _Grown) -> _Grown:
+  """Splits level ``level``'s nodes (slots first … first + level_nodes − 1) into the next
+  level's ``next_width`` slots (0: the last level, whose nodes only take their values)."""
+  n, d = x.shape
+  local = grown.node - first  # in [0, level_nodes) for the samples still descending
+  inside = (local >= 0) & (local < level_nodes)
+  local = jnp.where(inside, local, level_nodes)
+  totals = jax.ops.segment_sum(stats, local, level_nodes + 1)[:level_nodes]
+  value = jax.lax.dynamic_update_slice_in_dim(grown.value, totals, first, axis=0)
+  if not next_width:
+    return grown.replace(value=value)
+  parent = impurity_sum(settings, totals)
+  counts = _count(settings, totals)
+  if settings.num_classes:
+    pure = jnp.max(totals, axis=1) >= counts
+  else:
+    pure = parent <= EPSILON * jnp.maximum(totals[:, 2], 1e-30)
+  chosen = None
+  if settings.max_features and settings.max_features < d:  # a draw without replacement
+    draws = jax.random.uniform(jax.random.fold_in(key, level), (level_nodes, d))
+    chosen = jnp.sort(jax.lax.top_k(draws, settings.max_features)[1], axis=1)
+  score, best_feature, best_bin = _best_splits(settings, codes, stats, local, totals,
+                                               chosen, level_nodes)
+  grows = ~pure & (counts > 0) & jnp.isfinite(score)
+  rank = jnp.cumsum(grows) - 1  # the splitting nodes' order: their children's slots
+  fits = grows & (2 * rank + 1 < next_width)
+  ids = first + jnp.arange(level_nodes)
+  feature = grown.feature.at[ids].set(jnp.where(fits, best_feature, 0))
+  split = grown.split.at[ids].set(fits)
+  child = grown.child.at[ids].set(jnp.where(fits, first + level_nodes + 2 * rank, 0))
+  node = grown.node
+  right = codes[jnp.arange(n), feature[node]].astype(jnp.int32) > best_bin[
+      jnp.minimum(local, level_nodes - 1)]
+  moves = inside & split[node]
+  threshold = grown.threshold.at[ids].set(jnp.where(fits, _midpoints(
+      x[jnp.arange(n), feature[node]], moves, right, local, level_nodes), jnp.inf))
+  return _Grown(feature, threshold, split, child, value,
+                grown.importance.at[best_feature].add(jnp.where(fits, parent - score, 0.0)),
+                grown.unsplit + jnp.sum(grows & ~fits),
+                jnp.where(moves, child[node] + right, node))
+
+
 def grow(settings: Settings, x, codes, y, key=None, weight=None) -> Params:
   """``fit`` on features already binned: ``codes`` (N, D) their bins (a forest bins once).
 
@@ -241,53 +299,15 @@ def grow(settings: Settings, x, codes, y, key=None, weight=None) -> Params:
                  importance=jnp.zeros(d, jnp.float32), unsplit=jnp.int32(0),
                  node=jnp.zeros(n, jnp.int32))
 
-  def level_step(level, first, level_nodes, next_width, grown):
-    """Splits level ``level``'s nodes (slots first … first + level_nodes − 1)."""
-    local = grown.node - first  # in [0, level_nodes) for the samples still descending
-    inside = (local >= 0) & (local < level_nodes)
-    local = jnp.where(inside, local, level_nodes)
-    totals = jax.ops.segment_sum(stats, local, level_nodes + 1)[:level_nodes]
-    value = jax.lax.dynamic_update_slice_in_dim(grown.value, totals, first, axis=0)
-    if not next_width:
-      return grown.replace(value=value)
-    parent = impurity_sum(settings, totals)
-    counts = _count(settings, totals)
-    if settings.num_classes:
-      pure = jnp.max(totals, axis=1) >= counts
-    else:
-      pure = parent <= EPSILON * jnp.maximum(totals[:, 2], 1e-30)
-    chosen = None
-    if settings.max_features and settings.max_features < d:  # a draw without replacement
-      draws = jax.random.uniform(jax.random.fold_in(key, level), (level_nodes, d))
-      chosen = jnp.sort(jax.lax.top_k(draws, settings.max_features)[1], axis=1)
-    score, best_feature, best_bin = _best_splits(settings, codes, stats, local, totals,
-                                                 chosen, level_nodes)
-    grows = ~pure & (counts > 0) & jnp.isfinite(score)
-    rank = jnp.cumsum(grows) - 1  # the splitting nodes' order: their children's slots
-    fits = grows & (2 * rank + 1 < next_width)
-    ids = first + jnp.arange(level_nodes)
-    feature = grown.feature.at[ids].set(jnp.where(fits, best_feature, 0))
-    split = grown.split.at[ids].set(fits)
-    child = grown.child.at[ids].set(jnp.where(fits, first + level_nodes + 2 * rank, 0))
-    node = grown.node
-    right = codes[jnp.arange(n), feature[node]].astype(jnp.int32) > best_bin[
-        jnp.minimum(local, level_nodes - 1)]
-    moves = inside & split[node]
-    threshold = grown.threshold.at[ids].set(jnp.where(fits, _midpoints(
-        x[jnp.arange(n), feature[node]], moves, right, local, level_nodes), jnp.inf))
-    return _Grown(feature, threshold, split, child, value,
-                  grown.importance.at[best_feature].add(jnp.where(fits, parent - score, 0.0)),
-                  grown.unsplit + jnp.sum(grows & ~fits),
-                  jnp.where(moves, child[node] + right, node))
-
   last = settings.max_depth
   steady = next((level for level in range(last) if widths[level] == widths[last]), last)
+  step = functools.partial(_level, settings, x, codes, stats, key)
   for level in range(steady):
-    grown = level_step(level, starts[level], widths[level], widths[level + 1], grown)
+    grown = step(level, starts[level], widths[level], widths[level + 1], grown)
   width = widths[last]
-  grown = jax.lax.fori_loop(steady, last, lambda level, grown: level_step(
+  grown = jax.lax.fori_loop(steady, last, lambda level, grown: step(
       level, starts[steady] + (level - steady) * width, width, width, grown), grown)
-  grown = level_step(last, starts[last], width, 0, grown)
+  grown = step(last, starts[last], width, 0, grown)
   total = jnp.sum(grown.importance)
   importance = jnp.where(total > 0, grown.importance / jnp.maximum(total, 1e-30), grown.importance)
   return Params(settings, grown.feature, grown.threshold, grown.split, grown.child, grown.value,
