@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from models.learners import binning
+from models.learners import tree
 
 COPIES = 8  # partial histograms per feature (``_histograms``)
 FLAT_ROWS = 4096  # up to these rows, a histogram is one sum over every (row, feature)
@@ -230,17 +231,14 @@ def _grow(settings: Settings, codes, edges, g, h, root):
       value=jnp.zeros(nodes, jnp.float32).at[0].set(_weight(settings, totals[0])))
   s = jax.lax.while_loop(lambda s: (s["leaves"] < leaves) & (jnp.max(s["gain"]) > 0),
                          functools.partial(_split, settings, codes, edges, stats), s)
-  tree = {name: s[name] for name in ("feature", "threshold", "split", "child", "value")}
-  return tree, s["value"][s["row_node"]]
+  nodes_grown = {name: s[name] for name in ("feature", "threshold", "split", "child", "value")}
+  return nodes_grown, s["value"][s["row_node"]]
 
 
-def _leaf_values(tree, x, depth: int):
-  """(N,) the value of each row's leaf in one tree."""
-  node = jnp.zeros(x.shape[0], jnp.int32)
-  for _ in range(depth):
-    go_right = x[jnp.arange(x.shape[0]), tree["feature"][node]] > tree["threshold"][node]
-    node = jnp.where(tree["split"][node], tree["child"][node] + go_right, node)
-  return tree["value"][node]
+def _leaf_values(nodes, x, depth: int):
+  """(N,) the value of each row's leaf in one tree (``nodes``: its arrays by name)."""
+  return nodes["value"][tree.walk(nodes["feature"], nodes["threshold"], nodes["split"],
+                                  nodes["child"], x, depth)]
 
 
 def _gradients(settings: Settings, raw, y):

@@ -314,14 +314,20 @@ def grow(settings: Settings, x, codes, y, key=None, weight=None) -> Params:
                 importance, offset, grown.unsplit)
 
 
+def walk(feature, threshold, split, child, x, depth: int) -> jax.Array:
+  """(N,) the node each row of x ends in, ``depth`` steps from the root of node arrays (a
+  split node's rows go to child when x[feature] ≤ threshold, else child + 1)."""
+  node = jnp.zeros(x.shape[0], jnp.int32)
+  for _ in range(depth):
+    go_right = x[jnp.arange(x.shape[0]), feature[node]] > threshold[node]
+    node = jnp.where(split[node], child[node] + go_right, node)
+  return node
+
+
 def leaves(params: Params, x) -> jax.Array:
   """(N,) the node each row of x ends in."""
-  x = jnp.asarray(x, jnp.float32)
-  node = jnp.zeros(x.shape[0], jnp.int32)
-  for _ in range(params.settings.max_depth):
-    go_right = x[jnp.arange(x.shape[0]), params.feature[node]] > params.threshold[node]
-    node = jnp.where(params.split[node], params.child[node] + go_right, node)
-  return node
+  return walk(params.feature, params.threshold, params.split, params.child,
+              jnp.asarray(x, jnp.float32), params.settings.max_depth)
 
 
 def predict_values(params: Params, x) -> jax.Array:
