@@ -11,19 +11,20 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree import DecisionTreeRegressor
 
 from models.learners import binning
+from models.learners import splits
 from models.learners import tree
 
 
 def test_gini_and_entropy_by_hand():
   """Class weights (3, 1): Gini 4 (1 − 9/16 − 1/16) = 1.5; entropy −(3 ln ¾ + ln ¼)."""
   stats = np.array([[3.0, 1.0], [2.0, 2.0], [4.0, 0.0]], np.float32)
-  gini = tree.impurity_sum(tree.Settings(num_classes=2), stats)
+  gini = splits.impurity_sum(tree.Settings(num_classes=2), stats)
   np.testing.assert_allclose(gini, [1.5, 2.0, 0.0], rtol=1e-6)
-  entropy = tree.impurity_sum(tree.Settings(criterion="entropy", num_classes=2), stats)
+  entropy = splits.impurity_sum(tree.Settings(criterion="entropy", num_classes=2), stats)
   np.testing.assert_allclose(entropy, [-(3 * math.log(0.75) + math.log(0.25)),
                                        4 * math.log(2), 0.0], rtol=1e-6, atol=1e-6)
   # Squared error from (w, Σwy, Σwy²) of y = 1, 2, 6: Σ (y − 3)² = 14.
-  np.testing.assert_allclose(tree.impurity_sum(tree.Settings(), np.array([3.0, 9.0, 41.0])),
+  np.testing.assert_allclose(splits.impurity_sum(tree.Settings(), np.array([3.0, 9.0, 41.0])),
                              14.0, rtol=1e-6)
 
 

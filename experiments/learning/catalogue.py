@@ -23,6 +23,7 @@ from models.learners import knn
 from models.learners import linear_svm
 from models.learners import logistic
 from models.learners import naive_bayes
+from models.learners import splits
 from models.learners import tree
 
 
@@ -131,7 +132,7 @@ def _kmeans_twin(s, regression):
 def _tree_twin(s, regression):
   from sklearn import tree as sklearn_tree
   kind = sklearn_tree.DecisionTreeRegressor if regression else sklearn_tree.DecisionTreeClassifier
-  return kind(criterion=tree.criterion(s), max_depth=s.max_depth,
+  return kind(criterion=splits.criterion(s), max_depth=s.max_depth,
               min_samples_leaf=int(s.min_samples_leaf), max_features=s.max_features or None,
               random_state=0)
 
@@ -150,7 +151,7 @@ def _tree_shape(params, estimator, data):
 def _forest_twin(s, regression):
   from sklearn import ensemble
   kind = ensemble.RandomForestRegressor if regression else ensemble.RandomForestClassifier
-  return kind(n_estimators=s.num_trees, criterion=tree.criterion(forest.tree_settings(s, 1)),
+  return kind(n_estimators=s.num_trees, criterion=splits.criterion(forest.tree_settings(s, 1)),
               max_depth=s.max_depth, min_samples_leaf=int(s.min_samples_leaf),
               max_features=s.max_features or "sqrt", bootstrap=s.bootstrap, oob_score=s.bootstrap,
               n_jobs=-1, random_state=0)

@@ -18,10 +18,8 @@ while some split gains more than 0 (each child keeping ``min_samples_leaf``
 rows and a Hessian of ``min_hessian``) and the tree has fewer than
 ``max_leaves`` leaves; no leaf deeper than ``max_depth`` (0: no limit). Each
 node keeps its histogram of (g, h, 1) per feature and bin; a split sums the
-smaller child's from its own rows, gathered into the smallest of the row
-counts N/2, N/4, … that holds them (``lax.switch``: a program per count),
-and takes its sibling's as the parent's minus it. Each feature's histogram
-is summed on its own (``lax.map``), so that the sums stay in cache.
+smaller child's from its own rows (``splits.gathered``: ``lax.switch`` picks
+a program per bucket of rows) and takes its sibling's as the parent's minus it.
 
 Early stopping, on more than 10 000 rows (scikit-learn's "auto"): a
 ``validation_fraction`` of the rows, drawn at random, is held out and scored
@@ -43,11 +41,9 @@ import jax
 import jax.numpy as jnp
 
 from models.learners import binning
+from models.learners import splits
 from models.learners import tree
 
-COPIES = 8  # partial histograms per feature (``_histograms``)
-FLAT_ROWS = 4096  # up to these rows, a histogram is one sum over every (row, feature)
-MIN_BUCKET = 512  # the fewest rows a smaller child's histogram is summed over
 EARLY_STOPPING_ROWS = 10_000  # early stopping on more rows than this (scikit-learn's "auto")
 
 
@@ -91,45 +87,6 @@ def validation_size(settings: Settings, n: int) -> int:
   return math.ceil(settings.validation_fraction * n) if early else 0
 
 
-def _histograms(codes, stats, slot, slots: int, bins: int) -> jax.Array:
-  """(D, slots, bins, S): Σ stats (N, S) over the rows of each (feature, slot, bin); rows with
-  slot ``slots`` dropped. Up to FLAT_ROWS rows, one sum over every (row, feature); past
-  them, each feature's sum on its own (``lax.map``: its sums stay in cache), row i adding
-  into copy i mod COPIES, the copies summed after: consecutive rows in one bin then seldom
-  wait on each other's sums (3x faster on MNIST's root)."""
-  n, d = codes.shape
-  if n <= FLAT_ROWS:
-    ids = (jnp.arange(d)[None, :] * (slots + 1) + slot[:, None]) * bins + codes.astype(jnp.int32)
-    sums = jax.ops.segment_sum(jnp.broadcast_to(stats[:, None, :], (n, d, stats.shape[1])).reshape(
-        n * d, -1), ids.ravel(), d * (slots + 1) * bins)
-    return sums.reshape(d, slots + 1, bins, -1)[:, :slots]
-  lane = (jnp.arange(n) % COPIES) * ((slots + 1) * bins)
-
-  def one(column):
-    sums = jax.ops.segment_sum(stats, lane + slot * bins + column.astype(jnp.int32),
-                               COPIES * (slots + 1) * bins)
-    return sums.reshape(COPIES, slots + 1, bins, -1)[:, :slots].sum(axis=0)
-
-  return jax.lax.map(one, codes.T)
-
-
-def _best_splits(settings: Settings, histogram, totals):
-  """Each node's (gain, feature, bin) of its best split (module docstring); gain −inf where
-  none is allowed. ``histogram`` (D, W, B, 3) of (g, h, count); ``totals`` (W, 3)."""
-  left = binning.cumulative(histogram, axis=2)
-  right = totals[None, :, None, :] - left
-  score = lambda s: s[..., 0] ** 2 / jnp.maximum(s[..., 1] + settings.l2, 1e-30)  # noqa: E731
-  gain = score(left) + score(right) - score(totals)[None, :, None]
-  ok = ((left[..., 2] >= settings.min_samples_leaf) & (right[..., 2] >= settings.min_samples_leaf)
-        & (left[..., 1] >= settings.min_hessian) & (right[..., 1] >= settings.min_hessian))
-  gain = jnp.where(ok, gain, -jnp.inf)
-  best_bin = jnp.argmax(gain, axis=2)  # (D, W): each feature's best bin, the lowest among equals
-  best_gain = jnp.max(gain, axis=2)
-  best_feature = jnp.argmax(best_gain, axis=0)  # the lowest feature among equals
-  nodes = jnp.arange(gain.shape[1])
-  return best_gain[best_feature, nodes], best_feature, best_bin[best_feature, nodes]
-
-
 def depth_limit(settings: Settings) -> int:
   """The deepest a leaf may be: ``max_depth``, or with 0 the deepest max_leaves allow."""
   return settings.max_depth or settings.max_leaves - 1
@@ -137,14 +94,6 @@ def depth_limit(settings: Settings) -> int:
 
 def num_nodes(settings: Settings) -> int:
   return 2 * settings.max_leaves - 1
-
-
-def _bucket_sizes(n: int) -> list[int]:
-  """The row counts a smaller child is gathered into: N/2, N/4, … down to MIN_BUCKET."""
-  sizes = [max(n // 2, 1)]
-  while sizes[-1] // 2 >= MIN_BUCKET:
-    sizes.append(sizes[-1] // 2)
-  return sizes
 
 
 def _weight(settings: Settings, totals) -> jax.Array:
@@ -157,23 +106,14 @@ def _best(settings: Settings, histograms, depth):
   """(gain, feature, bin, totals) of each of the (D, W, bins, 3) histograms' nodes; gain −inf
   at the depth limit."""
   totals = jnp.sum(histograms[0], axis=1)  # every row is in one bin of feature 0
-  gain, feature, bin_ = _best_splits(settings, histograms, totals)
+  gain, feature, bin_ = splits.best_gain_splits(settings, histograms, totals)
   return jnp.where(depth < depth_limit(settings), gain, -jnp.inf), feature, bin_, totals
-
-
-def _gathered(settings: Settings, codes, stats, size: int, rows_mask) -> jax.Array:
-  """(D, bins, 3): the histogram of the rows of ``rows_mask``, gathered into ``size`` slots."""
-  n = codes.shape[0]
-  rows = jnp.nonzero(rows_mask, size=size, fill_value=n)[0]
-  slot = (rows == n).astype(jnp.int32)  # the padding: slot 1, dropped
-  rows = jnp.minimum(rows, n - 1)
-  return _histograms(codes[rows], stats[rows], slot, 1, settings.bins)[:, 0]
 
 
 def _split(settings: Settings, codes, edges, stats, s: dict) -> dict:
   """``_grow``'s state after splitting the leaf of the highest gain: its children's nodes,
   rows, histograms (the smaller's summed, the other's subtracted) and best splits."""
-  sizes = _bucket_sizes(codes.shape[0])
+  sizes = splits.bucket_sizes(codes.shape[0])
   i = s["leaves"] - 1  # the split's number
   slot = jnp.argmax(s["gain"])
   parent, f, b = s["leaf_node"][slot], s["best_feature"][slot], s["best_bin"][slot]
@@ -186,7 +126,8 @@ def _split(settings: Settings, codes, edges, stats, s: dict) -> dict:
   small_right = left_count > total - left_count
   which = jnp.sum(jnp.asarray(sizes) >= jnp.minimum(left_count, total - left_count)) - 1
   small = jax.lax.switch(  # in the smallest bucket that holds the smaller child's rows
-      which, [functools.partial(_gathered, settings, codes, stats, size) for size in sizes],
+      which, [functools.partial(splits.gathered, settings.bins, codes, stats, size)
+              for size in sizes],
       in_parent & (right_side == small_right))
   big = parent_histogram - small
   children = jnp.stack([jnp.where(small_right, big, small), jnp.where(small_right, small, big)])
@@ -293,7 +234,7 @@ def fit(settings: Settings, x, y, key) -> Params:
   def one_round(state):
     m, raw, raw_val, scores, trees = state
     g, h = _gradients(settings, raw, y)
-    both = _histograms(codes, jnp.concatenate([g, h, jnp.ones_like(g[:, :1])], axis=1),
+    both = splits.histograms(codes, jnp.concatenate([g, h, jnp.ones_like(g[:, :1])], axis=1),
                        jnp.zeros(len(g), jnp.int32), 1, settings.bins)
     roots = jnp.stack([both[:, 0, :, :k], both[:, 0, :, k:2 * k],
                        jnp.broadcast_to(both[:, 0, :, -1:], both.shape[::2] + (k,))], axis=-1)

@@ -12,14 +12,9 @@ a node that splits takes the next two free slots of the level below (its
 ``child`` and child + 1), in order; where a level's slots run out, the nodes
 that would split past them stay leaves (``unsplit`` counts them). At each level every node's
 statistics per (feature, bin) are summed in one histogram (class weights for
-classification; weight, Σwy and Σwy² for regression), their running sums over
-the bins give every split's left side, the node total minus it the right,
-and each node takes the split that minimises its children's impurity,
-    Gini:          Σ_children N_c (1 − Σ_k p_ck²),
-    entropy:       Σ_children −N_c Σ_k p_ck log p_ck,
-    squared error: Σ_children Σ_{i∈c} (y_i − ȳ_c)²,
-among the splits that leave each child ``min_samples_leaf`` or more (the
-lowest feature, then the lowest threshold, among equal scores). A pure node,
+classification; weight, Σwy and Σwy² for regression) and each node takes the
+split that minimises its children's impurity (Gini, entropy or squared error;
+the formulas, the ties and ``min_samples_leaf`` in ``splits.py``). A pure node,
 or one no split can divide, is a leaf. ``max_features`` draws, at each node,
 the features it may split on (a forest's randomness).
 
@@ -40,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from models.learners import binning
+from models.learners import splits
 
 EPSILON = 1e-7  # an impurity at or below it is pure
 MAX_DEPTH = 64
@@ -103,117 +99,6 @@ def _stats(settings: Settings, y, weight) -> jax.Array:
   return jnp.stack([weight, weight * y, weight * y * y], axis=1)
 
 
-def _count(settings: Settings, stats) -> jax.Array:
-  """The weight of each set of statistics (…, K)."""
-  return jnp.sum(stats, axis=-1) if settings.num_classes else stats[..., 0]
-
-
-def criterion(settings: Settings) -> str:
-  """The criterion, its default resolved: Gini for classification, squared error for regression."""
-  return settings.criterion or ("gini" if settings.num_classes else "squared_error")
-
-
-def impurity_sum(settings: Settings, stats) -> jax.Array:
-  """N · impurity of each set of statistics (…, K) (module docstring)."""
-  if not settings.num_classes:
-    n, s, s2 = stats[..., 0], stats[..., 1], stats[..., 2]
-    return s2 - jnp.where(n > 0, s * s / jnp.maximum(n, 1e-30), 0.0)
-  n = _count(settings, stats)
-  if criterion(settings) == "entropy":
-    plogp = jnp.where(stats > 0, stats * jnp.log(jnp.maximum(stats, 1e-30)), 0.0)
-    return n * jnp.log(jnp.maximum(n, 1e-30)) - jnp.sum(plogp, axis=-1)
-  return n - jnp.where(n > 0, jnp.sum(stats * stats, axis=-1) / jnp.maximum(n, 1e-30), 0.0)
-
-
-def chunk_size(settings: Settings, level_nodes: int, num_samples: int, num_features: int,
-               k: int) -> int:
-  """Features per histogram chunk, so that what a chunk holds stays within memory_bytes: its
-  histogram of (nodes, chunk, bins, K) float32s with the running sums, the right sides and
-  the scores made from it (5 such), or the (N, chunk) indices and weights that fill it."""
-  per_feature = max(5 * level_nodes * settings.bins * k, 4 * num_samples) * 4
-  return max(1, min(num_features, settings.memory_bytes // per_feature))
-
-
-def _histogram(settings: Settings, part, stats, local, level_nodes: int) -> jax.Array:
-  """(level_nodes, chunk, bins, K): the samples' statistics summed per (node, feature, bin);
-  ``part`` (N, chunk) the samples' bins of a chunk of features, ``local`` their nodes (samples
-  of no node: level_nodes, dropped)."""
-  chunk, k = part.shape[1], stats.shape[1]
-  segments = level_nodes * chunk * settings.bins
-  ids = (local[:, None] * chunk + jnp.arange(chunk)[None, :]) * settings.bins + part
-  ids = jnp.where(local[:, None] < level_nodes, ids, segments)
-  if settings.num_classes:  # one weight per sample: its class in the index
-    labels = jnp.argmax(stats, axis=1)
-    weight = jnp.sum(stats, axis=1)
-    flat = jax.ops.segment_sum(jnp.broadcast_to(weight[:, None], ids.shape).ravel(),
-                               (ids * k + labels[:, None]).ravel(), segments * k)
-    return flat.reshape(level_nodes, chunk, settings.bins, k)
-  values = jnp.broadcast_to(stats[:, None, :], ids.shape + (k,)).reshape(-1, k)
-  return jax.ops.segment_sum(values, ids.ravel(), segments).reshape(
-      level_nodes, chunk, settings.bins, k)
-
-
-def _split_scores(settings: Settings, histogram, totals) -> jax.Array:
-  """(nodes, chunk, bins): the children's impurity of each split "bin ≤ b" (module
-  docstring); +inf where a child would hold fewer than min_samples_leaf."""
-  left = binning.cumulative(histogram, axis=2)  # x ≤ threshold of bin b
-  right = totals[:, None, None, :] - left
-  left_n = _count(settings, left)
-  right_n = _count(settings, totals)[:, None, None] - left_n
-  if settings.num_classes:
-    score = impurity_sum(settings, left) + impurity_sum(settings, right)
-  else:  # Σwy² is the node's whatever the split: only the means' terms, less rounding
-    means = lambda t: jnp.where(t[..., 0] > 0, t[..., 1] ** 2 / jnp.maximum(t[..., 0], 1e-30),  # noqa: E731
-                                0.0)
-    score = totals[:, None, None, 2] - means(left) - means(right)
-  ok = (left_n >= settings.min_samples_leaf) & (right_n >= settings.min_samples_leaf)
-  return jnp.where(ok, score, jnp.inf)
-
-
-def _best_splits(settings: Settings, codes, stats, local, totals, chosen, level_nodes):
-  """Each node's best (children's impurity, feature, bin) at one level (module docstring).
-
-  ``local`` (N,) each sample's node among the level's (level_nodes where none);
-  ``chosen`` (level_nodes, m) the features each node may split on, lowest first, or None: all.
-  """
-  n, d = codes.shape
-  m = d if chosen is None else chosen.shape[1]
-  k = stats.shape[1]
-  chunk = chunk_size(settings, level_nodes, n, m, k)
-  chunks = -(-m // chunk)
-  pad = chunks * chunk - m
-  if chosen is None:
-    codes = jnp.pad(codes, ((0, 0), (0, pad)))  # padded features: one bin, never a split
-  else:
-    chosen = jnp.pad(chosen, ((0, 0), (0, pad)), constant_values=-1)
-    rows = chosen[jnp.minimum(local, level_nodes - 1)]  # (N, m + pad) each sample's node's
-
-  def one_chunk(first):
-    if chosen is None:
-      part = jax.lax.dynamic_slice_in_dim(codes, first, chunk, axis=1).astype(jnp.int32)
-      valid = first + jnp.arange(chunk) < d
-      feature_of = lambda j: first + j  # noqa: E731
-    else:
-      which = jax.lax.dynamic_slice_in_dim(rows, first, chunk, axis=1)
-      part = jnp.take_along_axis(codes, jnp.maximum(which, 0), axis=1).astype(jnp.int32)
-      part = jnp.where(which >= 0, part, 0)
-      columns = jax.lax.dynamic_slice_in_dim(chosen, first, chunk, axis=1)  # (L, chunk)
-      valid = columns >= 0
-      feature_of = lambda j: columns[jnp.arange(level_nodes), j]  # noqa: E731
-    histogram = _histogram(settings, part, stats, local, level_nodes)
-    score = _split_scores(settings, histogram, totals)
-    ok = jnp.broadcast_to(valid, (level_nodes, chunk))[:, :, None]
-    score = jnp.where(ok, score, jnp.inf).reshape(level_nodes, -1)
-    best = jnp.argmin(score, axis=1)
-    return (score[jnp.arange(level_nodes), best], feature_of(best // settings.bins),
-            best % settings.bins)
-
-  scores, features, bins = jax.lax.map(one_chunk, jnp.arange(chunks) * chunk)  # (chunks, L)
-  which = jnp.argmin(scores, axis=0)  # the first chunk among equals: the lowest feature
-  pick = lambda a: a[which, jnp.arange(level_nodes)]  # noqa: E731
-  return pick(scores), pick(features), pick(bins)
-
-
 def _midpoints(values, moves, right, local, level_nodes) -> jax.Array:
   """Each split's threshold: halfway between the largest value of the node's samples that go
   left and the smallest that goes right (scikit-learn's; the lower one where the halfway
@@ -244,8 +129,8 @@ def _level(settings: Settings, x, codes, stats, key, level, first, level_nodes: 
   value = jax.lax.dynamic_update_slice_in_dim(grown.value, totals, first, axis=0)
   if not next_width:
     return grown.replace(value=value)
-  parent = impurity_sum(settings, totals)
-  counts = _count(settings, totals)
+  parent = splits.impurity_sum(settings, totals)
+  counts = splits.count(settings, totals)
   if settings.num_classes:
     pure = jnp.max(totals, axis=1) >= counts
   else:
@@ -254,8 +139,8 @@ def _level(settings: Settings, x, codes, stats, key, level, first, level_nodes: 
   if settings.max_features and settings.max_features < d:  # a draw without replacement
     draws = jax.random.uniform(jax.random.fold_in(key, level), (level_nodes, d))
     chosen = jnp.sort(jax.lax.top_k(draws, settings.max_features)[1], axis=1)
-  score, best_feature, best_bin = _best_splits(settings, codes, stats, local, totals,
-                                               chosen, level_nodes)
+  score, best_feature, best_bin = splits.best_impurity_splits(settings, codes, stats, local,
+                                                               totals, chosen, level_nodes)
   grows = ~pure & (counts > 0) & jnp.isfinite(score)
   rank = jnp.cumsum(grows) - 1  # the splitting nodes' order: their children's slots
   fits = grows & (2 * rank + 1 < next_width)
@@ -377,7 +262,7 @@ def describe(params: Params, feature_names=None, decimals: int = 4) -> str:
 
 def check(settings: Settings, num_features: int) -> None:
   """ValueError (one line) for settings no tree can take."""
-  if criterion(settings) not in (("gini", "entropy") if settings.num_classes else
+  if splits.criterion(settings) not in (("gini", "entropy") if settings.num_classes else
                                  ("squared_error",)):
     raise ValueError(f"criterion {settings.criterion!r} does not fit "
                      f"{'classification' if settings.num_classes else 'regression'}")
