@@ -18,6 +18,7 @@ import tomllib
 
 import pytest
 
+from scripts import tour
 from tests.helpers import ROOT
 
 PAGES = [f"{ROOT}/README.md", *sorted(glob.glob(f"{ROOT}/docs/*.md"))]
@@ -29,10 +30,7 @@ def _text(page: str) -> str:
 
 
 def _commands(page: str) -> list[str]:
-  blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", _text(page), re.S)
-  lines = [line.split(" # ")[0].strip() for block in blocks
-           for line in block.replace("\\\n", " ").splitlines()]
-  return [line for line in lines if line and not line.startswith("#")]
+  return tour.shell_commands(_text(page))
 
 
 @functools.cache
