@@ -14,7 +14,7 @@ runs until its health check answers, then is stopped. Each command's output
 goes to ``ROOT/logs/``; ``ROOT/tour.json`` holds each stop's seconds and then
 each claim of ``tour_claims.py`` (a figure the README states, set beside the one
 the commands wrote). ``--write_readme`` writes the stops' times into the
-README's table once every stop has run; ``--recheck`` runs nothing and checks
+README's line once every stop has run; ``--recheck`` runs nothing and checks
 the claims against the tour already in the root. Exit 1 when a command fails
 or a claim does not hold.
 """
@@ -47,7 +47,7 @@ TIMES = files.generated_section("tour times", "scripts.tour")
 
 flags.DEFINE_string("root", "/tmp/perceptrax_tour", "A new or empty folder: the tour's outputs.")
 flags.DEFINE_list("stops", [], "The stops to run (default: all), in the README's order.")
-flags.DEFINE_bool("write_readme", False, "Write the measured times into the README's table.")
+flags.DEFINE_bool("write_readme", False, "Write the measured times into the README's line of them.")
 flags.DEFINE_bool("recheck", False, "Run nothing: check the README's figures against the tour "
                   "already in --root (its tour.json), as after rewording the README.")
 FLAGS = flags.FLAGS
@@ -165,13 +165,11 @@ def run_command(command: str, log_path: str) -> float:
   return time.perf_counter() - start
 
 
-def times_table(record: dict) -> str:
-  """The README's table of each stop's minutes, from tour.json's record."""
-  lines = ["| stop | minutes |", "|---|---:|"]
-  lines += [f"| {s['number']}. {s['title']} | {s['seconds'] / 60:.1f} |" for s in record["stops"]]
+def times_line(record: dict) -> str:
+  """The README's line of each stop's minutes, from tour.json's record."""
+  each = " · ".join(f"{s['number']}: {s['seconds'] / 60:.1f}" for s in record["stops"])
   total = sum(s["seconds"] for s in record["stops"]) / 60
-  lines.append(f"| the whole tour | {total:.1f} |")
-  return "\n".join(lines)
+  return f"{each}; the whole tour {total:.0f}."
 
 
 def _chosen(all_stops: list[Stop]) -> list[Stop]:
@@ -184,12 +182,13 @@ def _chosen(all_stops: list[Stop]) -> list[Stop]:
   return [s for s in all_stops if s.number in wanted]
 
 
-def _run_stops(chosen: list[Stop], defaults: dict, root: str, record: dict) -> None:
+def _run_stops(chosen: list[Stop], commands: dict[int, list[str]], root: str,
+               record: dict) -> None:
+  """Runs each chosen stop's (relocated) ``commands``, recording their seconds in tour.json."""
   for stop in chosen:
     entry = {"number": stop.number, "title": stop.title, "commands": [], "seconds": 0.0}
     record["stops"].append(entry)
-    for k, command in enumerate(stop.commands, 1):
-      command = relocated(command, root, defaults)
+    for k, command in enumerate(commands[stop.number], 1):
       log = os.path.join(root, "logs", f"{stop.number}_{k}.log")
       print(f"stop {stop.number} ({k}/{len(stop.commands)}): {command}\n  its output: {log}",
             flush=True)
@@ -210,10 +209,10 @@ def _report(readme: str, record: dict, claims: list, stop_of: dict, root: str) -
   for c in record["claims"]:
     print(f"{'holds' if c['holds'] else 'OFF  '}  stop {c['stop']:>2}  stated {c['stated']:g}  "
           f"measured {c['measured']:.4g}  ({c['text']})")
-  print(times_table(record))
+  print(times_line(record))
   if FLAGS.write_readme:
     try:
-      files.write_text(README, files.replace_section(readme, TIMES, times_table(record)))
+      files.write_text(README, files.replace_section(readme, TIMES, times_line(record)))
     except ValueError as e:
       raise UserError(f"{README}: {e}") from None
   off = [c["text"] for c in record["claims"] if not c["holds"]]
@@ -240,18 +239,18 @@ def main(argv):
     raise UserError("--write_readme needs a tour of every stop: leave --stops out")
   if FLAGS.recheck:  # the commands as they ran
     commands = {s["number"]: [c["command"] for c in s["commands"]] for s in record["stops"]}
-    stop_of = tour_claims.writers(claims, commands, root)
   else:
     defaults = _module_defaults([c for s in all_stops for c in s.commands])
     commands = {s.number: [relocated(c, root, defaults) for c in s.commands] for s in all_stops}
-    stop_of = tour_claims.writers(claims, commands, root)
+  stop_of = tour_claims.writers(claims, commands, root)
+  if not FLAGS.recheck:
     unwritten = [c.text for c in claims if c not in stop_of]
     if unwritten:
       raise UserError(f"no stop's command writes the figures of {unwritten}")
     os.makedirs(os.path.join(root, "logs"))
     record = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
                           "date": time.strftime("%Y-%m-%d")}, "stops": [], "claims": []}
-    _run_stops([s for s in all_stops if s.number in ran], defaults, root, record)
+    _run_stops([s for s in all_stops if s.number in ran], commands, root, record)
   _report(readme, record, claims, stop_of, root)
 
 

@@ -10,10 +10,10 @@ bound (``>=``, ``<=``), when the measured figure keeps it. Read by
 """
 
 import dataclasses
-import json
 import os
 import re
 
+from data import files
 from data.errors import UserError
 
 
@@ -123,8 +123,7 @@ def measure(claim: Claim, root: str) -> dict:
   stated_text = re.search(r"\{(.*?)\}", claim.text)[1]
   stated = float(stated_text.replace(" ", ""))
   name, path = claim.source.split(":")
-  with open(os.path.join(root, name), encoding="utf-8") as f:
-    data = json.load(f)
+  data = files.read_json(os.path.join(root, name))  # UserError naming a missing or damaged file
   measured = claim.scale * sum(_lookup(data, p) for p in path.split("+"))
   if claim.compare == ">=":
     ok = measured >= stated
